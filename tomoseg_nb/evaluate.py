@@ -1,0 +1,310 @@
+"""Score the whole protocol against ground truth with a simulated annotator.
+
+The annotator does what the protocol asks a person to do: pick ~10 tiles that contain the feature
+and ~100 that do not, and paint the feature on the positive ones (here: copy it from the truth).
+The tiles go into a real annotation project, a network (or the random-forest baseline, on the very
+same tiles) is trained from it, applied to the whole tomogram, and the probability map is scored
+voxel by voxel. Everything a user would run is exercised; nothing is special-cased for evaluation.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+from scipy import ndimage
+
+from .errors import BadInputError
+from .volume import Volume, open_volume
+
+METHODS = ("cnn", "rf")
+MIN_POSITIVE_FRACTION = 0.03  # a person picks tiles where the feature clearly shows
+CANDIDATE_STEP_PX = 8  # tile centres considered on this grid; finer gains nothing but time
+
+
+@dataclass
+class AnnotatedTile:
+    """A tile the simulated annotator chose, with its painted mask when positive."""
+
+    z: int
+    y: int
+    x: int
+    size: int
+    positive: bool
+    mask: np.ndarray | None = None
+
+
+def _tile_origin(centre: int, size: int) -> int:
+    return centre - size // 2
+
+
+def _candidate_fractions(feature: np.ndarray, size: int) -> np.ndarray:
+    """Fraction of feature pixels in the tile centred at each pixel (NaN where it leaves the slice)."""
+    # scipy centres an even window of size s on [i - s//2, i + s//2 - 1]: the tile convention.
+    fractions = ndimage.uniform_filter(feature.astype(np.float32), size=size, mode="constant")
+    valid = np.full(feature.shape, np.nan, np.float32)
+    low, high = size // 2, size - size // 2
+    valid[low : feature.shape[0] - high + 1, low : feature.shape[1] - high + 1] = 1.0
+    return fractions * valid
+
+
+def simulate_annotation(
+    labels: np.ndarray,
+    feature_id: int,
+    *,
+    n_positive: int = 10,
+    n_negative: int = 100,
+    tile_size: int = 64,
+    min_positive_fraction: float = MIN_POSITIVE_FRACTION,
+    seed: int = 0,
+) -> list[AnnotatedTile]:
+    """Choose tiles from a ground-truth label volume the way the protocol asks a person to.
+
+    Positive tiles have at least ``min_positive_fraction`` of their pixels in the feature, do not
+    overlap each other and are spread over slices; their mask is the truth. Negative tiles contain
+    no pixel of the feature (other features and plain cytoplasm are fair game, as for a person).
+
+    Raises
+    ------
+    BadInputError
+        The feature is absent, or too rare for the number of tiles asked.
+    """
+    labels = np.asarray(labels)
+    if labels.ndim != 3:
+        raise BadInputError(f"ground truth must be a 3D label volume, got shape {labels.shape}")
+    if min(labels.shape[1:]) < tile_size:
+        raise BadInputError(
+            f"tile size {tile_size} px is larger than the slices {labels.shape[1:]}"
+        )
+    rng = np.random.default_rng(seed)
+    positives: list[tuple[int, int, int]] = []
+    negatives: list[tuple[int, int, int]] = []
+    step = CANDIDATE_STEP_PX
+    for z in range(labels.shape[0]):
+        fractions = _candidate_fractions(labels[z] == feature_id, tile_size)[::step, ::step]
+        ys, xs = np.nonzero(fractions >= min_positive_fraction)
+        positives += [(z, y * step, x * step) for y, x in zip(ys, xs, strict=True)]
+        ys, xs = np.nonzero(fractions == 0)
+        negatives += [(z, y * step, x * step) for y, x in zip(ys, xs, strict=True)]
+    chosen_positive = _spread_choice(positives, n_positive, tile_size, rng, "positive", feature_id)
+    chosen_negative = _spread_choice(negatives, n_negative, tile_size, rng, "negative", feature_id)
+    tiles = []
+    for z, y, x in chosen_positive:
+        y0, x0 = _tile_origin(y, tile_size), _tile_origin(x, tile_size)
+        mask = labels[z, y0 : y0 + tile_size, x0 : x0 + tile_size] == feature_id
+        tiles.append(AnnotatedTile(z, y, x, tile_size, True, mask))
+    tiles += [AnnotatedTile(z, y, x, tile_size, False) for z, y, x in chosen_negative]
+    return tiles
+
+
+def _spread_choice(
+    candidates: list[tuple[int, int, int]],
+    count: int,
+    size: int,
+    rng: np.random.Generator,
+    kind: str,
+    feature_id: int,
+) -> list[tuple[int, int, int]]:
+    """Random non-overlapping tiles, drawn slice-first so they spread through the tomogram."""
+    if not candidates:
+        raise BadInputError(f"no {kind} tile of {size} px is possible for label {feature_id}")
+    by_slice: dict[int, list[tuple[int, int, int]]] = {}
+    for candidate in candidates:
+        by_slice.setdefault(candidate[0], []).append(candidate)
+    chosen: list[tuple[int, int, int]] = []
+    attempts = 0
+    while len(chosen) < count and attempts < 50 * count:
+        attempts += 1
+        z = rng.choice(list(by_slice))
+        z, y, x = by_slice[z][rng.integers(len(by_slice[z]))]
+        if all(c[0] != z or max(abs(c[1] - y), abs(c[2] - x)) >= size for c in chosen):
+            chosen.append((z, y, x))
+    if len(chosen) < count:
+        raise BadInputError(
+            f"only {len(chosen)} non-overlapping {kind} tiles found for label {feature_id} "
+            f"({count} asked); use a larger tomogram or fewer tiles"
+        )
+    return chosen
+
+
+def build_project(
+    folder: str | os.PathLike,
+    tomogram: Volume,
+    feature: str,
+    tiles: list[AnnotatedTile],
+):
+    """Write the annotator's tiles into a real annotation project, as the widgets would."""
+    from .annotations import Project
+
+    project = Project.create(
+        folder, tomogram=tomogram.path, voxel_size=tomogram.voxel_size, overwrite=True
+    )
+    project.autosave = False
+    project.add_feature(feature, tile_size=tiles[0].size)
+    for annotated in tiles:
+        tile = project.add_tile(
+            feature, annotated.z, annotated.y, annotated.x, positive=annotated.positive
+        )
+        if annotated.positive:
+            project.set_mask(tile.id, annotated.mask)
+    project.save()
+    return project
+
+
+def score_map(
+    probability_path: str | os.PathLike, truth: np.ndarray, threshold: float
+) -> dict[str, float]:
+    """IoU, Dice, precision and recall of ``probability >= threshold`` against a boolean truth."""
+    from .metrics import dice, iou, precision_recall_f1
+
+    with open_volume(probability_path) as volume:
+        probability = volume.read()
+    if volume.data.dtype == np.uint16:  # stored as round(255 p)
+        probability /= 255.0
+    prediction = probability >= threshold
+    precision, recall, _ = precision_recall_f1(prediction, truth)
+    return {
+        "iou": float(iou(prediction, truth)),
+        "dice": float(dice(prediction, truth)),
+        "precision": float(precision),
+        "recall": float(recall),
+        "threshold": float(threshold),
+    }
+
+
+def evaluate_feature(
+    tomogram: Volume,
+    labels: np.ndarray,
+    feature: str,
+    feature_id: int,
+    workdir: str | os.PathLike,
+    *,
+    method: str = "cnn",
+    arch: str | None = None,
+    n_positive: int = 10,
+    n_negative: int = 100,
+    tile_size: int = 64,
+    epochs: int | None = None,
+    engine: str = "auto",
+    seed: int = 0,
+) -> dict[str, float]:
+    """Run the protocol for one feature and score it; outputs stay in ``workdir``."""
+    from .preprocess import Recipe
+
+    if method not in METHODS:
+        raise BadInputError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    workdir = Path(workdir)
+    tiles = simulate_annotation(
+        labels,
+        feature_id,
+        n_positive=n_positive,
+        n_negative=n_negative,
+        tile_size=tile_size,
+        seed=seed,
+    )
+    project = build_project(workdir / f"{feature}.project", tomogram, feature, tiles)
+    map_path = workdir / f"{feature}.mrc"
+    try:
+        if method == "cnn":
+            timings, threshold = _run_network(
+                project, tomogram, feature, map_path, arch, epochs, engine, seed
+            )
+        else:
+            timings, threshold = _run_forest(project, tomogram, feature, map_path, Recipe(), seed)
+    finally:
+        project.close()
+    scores = score_map(map_path, labels == feature_id, threshold)
+    voxels = float(np.prod(tomogram.shape))
+    return {
+        **scores,
+        **timings,
+        "voxels_per_second": voxels / timings["segment_seconds"],
+        "n_positive": n_positive,
+        "n_negative": n_negative,
+    }
+
+
+def _run_network(project, tomogram, feature, map_path, arch, epochs, engine, seed):
+    from .models import DEFAULT_ARCH, save_model
+    from .segment import FeatureNetwork, segment_volume
+    from .train import train_feature
+
+    options = {"epochs": epochs} if epochs is not None else {}
+    start = time.perf_counter()
+    model, info = train_feature(
+        project,
+        feature,
+        volume=tomogram,
+        arch=arch or DEFAULT_ARCH,
+        engine=engine,
+        seed=seed,
+        **options,
+    )
+    train_seconds = time.perf_counter() - start
+    save_model(model, info, map_path.with_suffix(".keras"), overwrite=True)
+    start = time.perf_counter()
+    segment_volume(
+        [FeatureNetwork(model, info)], tomogram, out_paths=[map_path], engine=engine, overwrite=True
+    )
+    timings = {"train_seconds": train_seconds, "segment_seconds": time.perf_counter() - start}
+    return timings, float(info.threshold)
+
+
+def _run_forest(project, tomogram, feature, map_path, recipe, seed):
+    from .dataset import collect_tiles
+    from .pixel_classifier import classifier_maps, train_pixel_classifier
+    from .segment import write_probability_maps
+
+    start = time.perf_counter()
+    tileset = collect_tiles(project, feature, tomogram, recipe)
+    classifier = train_pixel_classifier(tileset.images, tileset.masks, tileset.positive, seed=seed)
+    train_seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    compute = partial(classifier_maps, classifier, recipe)
+    write_probability_maps(tomogram, [map_path], compute, overwrite=True)
+    return {"train_seconds": train_seconds, "segment_seconds": time.perf_counter() - start}, 0.5
+
+
+def evaluate(
+    tomogram: str | os.PathLike | Volume,
+    truth: str | os.PathLike | np.ndarray,
+    features: Mapping[str, int],
+    *,
+    keep: str | os.PathLike | None = None,
+    **options,
+) -> dict:
+    """Evaluate every feature; returns ``{"features": {name: scores}, ...}`` as ``evaluate --json`` writes.
+
+    ``keep`` keeps each trained model (``<feature>.keras`` + sidecar), probability map
+    (``<feature>.mrc``) and annotation project; otherwise they live in a temporary folder.
+    """
+    if not features:
+        raise BadInputError("name at least one feature to evaluate, e.g. --feature ribosome=3")
+    volume = tomogram if isinstance(tomogram, Volume) else open_volume(tomogram, ndim=3)
+    labels = truth if isinstance(truth, np.ndarray) else open_volume(truth, ndim=3).data[...]
+    if labels.shape != volume.shape:
+        raise BadInputError(
+            f"truth labels have shape {labels.shape} but the tomogram is {volume.shape}"
+        )
+    with tempfile.TemporaryDirectory(prefix="tomoseg-evaluate-") as scratch:
+        workdir = Path(keep) if keep is not None else Path(scratch)
+        workdir.mkdir(parents=True, exist_ok=True)
+        results = {
+            name: evaluate_feature(volume, labels, name, feature_id, workdir, **options)
+            for name, feature_id in features.items()
+        }
+    return {
+        "tomogram": str(volume.path) if volume.path else None,
+        "shape": list(volume.shape),
+        "voxel_size": volume.voxel_size,
+        "method": options.get("method", "cnn"),
+        "arch": options.get("arch"),
+        "seed": options.get("seed", 0),
+        "features": results,
+    }

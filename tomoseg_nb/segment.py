@@ -1,0 +1,302 @@
+"""Apply feature networks to whole tomograms, slab by slab, into probability maps on disk.
+
+The tomogram is read from its memory map a few slices at a time; each slice is preprocessed with the
+recipe the network was trained with, run through ``engine.predict_slices`` (which tiles large slices
+with enough overlap that the result equals whole-slice application), clipped to [0, 1] and
+upsampled back to the tomogram's full size. Outputs are streamed into memory-mapped MRC files that
+appear only when complete, carrying the source voxel size and origin. Peak memory is a few slabs of
+slices plus the engine's per-slice working set, independent of the tomogram's depth.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import warnings
+from collections.abc import Callable, Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+from scipy import ndimage
+
+from .atomic import check_output_path
+from .errors import BadInputError, CancelledError
+from .progress import ProgressCallback, progress
+from .volume import Volume, create_volume, open_volume
+
+OUTPUT_DTYPES = ("float32", "float16", "uint8")
+VOXEL_SIZE_TOLERANCE = 0.05  # relative; tomograms reconstructed by different tools disagree by ~1%
+
+
+@dataclass
+class FeatureNetwork:
+    """A trained network with what is needed to apply it: its metadata and preprocessing."""
+
+    model: object  # keras.Model
+    info: object  # models.ModelInfo
+
+    @property
+    def feature(self) -> str:
+        return self.info.feature
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> FeatureNetwork:
+        from .models import load_model
+
+        model, info = load_model(path)
+        return cls(model, info)
+
+
+def _as_networks(models: Sequence[FeatureNetwork | str | os.PathLike]) -> list[FeatureNetwork]:
+    networks = [m if isinstance(m, FeatureNetwork) else FeatureNetwork.load(m) for m in models]
+    if not networks:
+        raise BadInputError("no models given; pass at least one trained MODEL.keras")
+    names = [n.feature for n in networks]
+    if len(set(names)) != len(names):
+        raise BadInputError(
+            f"two models segment the same feature ({names}); give one model per feature"
+        )
+    return networks
+
+
+def input_binning(info: object, voxel_size: float) -> int:
+    """How much to bin a tomogram of ``voxel_size`` so it matches what the network was trained on.
+
+    A model trained at 20 A/voxel applied to a 10 A/voxel tomogram bins by 2 (with a warning); a
+    mismatch that is not an integer factor is refused, since silently applying a network at the wrong
+    scale gives plausible-looking but wrong maps.
+    """
+    trained = float(info.voxel_size)
+    ratio = trained / voxel_size
+    factor = max(1, round(ratio))
+    if abs(ratio - factor) > VOXEL_SIZE_TOLERANCE * factor:
+        raise BadInputError(
+            f"model '{info.feature}' was trained at {trained:g} A/voxel but the tomogram is "
+            f"{voxel_size:g} A/voxel; resample the tomogram to {trained:g} A/voxel (or an integer "
+            "fraction of it) first, or retrain on data at this voxel size"
+        )
+    if factor > 1:
+        warnings.warn(
+            f"model '{info.feature}' was trained at {trained:g} A/voxel; binning the "
+            f"{voxel_size:g} A/voxel tomogram by {factor} to match",
+            stacklevel=3,
+        )
+    return factor
+
+
+def upsample_to(maps: np.ndarray, factor: int, shape: tuple[int, int]) -> np.ndarray:
+    """Upsample ``(n, y, x)`` maps by ``factor`` treating pixels as areas, cropped to ``shape``.
+
+    Binning drops the last rows when a size is not a multiple of the factor; those are filled from
+    the nearest computed row.
+    """
+    if factor > 1:
+        maps = ndimage.zoom(maps, (1, factor, factor), order=1, mode="nearest", grid_mode=True)
+    missing = [(0, 0), (0, max(0, shape[0] - maps.shape[1])), (0, max(0, shape[1] - maps.shape[2]))]
+    if any(after for _, after in missing):
+        maps = np.pad(maps, missing, mode="edge")
+    return maps[:, : shape[0], : shape[1]]
+
+
+def probability_slices(
+    networks: Sequence[FeatureNetwork],
+    slices: np.ndarray,
+    *,
+    voxel_size: float,
+    engine: str = "auto",
+) -> list[np.ndarray]:
+    """Probability maps ``(n, y, x)`` in [0, 1] of each network on raw (unfiltered) slices.
+
+    Networks that share a preprocessing recipe and binning share the preprocessed input, and the
+    engine shares the input's transform between them.
+    """
+    from . import engine as engine_module
+    from .models import output_stride, probability
+    from .preprocess import Recipe, preprocess_slab
+
+    slices = np.asarray(slices, dtype=np.float32)
+    shape = slices.shape[-2:]
+    groups: dict[tuple, list[int]] = {}
+    for index, network in enumerate(networks):
+        recipe = Recipe.from_dict(network.info.recipe)
+        extra = input_binning(network.info, voxel_size * recipe.binning)
+        key = (tuple(sorted(recipe.to_dict().items())), extra)
+        groups.setdefault(key, []).append(index)
+    results: list[np.ndarray | None] = [None] * len(networks)
+    for (recipe_items, extra), members in groups.items():
+        recipe = Recipe.from_dict(dict(recipe_items))
+        if extra > 1:
+            recipe = Recipe.from_dict({**recipe.to_dict(), "binning": recipe.binning * extra})
+        prepared = preprocess_slab(slices, recipe)
+        models = [networks[i].model for i in members]
+        raw_maps = engine_module.predict_slices(models, prepared, engine=engine)
+        for i, raw in zip(members, raw_maps, strict=True):
+            factor = recipe.binning * output_stride(networks[i].model)
+            results[i] = upsample_to(probability(raw), factor, shape)
+    return results  # type: ignore[return-value]
+
+
+def output_path(out_dir: str | os.PathLike, tomogram_name: str, feature: str) -> Path:
+    """``DIR/<tomogram>__<feature>.mrc``, the contract of ``tomoseg-nb segment``."""
+    return Path(out_dir) / f"{tomogram_name}__{feature}.mrc"
+
+
+def _encode(probabilities: np.ndarray, dtype: str) -> np.ndarray:
+    if dtype == "uint8":
+        return np.rint(probabilities * 255).astype(np.uint8)
+    return probabilities.astype(dtype)
+
+
+def segment_volume(
+    models: Sequence[FeatureNetwork | str | os.PathLike],
+    volume: Volume | str | os.PathLike,
+    out_dir: str | os.PathLike | None = None,
+    *,
+    out_paths: Sequence[str | os.PathLike] | None = None,
+    engine: str = "auto",
+    dtype: str = "float32",
+    slab_size: int = 4,
+    overwrite: bool = False,
+    progress_callback: ProgressCallback | None = None,
+    cancel: threading.Event | None = None,
+) -> list[Path]:
+    """Segment a whole tomogram with every network, writing one probability map per network.
+
+    Parameters
+    ----------
+    models : sequence
+        Trained networks (``FeatureNetwork`` or paths to ``MODEL.keras`` with their JSON sidecar).
+    volume : Volume or path
+        The tomogram; opened memory-mapped when a path is given.
+    out_dir : path, optional
+        Folder for ``<tomogram>__<feature>.mrc`` outputs (ignored when ``out_paths`` is given).
+    out_paths : sequence of paths, optional
+        Explicit output file per network.
+    engine : {"auto", "keras", "fft"}
+        Convolution engine (see ``tomoseg_nb.engine``).
+    dtype : {"float32", "float16", "uint8"}
+        Stored type; uint8 stores round(255 p).
+    slab_size : int
+        Slices read and processed together; memory grows linearly with it.
+    overwrite : bool
+        Replace outputs that exist (otherwise refused before any work is done).
+    progress_callback : callable, optional
+        ``callback(slices_done, total_slices)``.
+    cancel : threading.Event, optional
+        Set it to stop; no output file is left behind.
+
+    Returns
+    -------
+    list of Path
+        The written probability maps, in the order of ``models``.
+    """
+    networks = _as_networks(models)
+    with ExitStack() as stack:
+        if not isinstance(volume, Volume):
+            volume = stack.enter_context(open_volume(volume, ndim=3))
+        if volume.ndim != 3:
+            raise BadInputError(
+                f"{volume.path}: segmentation needs a 3D tomogram, got shape {volume.shape}"
+            )
+        if out_paths is None:
+            if out_dir is None:
+                raise BadInputError("give an output folder (out_dir) or explicit out_paths")
+            out_paths = [output_path(out_dir, volume.name, n.feature) for n in networks]
+        if len(out_paths) != len(networks):
+            raise BadInputError(f"{len(out_paths)} output paths for {len(networks)} models")
+        compute = partial(probability_slices, networks, voxel_size=volume.voxel_size, engine=engine)
+        return write_probability_maps(
+            volume,
+            out_paths,
+            compute,
+            dtype=dtype,
+            slab_size=slab_size,
+            overwrite=overwrite,
+            progress_callback=progress_callback,
+            cancel=cancel,
+        )
+
+
+def write_probability_maps(
+    volume: Volume,
+    out_paths: Sequence[str | os.PathLike],
+    compute: Callable[[np.ndarray], list[np.ndarray]],
+    *,
+    dtype: str = "float32",
+    slab_size: int = 4,
+    overwrite: bool = False,
+    progress_callback: ProgressCallback | None = None,
+    cancel: threading.Event | None = None,
+) -> list[Path]:
+    """Stream ``compute(slab) -> [map per output]`` over a tomogram into probability-map files.
+
+    Any pixel classifier (a network, the random-forest baseline) goes through this one writer, so
+    every output has the same frame, dtype handling, atomicity and cancellation.
+    """
+    if dtype not in OUTPUT_DTYPES:
+        raise BadInputError(
+            f"output dtype {dtype!r} not supported; choose one of {', '.join(OUTPUT_DTYPES)}"
+        )
+    if slab_size < 1:
+        raise BadInputError(f"slab size must be at least 1, got {slab_size}")
+    paths = [check_output_path(p, overwrite) for p in out_paths]
+    with ExitStack() as stack:
+        outputs = [
+            stack.enter_context(
+                create_volume(
+                    path,
+                    volume.shape,
+                    np.dtype(dtype),
+                    voxel_size=volume.voxel_size,
+                    origin=volume.origin,
+                    overwrite=overwrite,
+                )
+            )
+            for path in paths
+        ]
+        depth = volume.shape[0]
+        with progress(depth, f"segment {volume.name}", progress_callback) as advance:
+            for start in range(0, depth, slab_size):
+                if cancel is not None and cancel.is_set():
+                    raise CancelledError(
+                        f"segmentation of {volume.name} cancelled; no output was kept"
+                    )
+                stop = min(depth, start + slab_size)
+                maps = compute(volume.slab(start, stop))
+                for output, probabilities in zip(outputs, maps, strict=True):
+                    output[start:stop] = _encode(probabilities, dtype)
+                advance(stop - start)
+    return paths
+
+
+def segment_array(
+    models: Sequence[FeatureNetwork | str | os.PathLike],
+    tomogram: np.ndarray,
+    *,
+    voxel_size: float,
+    engine: str = "auto",
+    slab_size: int = 4,
+) -> list[np.ndarray]:
+    """In-memory twin of ``segment_volume``: float32 probability maps of a small array."""
+    networks = _as_networks(models)
+    tomogram = np.asarray(tomogram, dtype=np.float32)
+    if tomogram.ndim == 2:
+        return [
+            m[0]
+            for m in probability_slices(
+                networks, tomogram[None], voxel_size=voxel_size, engine=engine
+            )
+        ]
+    outputs = [np.empty(tomogram.shape, np.float32) for _ in networks]
+    for start in range(0, tomogram.shape[0], slab_size):
+        slab = tomogram[start : start + slab_size]
+        for output, maps in zip(
+            outputs,
+            probability_slices(networks, slab, voxel_size=voxel_size, engine=engine),
+            strict=True,
+        ):
+            output[start : start + slab.shape[0]] = maps
+    return outputs
