@@ -37,7 +37,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"tomoseg-nb {args.command}: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"tomoseg-nb {args.command}: interrupted; no partial output was kept", file=sys.stderr)
+        print(
+            f"tomoseg-nb {args.command}: interrupted; no partial output was kept", file=sys.stderr
+        )
         return 130
 
 

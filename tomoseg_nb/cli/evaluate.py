@@ -1,0 +1,89 @@
+"""``tomoseg-nb evaluate``: the simulated annotator's protocol, scored against ground-truth labels."""
+
+from __future__ import annotations
+
+import argparse
+
+from ._common import parse_feature_ids
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "evaluate",
+        help="score the protocol on a tomogram with ground truth",
+        description=(
+            "Per feature: choose N positive and M negative tiles from the truth as a person would, train "
+            "(or fit the random-forest baseline on the same tiles), segment the whole tomogram and "
+            "report IoU, Dice, precision, recall and timings as JSON."
+        ),
+    )
+    parser.add_argument("--tomogram", required=True, help="tomogram file")
+    parser.add_argument("--truth", required=True, metavar="LABELS.mrc", help="integer label volume")
+    parser.add_argument(
+        "--feature",
+        action="append",
+        required=True,
+        metavar="NAME=ID",
+        help="feature and its label id (repeat)",
+    )
+    parser.add_argument(
+        "--n-pos", type=int, default=10, help="positive tiles per feature (default 10)"
+    )
+    parser.add_argument(
+        "--n-neg", type=int, default=100, help="negative tiles per feature (default 100)"
+    )
+    parser.add_argument(
+        "--tile-size", type=int, default=64, help="tile size in pixels (default 64)"
+    )
+    parser.add_argument(
+        "--method", choices=("cnn", "rf"), default="cnn", help="network or random-forest baseline"
+    )
+    parser.add_argument(
+        "--arch", default=None, help="network architecture (default: the project's best)"
+    )
+    parser.add_argument(
+        "--epochs", type=int, default=None, help="training epochs (default: the architecture's)"
+    )
+    parser.add_argument(
+        "--engine", choices=("auto", "keras", "fft"), default="auto", help="convolution engine"
+    )
+    parser.add_argument(
+        "--seed", type=int, default=0, help="random seed (tiles, initialisation, augmentation)"
+    )
+    parser.add_argument(
+        "--keep", metavar="DIR", help="keep models, probability maps and projects here"
+    )
+    parser.add_argument(
+        "--json", required=True, metavar="OUT.json", help="where to write the scores"
+    )
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..atomic import write_json_atomic
+    from ..evaluate import evaluate
+
+    report = evaluate(
+        args.tomogram,
+        args.truth,
+        parse_feature_ids(args.feature),
+        keep=args.keep,
+        method=args.method,
+        arch=args.arch,
+        n_positive=args.n_pos,
+        n_negative=args.n_neg,
+        tile_size=args.tile_size,
+        epochs=args.epochs,
+        engine=args.engine,
+        seed=args.seed,
+    )
+    write_json_atomic(args.json, report)
+    print(
+        f"{'feature':<14}{'IoU':>7}{'Dice':>7}{'prec':>7}{'recall':>7}{'train s':>9}{'Mvox/s':>8}"
+    )
+    for name, row in report["features"].items():
+        print(
+            f"{name:<14}{row['iou']:7.3f}{row['dice']:7.3f}{row['precision']:7.3f}{row['recall']:7.3f}"
+            f"{row['train_seconds']:9.1f}{row['voxels_per_second'] / 1e6:8.2f}"
+        )
+    return 0

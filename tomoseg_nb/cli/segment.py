@@ -1,0 +1,66 @@
+"""``tomoseg-nb segment``: apply trained feature networks to whole tomograms."""
+
+from __future__ import annotations
+
+import argparse
+
+from ._common import add_overwrite
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "segment",
+        help="apply trained networks to tomograms",
+        description="Write one probability map per tomogram and model: DIR/<tomogram>__<feature>.mrc",
+    )
+    parser.add_argument(
+        "tomograms", nargs="+", metavar="TOMO", help="tomogram files (MRC, TIFF, OME-Zarr)"
+    )
+    parser.add_argument(
+        "--model",
+        action="append",
+        required=True,
+        metavar="MODEL.keras",
+        help="trained network (repeat for several features)",
+    )
+    parser.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    parser.add_argument(
+        "--engine",
+        choices=("auto", "keras", "fft"),
+        default="auto",
+        help="convolution engine (default: auto)",
+    )
+    parser.add_argument(
+        "--dtype",
+        choices=("float32", "float16", "uint8"),
+        default="float32",
+        help="stored type of the maps",
+    )
+    parser.add_argument(
+        "--slab",
+        type=int,
+        default=4,
+        metavar="N",
+        help="slices processed together (memory grows with N)",
+    )
+    add_overwrite(parser)
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..segment import FeatureNetwork, segment_volume
+
+    networks = [FeatureNetwork.load(path) for path in args.model]
+    for tomogram in args.tomograms:
+        paths = segment_volume(
+            networks,
+            tomogram,
+            args.out,
+            engine=args.engine,
+            dtype=args.dtype,
+            slab_size=args.slab,
+            overwrite=args.overwrite,
+        )
+        for path in paths:
+            print(path)
+    return 0
