@@ -20,7 +20,9 @@ def check_output_path(path: str | os.PathLike, overwrite: bool) -> Path:
     """Return ``path`` as a Path, refusing an existing one unless ``overwrite``."""
     path = Path(path)
     if path.exists() and not overwrite:
-        raise OutputExistsError(f"{path}: output exists; pass overwrite=True (--overwrite) to replace it")
+        raise OutputExistsError(
+            f"{path}: output exists; pass overwrite=True (--overwrite) to replace it"
+        )
     return path
 
 
@@ -71,4 +73,6 @@ def write_text_atomic(path: str | os.PathLike, text: str, *, overwrite: bool = T
 
 def write_json_atomic(path: str | os.PathLike, obj: Any, *, overwrite: bool = True) -> Path:
     """Write ``obj`` as indented JSON to ``path`` atomically."""
-    return write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=False) + "\n", overwrite=overwrite)
+    return write_text_atomic(
+        path, json.dumps(obj, indent=2, sort_keys=False) + "\n", overwrite=overwrite
+    )

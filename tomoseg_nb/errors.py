@@ -29,3 +29,7 @@ class ProjectLockedError(TomosegError, RuntimeError):
 
 class CancelledError(TomosegError, RuntimeError):
     """A long operation was cancelled by the user; nothing half-written was kept."""
+
+
+class EmptyResultWarning(UserWarning):
+    """An operation found nothing (no voxel above threshold, no pick); its empty output was still written."""

@@ -20,12 +20,21 @@ def bars_enabled() -> bool:
 
 @contextmanager
 def progress(
-    total: int, description: str, callback: ProgressCallback | None = None, *, show: bool | None = None
+    total: int,
+    description: str,
+    callback: ProgressCallback | None = None,
+    *,
+    show: bool | None = None,
 ) -> Iterator[Callable[[int], None]]:
     """Yield ``advance(n)``; each call moves a tqdm bar and calls ``callback(done, total)``."""
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=total, desc=description, disable=not (bars_enabled() if show is None else show), leave=False)
+    bar = tqdm(
+        total=total,
+        desc=description,
+        disable=not (bars_enabled() if show is None else show),
+        leave=False,
+    )
     done = 0
 
     def advance(n: int = 1) -> None:

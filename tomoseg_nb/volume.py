@@ -81,7 +81,9 @@ class Volume:
         if self.ndim != 3:
             raise BadInputError(f"{self._label()}: is 2D; slabs need a 3D volume")
         start, stop = max(0, start), min(self.shape[0], stop)
-        return self._checked(np.asarray(self.data[start:stop], dtype=np.float32), f"slices {start}-{stop - 1}")
+        return self._checked(
+            np.asarray(self.data[start:stop], dtype=np.float32), f"slices {start}-{stop - 1}"
+        )
 
     def read(self) -> np.ndarray:
         """The whole volume as float32 in memory (for small data; prefer ``slab`` for tomograms)."""
@@ -174,10 +176,14 @@ def _check_dimensionality(volume: Volume, ndim: int | None) -> None:
     if ndim == 2 and volume.ndim == 3 and volume.shape[0] == 1:
         volume.data = volume.data[0]
     if volume.ndim not in (2, 3):
-        raise BadInputError(f"{volume.path}: has {volume.ndim} dimensions; expected a 2D image or 3D volume")
+        raise BadInputError(
+            f"{volume.path}: has {volume.ndim} dimensions; expected a 2D image or 3D volume"
+        )
     if ndim is not None and volume.ndim != ndim:
         wanted = "a 3D tomogram" if ndim == 3 else "a 2D micrograph"
-        raise BadInputError(f"{volume.path}: is {volume.ndim}D with shape {volume.shape}; {wanted} is needed")
+        raise BadInputError(
+            f"{volume.path}: is {volume.ndim}D with shape {volume.shape}; {wanted} is needed"
+        )
     if min(volume.shape) < 1:
         raise BadInputError(f"{volume.path}: is empty (shape {volume.shape})")
 
@@ -204,7 +210,9 @@ def _open_mrc(path: Path) -> Volume:
         raise BadInputError(f"{path}: MRC header has no data block (truncated file?)")
     size = float(mrc.voxel_size.x)
     origin = tuple(float(mrc.header.origin[axis]) for axis in ("x", "y", "z"))
-    return Volume(mrc.data, voxel_size=size if size > 0 else 1.0, origin=origin, path=path, _closer=mrc.close)
+    return Volume(
+        mrc.data, voxel_size=size if size > 0 else 1.0, origin=origin, path=path, _closer=mrc.close
+    )
 
 
 def _first_line(error: BaseException) -> str:
@@ -220,35 +228,47 @@ def _open_tiff(path: Path) -> Volume:
             data = tifffile.memmap(path, mode="r")
         except ValueError:  # compressed or non-contiguous: read the pages
             data = tifffile.imread(path)
-        voxel_size = _tiff_voxel_size(path)
-    except (tifffile.TiffFileError, OSError, ValueError) as error:
+        voxel_size, origin = _tiff_frame(path)
+    # tifffile raises many types (IndexError, KeyError...) for corrupt files
+    except Exception as error:
         raise BadInputError(f"{path}: not a readable TIFF file ({_first_line(error)})") from error
-    return Volume(np.asarray(data) if not isinstance(data, np.memmap) else data, voxel_size=voxel_size, path=path)
+    return Volume(
+        np.asarray(data) if not isinstance(data, np.memmap) else data,
+        voxel_size=voxel_size,
+        origin=origin,
+        path=path,
+    )
 
 
-def _tiff_voxel_size(path: Path) -> float:
-    """Voxel size from ImageJ metadata (``spacing`` / x resolution, in Angstrom or nm) if present."""
+def _tiff_frame(path: Path) -> tuple[float, Origin]:
+    """Voxel size and origin from ImageJ (or tifffile JSON) metadata, if present.
+
+    The voxel size is the x resolution in the metadata's unit (Angstrom or nm). ImageJ stores the
+    origin as ``xorigin``/``yorigin``/``zorigin`` in pixels, with physical ``x = (i - xorigin) *
+    pixel width``, so the MRC origin in Angstrom is ``-xorigin * voxel_size``.
+    """
     import tifffile
 
     with tifffile.TiffFile(path) as tif:
-        meta = tif.imagej_metadata or {}
+        meta = tif.imagej_metadata or (tif.shaped_metadata or [{}])[0] or {}
         unit = str(meta.get("unit", "")).lower()
         tag = tif.pages[0].tags.get("XResolution")
-        if tag is None or not unit:
-            return 1.0
-        numerator, denominator = tag.value
-        if numerator == 0:
-            return 1.0
-        per_unit = denominator / numerator
-        scale = {"angstrom": 1.0, "a": 1.0, "\u00c5": 1.0, "nm": 10.0, "nanometer": 10.0}.get(unit, 0.0)
-        return per_unit * scale if scale else 1.0
+    scale = {"angstrom": 1.0, "a": 1.0, "\u00c5": 1.0, "nm": 10.0, "nanometer": 10.0}.get(unit, 0.0)
+    if tag is None or not scale or tag.value[0] == 0:
+        return 1.0, (0.0, 0.0, 0.0)
+    numerator, denominator = tag.value
+    voxel_size = denominator / numerator * scale
+    origin = tuple(-float(meta.get(f"{axis}origin", 0.0)) * voxel_size for axis in "xyz")
+    return voxel_size, origin  # type: ignore[return-value]
 
 
 def _open_ome_zarr(path: Path) -> Volume:
     try:
         import zarr
     except ImportError as error:
-        raise BadInputError(f"{path}: reading OME-Zarr needs zarr; pip install 'tomoseg_nb[zarr]'") from error
+        raise BadInputError(
+            f"{path}: reading OME-Zarr needs zarr; pip install 'tomoseg_nb[zarr]'"
+        ) from error
     try:
         group = zarr.open_group(str(path), mode="r")
         attributes = dict(group.attrs)
@@ -258,17 +278,37 @@ def _open_ome_zarr(path: Path) -> Volume:
         dataset = multiscales[0]["datasets"][0]
         array = group[dataset["path"]]
         scale = next(
-            (t["scale"] for t in dataset.get("coordinateTransformations", []) if t.get("type") == "scale"),
+            (
+                t["scale"]
+                for t in dataset.get("coordinateTransformations", [])
+                if t.get("type") == "scale"
+            ),
             None,
         )
-        unit = next((a.get("unit", "") for a in multiscales[0].get("axes", [])[-1:] if isinstance(a, dict)), "")
+        translation = next(
+            (
+                t["translation"]
+                for t in dataset.get("coordinateTransformations", [])
+                if t.get("type") == "translation"
+            ),
+            None,
+        )
+        unit = next(
+            (a.get("unit", "") for a in multiscales[0].get("axes", [])[-1:] if isinstance(a, dict)),
+            "",
+        )
     except BadInputError:
         raise
     except Exception as error:  # zarr raises many types for corrupt stores
-        raise BadInputError(f"{path}: not a readable OME-Zarr store ({_first_line(error)})") from error
+        raise BadInputError(
+            f"{path}: not a readable OME-Zarr store ({_first_line(error)})"
+        ) from error
     to_angstrom = {"nanometer": 10.0, "angstrom": 1.0, "micrometer": 1e4}.get(unit, 1.0)
     voxel_size = float(scale[-1]) * to_angstrom if scale else 1.0
-    return Volume(array, voxel_size=voxel_size, path=path)
+    # NGFF translation is in physical units, axes (z,) y, x; the MRC origin is x, y, z
+    xyz = [float(v) * to_angstrom for v in translation[::-1]] if translation else []
+    origin = tuple([*xyz, 0.0, 0.0, 0.0][:3])
+    return Volume(array, voxel_size=voxel_size, origin=origin, path=path)  # type: ignore[arg-type]
 
 
 def _open_image(path: Path) -> Volume:
@@ -318,9 +358,9 @@ def write_volume(
                 if suffix == ".mrcs":
                     mrc.set_image_stack()
         elif suffix in TIFF_SUFFIXES:
-            _write_tiff(tmp, data, voxel_size)
+            _write_tiff(tmp, data, voxel_size, origin)
         else:
-            write_ome_zarr(tmp, data, voxel_size=voxel_size)
+            write_ome_zarr(tmp, data, voxel_size=voxel_size, origin=origin)
     return path
 
 
@@ -329,24 +369,42 @@ def _set_frame(mrc: mrcfile.mrcfile.MrcFile, voxel_size: float, origin: Origin) 
     mrc.header.origin.x, mrc.header.origin.y, mrc.header.origin.z = (float(v) for v in origin)
 
 
-def _write_tiff(path: Path, data: np.ndarray, voxel_size: float) -> None:
+def _write_tiff(path: Path, data: np.ndarray, voxel_size: float, origin: Origin) -> None:
+    """ImageJ-style TIFF: z slices (not channels), pixel size in nm, origin in pixels (see _tiff_frame)."""
     import tifffile
 
     pixels_per_nm = 10.0 / voxel_size
+    metadata: dict[str, Any] = {"axes": "ZYX"[-data.ndim :], "unit": "nm"}
+    if data.ndim == 3:
+        metadata["spacing"] = voxel_size / 10.0
+    for axis, value in zip("xyz", origin, strict=True):
+        if value:
+            metadata[f"{axis}origin"] = -float(value) / voxel_size
     tifffile.imwrite(
         path,
         data,
         imagej=data.dtype in (np.uint8, np.uint16, np.float32),
         resolution=(pixels_per_nm, pixels_per_nm),
-        metadata={"unit": "nm", "spacing": voxel_size / 10.0} if data.ndim == 3 else {"unit": "nm"},
+        metadata=metadata,
     )
 
 
-def write_ome_zarr(path: str | os.PathLike, data: np.ndarray, *, voxel_size: float, chunks: int = 64) -> None:
-    """Write a single-scale OME-Zarr (NGFF 0.4, zarr format 2) with the scale in Angstrom."""
+def write_ome_zarr(
+    path: str | os.PathLike,
+    data: np.ndarray,
+    *,
+    voxel_size: float,
+    origin: Origin = (0.0, 0.0, 0.0),
+    chunks: int = 64,
+) -> None:
+    """Write a single-scale OME-Zarr (NGFF 0.4, zarr format 2) with scale and origin in Angstrom.
+
+    The MRC origin ``(x, y, z)`` becomes an NGFF ``translation`` (axes ``z, y, x``).
+    """
     import zarr
 
     axes = [{"name": n, "type": "space", "unit": "angstrom"} for n in "zyx"[-data.ndim :]]
+    translation = [float(v) for v in origin[: data.ndim][::-1]]
     group = zarr.open_group(str(path), mode="w", zarr_format=2)
     group.create_array("0", data=data, chunks=(chunks,) * data.ndim)
     group.attrs["multiscales"] = [
@@ -354,7 +412,13 @@ def write_ome_zarr(path: str | os.PathLike, data: np.ndarray, *, voxel_size: flo
             "version": "0.4",
             "axes": axes,
             "datasets": [
-                {"path": "0", "coordinateTransformations": [{"type": "scale", "scale": [voxel_size] * data.ndim}]}
+                {
+                    "path": "0",
+                    "coordinateTransformations": [
+                        {"type": "scale", "scale": [voxel_size] * data.ndim},
+                        {"type": "translation", "translation": translation},
+                    ],
+                }
             ],
         }
     ]
@@ -378,7 +442,9 @@ def create_volume(
     if path.suffix.lower() not in MRC_SUFFIXES:
         raise BadInputError(f"{path}: streamed outputs are written as MRC; use a .mrc suffix")
     with atomic_output(path, overwrite=overwrite) as tmp:
-        mrc = mrcfile.new_mmap(tmp, shape=tuple(shape), mrc_mode=_mrc_mode(np.dtype(dtype)), overwrite=True)
+        mrc = mrcfile.new_mmap(
+            tmp, shape=tuple(shape), mrc_mode=_mrc_mode(np.dtype(dtype)), overwrite=True
+        )
         try:
             _set_frame(mrc, voxel_size, origin)
             yield mrc.data
@@ -393,7 +459,14 @@ def create_volume(
 
 def _mrc_mode(dtype: np.dtype) -> int:
     # uint8 maps to mode 6 (uint16): mode 0 is signed in MRC2014 and would wrap values above 127.
-    modes = {np.dtype(np.float32): 2, np.dtype(np.float16): 12, np.dtype(np.uint8): 6, np.dtype(np.int16): 1}
+    modes = {
+        np.dtype(np.float32): 2,
+        np.dtype(np.float16): 12,
+        np.dtype(np.uint8): 6,
+        np.dtype(np.int16): 1,
+    }
     if dtype not in modes:
-        raise BadInputError(f"cannot stream dtype {dtype} to MRC; use float32, float16, uint8 or int16")
+        raise BadInputError(
+            f"cannot stream dtype {dtype} to MRC; use float32, float16, uint8 or int16"
+        )
     return modes[dtype]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from ._common import add_overwrite
 
@@ -43,11 +44,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="N",
         help="slices processed together (memory grows with N)",
     )
+    parser.add_argument(
+        "--cluster",
+        metavar="SPEC",
+        help="run on Dask, resumably: local:N (N worker processes), tcp://HOST:PORT (a scheduler), "
+        "slurm[:N] / pbs[:N] (N batch jobs via dask-jobqueue), gateway[:N|ADDRESS] (Dask Gateway); "
+        "default: in this process",
+    )
     add_overwrite(parser)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.cluster:
+        return _run_on_cluster(args)
     from ..segment import FeatureNetwork, segment_volume
 
     networks = [FeatureNetwork.load(path) for path in args.model]
@@ -63,4 +73,30 @@ def run(args: argparse.Namespace) -> int:
         )
         for path in paths:
             print(path)
+    return 0
+
+
+def _run_on_cluster(args: argparse.Namespace) -> int:
+    from ..distributed import open_cluster, segment_volumes
+
+    with open_cluster(args.cluster) as client:
+        print(f"Dask dashboard: {client.dashboard_link}", file=sys.stderr)
+        result = segment_volumes(
+            args.model,
+            args.tomograms,
+            args.out,
+            client=client,
+            engine=args.engine,
+            dtype=args.dtype,
+            slab_size=args.slab,
+            overwrite=args.overwrite,
+        )
+    for paths in result.outputs:
+        for path in paths:
+            print(path)
+    print(
+        f"{result.units_computed} work units computed, {result.units_skipped} already done; "
+        f"per-unit timing in {', '.join(p.name for p in result.manifests)}",
+        file=sys.stderr,
+    )
     return 0

@@ -1,0 +1,187 @@
+"""Tiles to training arrays: cutting from preprocessed slices, binning, augmentation, balance."""
+
+import numpy as np
+import pytest
+
+from tomoseg_nb.annotations import Project
+from tomoseg_nb.dataset import (
+    build_training_set,
+    check_tiles,
+    collect_tiles,
+    copies_per_tile,
+    dihedral,
+    extract_tile,
+    shrink_labels,
+)
+from tomoseg_nb.errors import BadInputError
+from tomoseg_nb.preprocess import Recipe, bin_slices, preprocess_slice
+from tomoseg_nb.volume import open_volume, write_volume
+
+SHAPE = (4, 80, 96)
+
+
+@pytest.fixture(scope="module")
+def scene(tmp_path_factory):
+    """A noisy tomogram with a bright square per slice, and its truth mask."""
+    rng = np.random.default_rng(0)
+    truth = np.zeros(SHAPE, bool)
+    truth[:, 25:47, 31:60] = True
+    data = (truth * 2.0 + rng.normal(size=SHAPE)).astype(np.float32)
+    path = write_volume(tmp_path_factory.mktemp("data") / "tomo.mrc", data, voxel_size=10)
+    return path, truth
+
+
+@pytest.fixture
+def project(tmp_path, scene):
+    path, truth = scene
+    project = Project.create(tmp_path / "p", tomogram=path)
+    project.add_feature("square", tile_size=16)
+    for z, y, x in [(1, 33, 41), (2, 40, 55)]:
+        tile = project.add_tile("square", z, y, x)
+        y0, x0 = y - 8, x - 8
+        project.set_mask(tile.id, truth[z, y0 : y0 + 16, x0 : x0 + 16])
+    project.add_tile("square", 0, 10, 10, positive=False)
+    project.add_tile("square", 3, 70, 85, positive=False)
+    yield project
+    project.close()
+
+
+def test_extract_tile():
+    image = np.arange(100.0).reshape(10, 10)
+    np.testing.assert_array_equal(extract_tile(image, 5, 4, 4), image[3:7, 2:6])
+    with pytest.raises(BadInputError, match="outside"):
+        extract_tile(image, 1, 5, 4)
+
+
+def test_collect_tiles_cuts_from_whole_preprocessed_slices(project, scene):
+    path, truth = scene
+    tiles = collect_tiles(project, "square")
+    assert tiles.images.shape == (4, 16, 16) and tiles.images.dtype == np.float32
+    assert tiles.positive.tolist() == [True, True, False, False]
+    with open_volume(path) as volume:
+        for image, mask, tile in zip(tiles.images, tiles.masks, tiles.tiles, strict=True):
+            whole = preprocess_slice(volume.slice(tile.z))
+            np.testing.assert_array_equal(image, extract_tile(whole, tile.y, tile.x, 16))
+            y0, x0 = tile.y - 8, tile.x - 8
+            expected = truth[tile.z, y0 : y0 + 16, x0 : x0 + 16] if tile.positive else False
+            np.testing.assert_array_equal(mask, expected)
+
+
+def test_binned_tiles_stay_aligned_with_their_masks(project, scene):
+    """Tile origins at odd voxels: masks are shifted to the bins before pooling."""
+    path, truth = scene
+    tiles = collect_tiles(project, "square", path, Recipe(binning=2))
+    assert tiles.images.shape == (4, 8, 8)
+    binned_truth = bin_slices(truth.astype(np.float32), 2) >= 0.5
+    with open_volume(path) as volume:
+        for image, mask, tile in zip(tiles.images, tiles.masks, tiles.tiles, strict=True):
+            whole = preprocess_slice(volume.slice(tile.z), Recipe(binning=2))
+            by, bx = (tile.y - 8) // 2, (tile.x - 8) // 2
+            np.testing.assert_array_equal(image, whole[by : by + 8, bx : bx + 8])
+            if tile.positive:
+                expected = binned_truth[tile.z, by : by + 8, bx : bx + 8]
+                # the first row/column pools a voxel outside the painted tile when the origin is odd
+                skip_y, skip_x = (tile.y - 8) % 2, (tile.x - 8) % 2
+                np.testing.assert_array_equal(mask[skip_y:, skip_x:], expected[skip_y:, skip_x:])
+
+
+def test_collect_tiles_refuses_bad_annotations(project, scene, tmp_path):
+    with pytest.raises(BadInputError, match="no feature"):
+        collect_tiles(project, "ribosome")
+    project.add_feature("empty", tile_size=16)
+    project.add_tile("empty", 0, 20, 20, positive=False)
+    with pytest.raises(BadInputError, match="no positive tile"):
+        collect_tiles(project, "empty")
+    unpainted = project.add_tile("empty", 0, 40, 40)
+    with pytest.raises(BadInputError, match=f"{unpainted.id}.*empty mask"):
+        collect_tiles(project, "empty")
+    other = write_volume(tmp_path / "other.mrc", np.zeros((4, 80, 80), np.float32))
+    with pytest.raises(BadInputError, match="differs from the annotated"):
+        collect_tiles(project, "square", other)
+    with pytest.raises(BadInputError, match="not divisible by the binning"):
+        collect_tiles(project, "square", None, Recipe(binning=3))
+
+
+def test_check_tiles():
+    images = np.zeros((3, 8, 8))
+    masks = np.zeros((3, 8, 8), bool)
+    masks[0, 2:4] = True
+    check_tiles(images, masks, [True, False, False])
+    with pytest.raises(BadInputError, match="no positive tile"):
+        check_tiles(images, np.zeros_like(masks), [False] * 3)
+    with pytest.raises(BadInputError, match=r"\[1\] have an empty mask"):
+        check_tiles(images, masks, [True, True, False])
+    stray = masks.copy()
+    stray[1, 0, 0] = True
+    with pytest.raises(BadInputError, match=r"negative tiles \[1\] have painted pixels"):
+        check_tiles(images, stray, [True, False, False])
+    with pytest.raises(BadInputError, match="do not match"):
+        check_tiles(images, masks[:2], [True, False])
+
+
+def test_copies_balance_classes_like_eman2():
+    positive = np.array([True] * 10 + [False] * 100)
+    counts = copies_per_tile(positive)
+    assert set(counts[positive]) == {100} and set(counts[~positive]) == {10}
+    assert counts[positive].sum() == counts[~positive].sum()
+    assert copies_per_tile(np.array([True, True]), 10).tolist() == [10, 10]
+
+
+def test_dihedral_gives_the_eight_symmetries():
+    image = np.arange(9).reshape(3, 3)
+    variants = {dihedral(image, k).tobytes() for k in range(8)}
+    assert len(variants) == 8
+
+
+def test_shrink_labels_is_a_block_mean():
+    mask = np.zeros((4, 4))
+    mask[0, 0] = mask[0, 1] = mask[1, 0] = 1
+    mask[2:, 2:] = 1
+    np.testing.assert_array_equal(shrink_labels(mask, 2), [[0.75, 0], [0, 1]])
+
+
+def _toy_tiles(n_pos=3, n_neg=6, size=16, seed=0):
+    rng = np.random.default_rng(seed)
+    masks = np.zeros((n_pos + n_neg, size, size), bool)
+    for i in range(n_pos):
+        y, x = rng.integers(2, size - 6, 2)
+        masks[i, y : y + 5, x : x + 3] = True  # asymmetric, so orientation matters
+    positive = np.arange(n_pos + n_neg) < n_pos
+    return masks.astype(np.float32), masks, positive
+
+
+def test_training_set_shapes_balance_and_labels():
+    images, masks, positive = _toy_tiles()
+    x, y = build_training_set(images, masks, positive, output_stride=2, copies=10, seed=0)
+    per_positive = round(10 * 6 / 3)
+    assert x.shape == (3 * per_positive + 6 * 10, 16, 16, 1) and x.dtype == np.float32
+    assert y.shape == (len(x), 8, 8, 1) and y.dtype == np.float32
+    assert set(np.unique(y)) <= {0, 0.25, 0.5, 0.75, 1}
+    assert not y[3 * per_positive :].any()  # negatives: all-zero labels
+    with pytest.raises(BadInputError, match="not divisible by the network's output stride"):
+        build_training_set(images[:, :15, :15], masks[:, :15, :15], positive, output_stride=2)
+
+
+def test_augmentation_moves_image_and_mask_together():
+    """Image == mask going in, so every copy's image must still match its label."""
+    images, masks, positive = _toy_tiles()
+    x, y = build_training_set(images, masks, positive, output_stride=1, copies=10, seed=3)
+    x, y = x[..., 0], y[..., 0]
+    exact = np.arange(len(x)) % 20 < 8  # positives get 20 copies; the first 8 are symmetries
+    exact[3 * 20 :] = False
+    np.testing.assert_array_equal(x[exact], y[exact])
+    rotated = np.arange(3 * 20)[np.arange(3 * 20) % 20 >= 8]
+    agreement = ((x[rotated] >= 0.5) == (y[rotated] >= 0.5)).mean()
+    assert agreement > 0.97
+    assert not np.array_equal(x[rotated[0]], x[0])  # rotation did change the tile
+
+
+def test_training_set_is_reproducible():
+    images, masks, positive = _toy_tiles()
+    first = build_training_set(images, masks, positive, seed=5)
+    again = build_training_set(images, masks, positive, seed=5)
+    other = build_training_set(images, masks, positive, seed=6)
+    np.testing.assert_array_equal(first[0], again[0])
+    assert not np.array_equal(first[0], other[0])
+    plain = build_training_set(images, masks, positive, seed=5, rotate=False, copies=1)
+    assert len(plain[0]) == 3 * 2 + 6

@@ -1,0 +1,292 @@
+"""Distributed segmentation on a LocalCluster of 2 worker processes, with real (tiny) saved networks.
+
+Outputs are compared byte for byte with the in-process ``segment_volume``, except the MRC text labels:
+mrcfile stamps label 0 with the second the file was created, which no two runs share.
+"""
+
+import json
+import os
+import sys
+import threading
+from pathlib import Path
+
+import distributed
+import numpy as np
+import pytest
+
+from tomoseg_nb.distributed import (
+    ClusterSpec,
+    Manifest,
+    open_cluster,
+    parse_cluster,
+    segment_volumes,
+)
+from tomoseg_nb.distributed.cluster import usable_cores
+from tomoseg_nb.distributed.units import ModelFile, cached_network, model_fingerprint
+from tomoseg_nb.errors import BadInputError, CancelledError, OutputExistsError
+from tomoseg_nb.segment import FeatureNetwork
+
+MRC_LABELS = slice(220, 1024)  # nlabl + ten 80-character labels
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    """Two small tomograms (uneven depths, an origin) and two tiny networks saved with save_model."""
+    from tomoseg_nb.models import ModelInfo, build_model, save_model
+    from tomoseg_nb.preprocess import Recipe
+    from tomoseg_nb.volume import write_volume
+
+    folder = tmp_path_factory.mktemp("distributed")
+    rng = np.random.default_rng(7)
+    tomograms = []
+    for name, depth in (("TS_01", 12), ("TS_02", 9)):
+        path = folder / f"{name}.mrc"
+        volume = rng.normal(size=(depth, 40, 44)).astype(np.float32)
+        write_volume(path, volume, voxel_size=10.0, origin=(100.0, -20.0, 30.0))
+        tomograms.append(path)
+    models = []
+    for seed, feature in enumerate(("membrane", "ribosome")):
+        info = ModelInfo(feature=feature, arch="tiny", voxel_size=10.0, recipe=Recipe().to_dict())
+        models.append(save_model(build_model("tiny", seed=seed), info, folder / f"{feature}.keras"))
+    return {"folder": folder, "tomograms": tomograms, "models": models}
+
+
+@pytest.fixture(scope="module")
+def reference(data):
+    """The in-process run: ``segment_volume`` per tomogram."""
+    from tomoseg_nb.segment import segment_volume
+
+    out = data["folder"] / "reference"
+    for tomogram in data["tomograms"]:
+        segment_volume(data["models"], tomogram, out, slab_size=2)
+    return out
+
+
+@pytest.fixture(scope="module")
+def client():
+    with open_cluster("local:2") as client:
+        yield client
+
+
+def segment(data, out, **options):
+    options = {"slab_size": 2, "unit_slices": 4, **options}
+    return segment_volumes(data["models"], data["tomograms"], out, **options)
+
+
+def assert_same_maps(expected_dir: Path, actual_dir: Path) -> None:
+    expected = sorted(p.name for p in expected_dir.glob("*.mrc"))
+    assert expected and sorted(p.name for p in actual_dir.glob("*.mrc")) == expected
+    for name in expected:
+        a, b = (expected_dir / name).read_bytes(), (actual_dir / name).read_bytes()
+        assert len(a) == len(b), name
+        assert a[: MRC_LABELS.start] == b[: MRC_LABELS.start], f"{name}: header differs"
+        assert a[MRC_LABELS.stop :] == b[MRC_LABELS.stop :], f"{name}: voxels differ"
+    assert not list(actual_dir.glob(".*")), "partial outputs left behind"
+
+
+def manifest(out: Path, name: str) -> Manifest:
+    return Manifest.load(out / f"{name}.segment.json")
+
+
+def test_cluster_output_is_byte_identical_and_a_rerun_is_skipped(data, reference, client, tmp_path):
+    run = segment(data, tmp_path, client=client)
+    assert_same_maps(reference, tmp_path)
+    assert (run.units_total, run.units_computed, run.units_skipped) == (6, 6, 0)
+    records = manifest(tmp_path, "TS_01")
+    assert records.complete and sorted(records.units) == [
+        "z0000-0004:membrane+ribosome",
+        "z0004-0008:membrane+ribosome",
+        "z0008-0012:membrane+ribosome",
+    ]
+    assert all(
+        unit["seconds"] > 0 and unit["pid"] != os.getpid() for unit in records.units.values()
+    )
+    assert (
+        len(
+            {
+                unit["pid"]
+                for m in ("TS_01", "TS_02")
+                for unit in manifest(tmp_path, m).units.values()
+            }
+        )
+        == 2
+    )
+
+    again = segment(data, tmp_path, client=client)
+    assert (again.units_computed, again.units_skipped) == (0, 6)
+    assert again.outputs == run.outputs
+
+
+def test_workers_limit_tensorflow_threads_to_their_share(client):
+    threads = client.run(
+        lambda: (os.environ["TF_NUM_INTRAOP_THREADS"], os.environ["TF_NUM_INTEROP_THREADS"])
+    )
+    assert len(threads) == 2
+    assert set(threads.values()) == {(str(max(1, usable_cores() // 2)), "1")}
+
+
+class KillAfterFirstUnit(distributed.WorkerPlugin):
+    """Kill the first worker process that finishes a unit (its slab written, its result not sent)."""
+
+    def __init__(self, marker: str):
+        self.marker = marker
+
+    def transition(self, key, start, finish, **kwargs):
+        if start == "executing" and str(key).startswith("tomoseg-unit"):
+            try:
+                os.close(os.open(self.marker, os.O_CREAT | os.O_EXCL))
+            except FileExistsError:
+                return
+            os._exit(1)
+
+
+def test_lost_worker_units_are_rescheduled_with_identical_output(data, reference, client, tmp_path):
+    marker = tmp_path / "killed"
+    client.register_plugin(KillAfterFirstUnit(str(marker)), name="kill-after-first-unit")
+    try:
+        run = segment(data, tmp_path / "out", client=client)
+    finally:
+        client.unregister_worker_plugin("kill-after-first-unit")
+    assert marker.exists(), "no worker was killed"
+    assert run.units_computed == 6
+    assert_same_maps(reference, tmp_path / "out")
+    assert sum(len(manifest(tmp_path / "out", m).units) for m in ("TS_01", "TS_02")) == 6
+    client.wait_for_workers(2, timeout=60)
+
+
+def test_interrupted_run_recomputes_only_unfinished_units(data, reference, client, tmp_path):
+    def interrupt(done, total):
+        if done == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        segment(data, tmp_path, client=client, progress_callback=interrupt)
+    first = {m: manifest(tmp_path, m) for m in ("TS_01", "TS_02")}
+    recorded = {(m, unit): record for m, man in first.items() for unit, record in man.units.items()}
+    assert 2 <= len(recorded) < 6
+    assert not any(man.complete for man in first.values())
+    assert sorted(p.name for p in tmp_path.glob(".*.partial.mrc"))  # kept for resuming
+
+    run = segment(data, tmp_path, client=client)
+    assert (run.units_computed, run.units_skipped) == (6 - len(recorded), len(recorded))
+    for (m, unit), record in recorded.items():
+        assert manifest(tmp_path, m).units[unit] == record  # not recomputed
+    assert_same_maps(reference, tmp_path)
+
+
+def test_cli_runs_on_a_scheduler_address(data, reference, client, tmp_path, capsys):
+    from tomoseg_nb.cli import main
+
+    address = client.scheduler.address
+    argv = ["segment", *map(str, data["tomograms"]), "--out", str(tmp_path), "--slab", "2"]
+    for model in data["models"]:
+        argv += ["--model", str(model)]
+    assert main([*argv, "--cluster", address]) == 0
+    assert_same_maps(reference, tmp_path)
+    printed = capsys.readouterr().out.split()
+    assert sorted(printed) == sorted(str(tmp_path / p.name) for p in reference.glob("*.mrc"))
+
+
+def test_in_process_run_matches_and_splits_features(data, reference, tmp_path):
+    run = segment(data, tmp_path, features_per_unit=1, unit_slices=3)
+    assert (run.units_total, run.units_computed) == (2 * (3 + 3), 12)
+    assert "z0000-0004:ribosome" in manifest(tmp_path, "TS_01").units
+    assert_same_maps(reference, tmp_path)
+
+
+def test_changed_model_or_tomogram_voids_the_manifest(data, tmp_path):
+    model = data["models"][0]
+    stat = model.stat()
+    segment(data, tmp_path)
+    try:
+        os.utime(model, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+        with pytest.raises(OutputExistsError, match=r"TS_01__membrane\.mrc"):
+            segment(data, tmp_path)
+        assert segment(data, tmp_path, overwrite=True).units_computed == 6
+    finally:
+        os.utime(model, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+
+    cancel = threading.Event()
+    out = tmp_path / "unfinished"
+    with pytest.raises(CancelledError, match="run the same command again"):
+        segment(data, out, cancel=cancel, progress_callback=lambda done, total: cancel.set())
+    assert len(manifest(out, "TS_01").units) == 1
+    tomogram = data["tomograms"][0]
+    stat = tomogram.stat()
+    try:
+        os.utime(tomogram, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+        with pytest.warns(UserWarning, match="changed since this unfinished run"):
+            run = segment(data, out)
+        assert (run.units_computed, run.units_skipped) == (6, 0)
+    finally:
+        os.utime(tomogram, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+
+
+def test_existing_outputs_are_refused_before_any_work(data, reference, tmp_path):
+    (tmp_path / "TS_02__ribosome.mrc").write_bytes((reference / "TS_02__ribosome.mrc").read_bytes())
+    with pytest.raises(OutputExistsError, match="--overwrite"):
+        segment(data, tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["TS_02__ribosome.mrc"]
+
+
+def test_workers_load_each_model_once_and_refuse_a_changed_file(data, tmp_path, monkeypatch):
+    path = tmp_path / "copy.keras"
+    path.write_bytes(data["models"][0].read_bytes())
+    path.with_suffix(".json").write_bytes(data["models"][0].with_suffix(".json").read_bytes())
+    loads = []
+    load = FeatureNetwork.load
+    monkeypatch.setattr(FeatureNetwork, "load", lambda p: loads.append(p) or load(p))
+    model = ModelFile(str(path), "membrane", model_fingerprint(path))
+    assert cached_network(model) is cached_network(model)
+    assert loads == [str(path)]
+    path.with_suffix(".json").write_text(path.with_suffix(".json").read_text() + " ")
+    stale = ModelFile(str(path), "membrane", (0, 0, 0, 0))
+    with pytest.raises(BadInputError, match="changed while the segmentation was running"):
+        cached_network(stale)
+
+
+def test_manifest_of_another_program_is_refused(data, tmp_path):
+    (tmp_path / "TS_01.segment.json").write_text(json.dumps({"format": "something else"}))
+    with pytest.raises(BadInputError, match="delete it to start this tomogram over"):
+        segment(data, tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        ("local:3", ClusterSpec("local", workers=3)),
+        ("local", ClusterSpec("local")),
+        ("tcp://10.0.0.5:8786", ClusterSpec("address", address="tcp://10.0.0.5:8786")),
+        ("scheduler:8786", ClusterSpec("address", address="tcp://scheduler:8786")),
+        ("slurm", ClusterSpec("slurm", workers=1)),
+        ("slurm:8", ClusterSpec("slurm", workers=8)),
+        ("pbs:2", ClusterSpec("pbs", workers=2)),
+        ("gateway", ClusterSpec("gateway", workers=4)),
+        ("gateway:10", ClusterSpec("gateway", workers=10)),
+        (
+            "gateway:https://hub.example.org/services/dask-gateway",
+            ClusterSpec("gateway", 4, "https://hub.example.org/services/dask-gateway"),
+        ),
+    ],
+)
+def test_cluster_strings_are_parsed(spec, expected):
+    assert parse_cluster(spec) == expected
+
+
+@pytest.mark.parametrize("spec", ["local:0", "slurm:many", "kubernetes", ""])
+def test_bad_cluster_strings_say_what_is_expected(spec):
+    with pytest.raises(BadInputError, match="local:N"):
+        parse_cluster(spec)
+
+
+@pytest.mark.parametrize(
+    ("spec", "module", "hint"),
+    [
+        ("slurm:2", "dask_jobqueue", "pip install dask-jobqueue"),
+        ("gateway", "dask_gateway", "pip install dask-gateway"),
+    ],
+)
+def test_missing_optional_packages_are_named(spec, module, hint, monkeypatch):
+    monkeypatch.setitem(sys.modules, module, None)  # import fails as if not installed
+    with pytest.raises(BadInputError, match=hint), open_cluster(spec):
+        pass

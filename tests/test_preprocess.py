@@ -1,0 +1,94 @@
+"""Preprocessing: the EMAN2 filters' gains, normalisation, clamping, binning, slab independence."""
+
+import numpy as np
+import pytest
+
+from tomoseg_nb.errors import BadInputError
+from tomoseg_nb.preprocess import (
+    DEFAULT_RECIPE,
+    Recipe,
+    bin_slices,
+    preprocess_slab,
+    preprocess_slice,
+)
+
+
+def _amplitudes(image, frequencies_px):
+    """Amplitude of x-cosines with ``k`` cycles across the image."""
+    spectrum = np.abs(np.fft.rfft(image.mean(axis=0)))
+    return np.array([spectrum[k] for k in frequencies_px])
+
+
+def test_defaults_are_eman2():
+    assert Recipe() == DEFAULT_RECIPE
+    assert (Recipe().lowpass, Recipe().highpass_px, Recipe().clamp_sigma) == (0.25, 5.0, 3.0)
+    assert Recipe().scale == pytest.approx(1 / 3)
+    assert Recipe().binning == 1 and Recipe().name == "eman2"
+
+
+def test_recipe_dict_round_trip_and_validation():
+    recipe = Recipe(binning=2, lowpass=0.2)
+    assert Recipe.from_dict(recipe.to_dict()) == recipe
+    with pytest.raises(BadInputError, match="unknown preprocessing"):
+        Recipe.from_dict({"lowpas": 0.2})
+    for bad in [{"binning": 0}, {"lowpass": 0.7}, {"scale": 0}, {"highpass_px": -1}]:
+        with pytest.raises(BadInputError):
+            Recipe(**bad)
+
+
+def test_filter_gains_match_the_gaussian_definitions():
+    """EMAN2 (current code): lowpass 1/e at 0.25 cycles/px, highpass 1/e at 2.5 / nx."""
+    nx = 200
+    x = np.arange(nx)
+    cycles = [1, 5, 20, 50, 80]  # frequencies k / nx cycles per pixel
+    image = sum(np.cos(2 * np.pi * k * x / nx) for k in cycles)
+    image = np.tile(image, (16, 1))
+    unclamped = Recipe(clamp_sigma=0)
+    out = _amplitudes(preprocess_slice(image, unclamped), cycles)
+    f = np.array(cycles) / nx
+    gain = np.exp(-((f / 0.25) ** 2)) * (1 - np.exp(-((f / (2.5 / nx)) ** 2)))
+    np.testing.assert_allclose(out / out[2], gain / gain[2], rtol=1e-3)
+    assert out[0] < 0.16 * out[2]  # 1 Fourier pixel: mostly removed by the highpass
+    assert out[4] < 0.4 * out[2]  # 0.4 cycles/px: mostly removed by the lowpass
+
+
+def test_output_is_normalised_clamped_and_scaled():
+    rng = np.random.default_rng(1)
+    image = rng.normal(5.0, 2.0, size=(128, 96)) + rng.standard_cauchy(size=(128, 96))
+    out = preprocess_slice(image)
+    assert out.dtype == np.float32 and out.shape == (128, 96)
+    assert np.abs(out).max() <= 1.0 + 1e-6  # clamped at 3 sigma, divided by 3
+    assert np.isclose(np.abs(out).max(), 1.0)  # the outliers do hit the clamp
+    unclamped = preprocess_slice(image, Recipe(clamp_sigma=0, scale=1.0))
+    assert unclamped.mean() == pytest.approx(0, abs=1e-5)
+    assert unclamped.std() == pytest.approx(1, abs=1e-4)
+
+
+def test_slab_equals_slices_and_is_independent_of_grouping():
+    slab = np.random.default_rng(2).normal(size=(5, 64, 80)).astype(np.float32)
+    whole = preprocess_slab(slab)
+    for z in range(5):
+        np.testing.assert_allclose(whole[z], preprocess_slice(slab[z]), atol=1e-6)
+    np.testing.assert_allclose(preprocess_slab(slab[1:3]), whole[1:3], atol=1e-6)
+
+
+def test_binning_is_average_pooling():
+    image = np.arange(7 * 9, dtype=np.float32).reshape(7, 9)
+    binned = bin_slices(image, 2)
+    assert binned.shape == (3, 4)
+    assert binned[0, 0] == np.mean(image[:2, :2])
+    assert binned[2, 3] == np.mean(image[4:6, 6:8])
+    out = preprocess_slice(np.random.default_rng(3).normal(size=(64, 66)), Recipe(binning=2))
+    assert out.shape == (32, 33)
+    with pytest.raises(BadInputError, match="cannot bin"):
+        bin_slices(np.ones((3, 3)), 4)
+
+
+def test_flat_slice_gives_zeros_and_bad_values_are_refused():
+    assert not preprocess_slice(np.full((32, 32), 7.0)).any()
+    image = np.zeros((32, 32))
+    image[3, 3] = np.nan
+    with pytest.raises(BadInputError, match="NaN"):
+        preprocess_slice(image)
+    with pytest.raises(BadInputError, match="2D"):
+        preprocess_slice(np.zeros((2, 32, 32)))

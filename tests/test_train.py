@@ -1,0 +1,276 @@
+"""Training: a tiny network learns a phantom feature; splits, cancel, progress, errors, CLI, plots."""
+
+import threading
+
+import keras
+import numpy as np
+import pytest
+from matplotlib.figure import Figure
+
+from tomoseg_nb.annotations import Project
+from tomoseg_nb.cli import main
+from tomoseg_nb.errors import BadInputError, CancelledError
+from tomoseg_nb.models import load_model, output_stride
+from tomoseg_nb.plots.training import plot_loss, plot_probability_histogram, plot_tile_gallery
+from tomoseg_nb.preprocess import preprocess_slice
+from tomoseg_nb.train import (
+    best_threshold,
+    predict_tiles,
+    split_tiles,
+    train_feature,
+    train_on_tiles,
+)
+from tomoseg_nb.volume import write_volume
+
+SHAPE = (8, 128, 128)
+TILE = 32
+TEST_SLICE = 7  # never annotated: scored whole against the truth
+
+
+def _phantom(seed=0):
+    """Bright discs (the feature) and bright thin lines (not the feature) in noise."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[: SHAPE[1], : SHAPE[2]]
+    truth = np.zeros(SHAPE, bool)
+    density = np.zeros(SHAPE, np.float32)
+    for z in range(SHAPE[0]):
+        for _ in range(7):
+            cy, cx = rng.uniform(8, SHAPE[1] - 8, 2)
+            disc = (yy - cy) ** 2 + (xx - cx) ** 2 < rng.uniform(4, 6) ** 2
+            truth[z] |= disc
+            density[z] += disc
+        for _ in range(3):
+            angle, offset = rng.uniform(0, np.pi), rng.uniform(-40, 40)
+            distance = np.abs((yy - 64) * np.cos(angle) - (xx - 64) * np.sin(angle) - offset)
+            density[z] += (distance < 1.0) & ~truth[z]
+    noisy = density + rng.normal(0, 0.6, SHAPE).astype(np.float32)
+    return noisy.astype(np.float32), truth
+
+
+@pytest.fixture(scope="module")
+def scene(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("train")
+    data, truth = _phantom()
+    path = write_volume(folder / "tomo.mrc", data, voxel_size=10.0)
+    project = Project.create(folder / "project", tomogram=path)
+    project.autosave = False
+    project.add_feature("disc", tile_size=TILE)
+    n_pos = n_neg = 0
+    rng = np.random.default_rng(1)
+    for z in range(TEST_SLICE):
+        for y, x in rng.integers(TILE // 2, SHAPE[1] - TILE // 2, size=(40, 2)):
+            mask = truth[z, y - TILE // 2 : y + TILE // 2, x - TILE // 2 : x + TILE // 2]
+            if mask.mean() > 0.08 and n_pos < 10 and project.tile_at("disc", z, y, x) is None:
+                project.set_mask(project.add_tile("disc", z, y, x).id, mask)
+                n_pos += 1
+            elif not mask.any() and n_neg < 30:
+                project.add_tile("disc", z, y, x, positive=False)
+                n_neg += 1
+    project.save()
+    project.close()
+    assert (n_pos, n_neg) == (10, 30)
+    return folder, path, data, truth
+
+
+@pytest.fixture(scope="module")
+def trained(scene):
+    folder = scene[0]
+    project = Project.open(folder / "project", read_only=True)
+    calls = []
+    model, info = train_feature(
+        project,
+        "disc",
+        arch="tiny",
+        epochs=15,
+        copies=4,
+        seed=0,
+        progress=lambda done, total: calls.append((done, total)),
+    )
+    return model, info, calls
+
+
+def _iou(a, b):
+    return np.logical_and(a, b).sum() / np.logical_or(a, b).sum()
+
+
+def test_network_learns_the_feature_on_an_unseen_slice(scene, trained):
+    _, _, data, truth = scene
+    model, info, _ = trained
+    image = preprocess_slice(data[TEST_SLICE])
+    probability = predict_tiles(model, image[None])[0]
+    upsampled = np.kron(probability, np.ones((2, 2))) >= info.threshold
+    chance = truth[TEST_SLICE].mean()  # IoU of predicting everything
+    iou = _iou(upsampled, truth[TEST_SLICE])
+    print(f"IoU on an unseen slice: {iou:.2f} (chance {chance:.2f})")
+    assert iou > max(0.5, 4 * chance)
+
+
+def test_training_record(trained):
+    _, info, calls = trained
+    history = info.history
+    assert set(history) == {"loss", "val_loss"}
+    assert len(history["loss"]) == len(history["val_loss"]) == info.training["epochs_run"]
+    assert history["loss"][-1] < history["loss"][0]
+    assert min(history["val_loss"]) < history["val_loss"][0]
+    assert info.training["n_positive"] == 10 and info.training["n_negative"] == 30
+    assert len(info.training["validation_tiles"]) == 2 + 6  # 20 % of each class
+    assert info.voxel_size == 10.0 and info.arch == "tiny" and info.tile_size == TILE
+    assert 0.1 <= info.threshold <= 0.9
+    assert calls and calls[-1][0] == len(calls) and calls[0][1] >= calls[-1][0]
+
+
+def test_held_out_tiles_are_predicted_well(scene, trained):
+    folder, _, _, _ = scene
+    model, info, _ = trained
+    from tomoseg_nb.dataset import collect_tiles, shrink_labels
+
+    project = Project.open(folder / "project", read_only=True)
+    tiles = collect_tiles(project, "disc")
+    held = np.array([t.id in info.training["validation_tiles"] for t in tiles.tiles])
+    predicted = predict_tiles(model, tiles.images[held]) >= info.threshold
+    truth = shrink_labels(tiles.masks[held], 2) >= 0.5
+    assert _iou(predicted, truth) > 0.5
+    gallery = plot_tile_gallery(
+        tiles.images, tiles.masks, predict_tiles(model, tiles.images), held_out=held, threshold=0.5
+    )
+    assert isinstance(gallery, Figure) and len(gallery.axes) == 3 * 8
+
+
+def test_split_is_stratified_and_disjoint():
+    positive = np.array([True] * 10 + [False] * 100)
+    train, held = split_tiles(positive, 0.2, np.random.default_rng(0))
+    assert positive[held].sum() == 2 and (~positive[held]).sum() == 20
+    assert not set(train) & set(held) and len(train) + len(held) == 110
+    few = np.array([True, True, False])
+    train, held = split_tiles(few, 0.2, np.random.default_rng(0))
+    assert few[held].tolist() == [True] and few[train].tolist() == [True, False]
+    with pytest.raises(BadInputError, match="at least 2"):
+        split_tiles(np.array([True, False, False]), 0.2, np.random.default_rng(0))
+    train, held = split_tiles(np.array([True, False]), 0.0, np.random.default_rng(0))
+    assert held.size == 0
+
+
+def _small_tiles():
+    data, truth = _phantom(seed=2)
+    images, masks, positive = [], [], []
+    for z in range(4):
+        image = preprocess_slice(data[z])
+        for y in range(16, 128, 32):
+            for x in range(16, 128, 32):
+                mask = truth[z, y - 16 : y + 16, x - 16 : x + 16]
+                if mask.any() and not mask.mean() > 0.03:
+                    continue
+                images.append(image[y - 16 : y + 16, x - 16 : x + 16])
+                masks.append(mask)
+                positive.append(mask.any())
+    return np.array(images), np.array(masks), np.array(positive)
+
+
+def test_same_seed_same_network():
+    images, masks, positive = _small_tiles()
+    options = {"arch": "tiny", "epochs": 2, "copies": 2, "seed": 4, "engine": "keras"}
+    first = train_on_tiles(images, masks, positive, **options)
+    again = train_on_tiles(images, masks, positive, **options)
+    np.testing.assert_allclose(first.history["loss"], again.history["loss"], rtol=1e-4)
+    for a, b in zip(first.model.get_weights(), again.model.get_weights(), strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+    np.testing.assert_array_equal(first.validation_indices, again.validation_indices)
+
+
+def test_cancel_stops_after_the_current_batch():
+    images, masks, positive = _small_tiles()
+    cancel = threading.Event()
+    seen = []
+
+    def stop_after_three(done, total):
+        seen.append(done)
+        if done == 3:
+            cancel.set()
+
+    with pytest.raises(CancelledError, match="cancelled"):
+        train_on_tiles(
+            images, masks, positive, arch="tiny", epochs=5, cancel=cancel, progress=stop_after_three
+        )
+    assert seen[-1] == 3
+
+
+def test_early_stopping_restores_the_best_epoch():
+    images, masks, positive = _small_tiles()
+    record = []
+
+    class Recorder(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            record.append([w.copy() for w in self.model.get_weights()])
+
+    # a learning rate this large makes the validation loss stop improving almost at once
+    result = train_on_tiles(
+        images,
+        masks,
+        positive,
+        arch="tiny",
+        epochs=12,
+        copies=2,
+        patience=1,
+        learning_rate=0.5,
+        callbacks=[Recorder()],
+    )
+    assert result.stopped_early and len(result.history["loss"]) < 12
+    best = int(np.argmin(result.history["val_loss"]))
+    for a, b in zip(result.model.get_weights(), record[best], strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_bad_training_input():
+    images, masks, positive = _small_tiles()
+    with pytest.raises(BadInputError, match="no positive tile"):
+        train_on_tiles(images[~positive], masks[~positive], positive[~positive], arch="tiny")
+    emptied = masks.copy()
+    emptied[np.flatnonzero(positive)[0]] = False
+    with pytest.raises(BadInputError, match="empty mask"):
+        train_on_tiles(images, emptied, positive, arch="tiny")
+    one = np.flatnonzero(positive)[:1].tolist() + np.flatnonzero(~positive).tolist()
+    with pytest.raises(BadInputError, match="at least 2"):
+        train_on_tiles(images[one], masks[one], positive[one], arch="tiny")
+    with pytest.raises(BadInputError, match="unknown engine"):
+        train_on_tiles(images, masks, positive, arch="tiny", engine="gpu")
+    with pytest.raises(BadInputError, match="stride"):
+        train_on_tiles(images[:, :31, :31], masks[:, :31, :31], positive, arch="tiny")
+
+
+def test_best_threshold():
+    truth = np.zeros(100, bool)
+    truth[:20] = True
+    probabilities = np.where(truth, 0.35, 0.1)
+    assert best_threshold(probabilities, truth) in (0.15, 0.2, 0.25, 0.3, 0.35)
+    assert best_threshold(probabilities, np.zeros(100)) == 0.5
+
+
+def test_cli_trains_and_refuses_to_overwrite(scene, tmp_path, capsys):
+    folder, _, _, _ = scene
+    out = tmp_path / "disc.keras"
+    argv = ["train", "--project", str(folder / "project"), "--feature", "disc", "--out", str(out)]
+    argv += ["--arch", "tiny", "--epochs", "2", "--engine", "keras"]
+    assert main(argv) == 0
+    assert "disc" in capsys.readouterr().out
+    model, info = load_model(out)
+    assert info.feature == "disc" and output_stride(model) == 2 and len(info.history["loss"]) == 2
+    assert main(argv) == 2
+    assert "exists" in capsys.readouterr().err
+    assert main([*argv, "--overwrite", "--feature", "nothing"]) == 2
+    assert "no feature 'nothing'" in capsys.readouterr().err
+
+
+def test_training_plots(trained, scene):
+    _, info, _ = trained
+    figure = plot_loss(info.history)
+    axes = figure.axes[0]
+    np.testing.assert_allclose(axes.lines[0].get_ydata(), info.history["loss"])
+    np.testing.assert_allclose(axes.lines[1].get_ydata(), info.history["val_loss"])
+    _, _, _, truth = scene
+    rng = np.random.default_rng(0)
+    probabilities = np.where(truth[0], rng.uniform(0.6, 1, truth[0].shape), 0.1)
+    histogram = plot_probability_histogram(probabilities, truth=truth[0], threshold=0.5)
+    counts = [patch.get_height() for patch in histogram.axes[0].patches]
+    assert sum(counts) == truth[0].size
+    with pytest.raises(BadInputError, match="voxels"):
+        plot_probability_histogram(probabilities, truth=truth[0][:10])

@@ -1,0 +1,121 @@
+"""SliceViewer: browser events in, exactly the expected pixels out (no browser needed)."""
+
+import numpy as np
+import pytest
+
+from tomoseg_nb.volume import open_volume, write_volume
+from tomoseg_nb.widgets._messages import browser_event, record_canvas_traffic
+from tomoseg_nb.widgets._render import slice_image
+from tomoseg_nb.widgets.viewer import SliceViewer
+
+
+@pytest.fixture(scope="module")
+def tomogram():
+    rng = np.random.default_rng(0)
+    return rng.normal(size=(6, 300, 200)).astype(np.float32)
+
+
+def test_redraw_sends_one_binned_greyscale_block(tomogram):
+    viewer = SliceViewer(tomogram, view_shape=(100, 100))
+    assert viewer.z == 3 and viewer.state.scale == 1 / 3
+    with record_canvas_traffic() as traffic:
+        viewer.redraw()
+    assert traffic.messages == 1  # hold_canvas: every layer in one message
+    (image,) = traffic.decoded()
+    window = viewer.state.window()
+    assert image.shape == window.sent_shape == (100, 67)
+    low, high = viewer.contrast
+    np.testing.assert_array_equal(image, slice_image(tomogram[3], window, low, high))
+
+
+def test_reconnecting_browser_gets_the_picture_again(tomogram):
+    viewer = SliceViewer(tomogram, view_shape=(100, 100))
+    with record_canvas_traffic() as traffic:
+        browser_event(viewer.canvas, "client_ready")
+    assert len(traffic.images) == 1
+
+
+def test_click_reaches_tools_and_drag_does_not(tomogram):
+    viewer = SliceViewer(tomogram, view_shape=(300, 200))  # scale 1
+    clicks = []
+    viewer.on_click(lambda z, y, x: clicks.append((z, y, x)))
+    browser_event(viewer.canvas, "mouse_down", x=20.2, y=30.7)
+    browser_event(viewer.canvas, "mouse_up", x=20.2, y=30.7)
+    assert clicks == [(3, 30, 20)]
+    centre = (viewer.state.centre_y, viewer.state.centre_x)
+    browser_event(viewer.canvas, "mouse_down", x=50, y=50)
+    browser_event(viewer.canvas, "mouse_move", x=60, y=70)
+    with record_canvas_traffic() as traffic:
+        browser_event(viewer.canvas, "mouse_up", x=70, y=90)
+    assert clicks == [(3, 30, 20)]
+    assert (viewer.state.centre_y, viewer.state.centre_x) == (centre[0] - 40, centre[1] - 20)
+    assert len(traffic.images) == 1  # the final position is always drawn
+
+
+def test_keys_and_wheel_change_slice_and_zoom(tomogram):
+    viewer = SliceViewer(tomogram, view_shape=(100, 100))
+    browser_event(viewer.canvas, "key_down", key="ArrowUp")
+    assert viewer.z == 4 and viewer.z_slider.value == 4
+    viewer.z_slider.value = 1
+    assert viewer.z == 1
+    browser_event(viewer.canvas, "mouse_move", x=10, y=10)
+    browser_event(viewer.canvas, "mouse_wheel", x=0, y=-100)
+    assert viewer.state.scale == 1.0
+    assert viewer.zoom_label.value == "zoom 1x"
+    used = []
+    viewer.on_key(lambda key: used.append(key) or key == "n")
+    browser_event(viewer.canvas, "key_down", key="n")
+    assert used == ["n"]
+
+
+def test_readout_shows_position_and_values(tomogram):
+    viewer = SliceViewer(tomogram, view_shape=(300, 200))
+    probability = np.zeros(tomogram.shape, np.float32)
+    probability[3, 31, 20] = 0.75
+    viewer.add_overlay("membrane", probability)
+    browser_event(viewer.canvas, "mouse_move", x=20.0, y=31.0)
+    assert "z 3  y 31  x 20" in viewer.readout.value
+    assert f"value {tomogram[3, 31, 20]:.4g}" in viewer.readout.value
+    assert "membrane 0.75" in viewer.readout.value
+
+
+def test_overlays_draw_their_slice_and_single_slice_previews_only_there(tomogram):
+    viewer = SliceViewer(tomogram, view_shape=(100, 100))
+    labels = np.zeros(tomogram.shape, np.uint8)
+    labels[:, :30, :30] = 2
+    viewer.add_overlay("labels", labels, kind="labels", colours={2: "#00ff00"}, opacity=1.0)
+    viewer.add_overlay("preview", np.ones(tomogram.shape[1:], np.float32), z=3)
+    with record_canvas_traffic() as traffic:
+        viewer.redraw_overlays()
+    grey_labels, preview = traffic.decoded()
+    assert grey_labels.shape == (100, 67, 4)
+    assert (grey_labels[:10, :10] == [0, 255, 0, 255]).all()  # 30 px at 1/3 = 10 sent px
+    assert (grey_labels[10:, 10:, 3] == 0).all()
+    assert (preview[..., 3] == 128).all()  # opacity 0.5 x p = 1
+    viewer.set_z(2)
+    with record_canvas_traffic() as traffic:
+        viewer.redraw_overlays()
+    assert len(traffic.images) == 1  # the preview belongs to slice 3
+    viewer.overlay_box.children[0].children[1].value = False  # untick "labels"
+    with record_canvas_traffic() as traffic:
+        viewer.redraw_overlays()
+    assert traffic.images == []
+    viewer.remove_overlay("labels")
+    assert list(viewer.overlays) == ["preview"]
+    with pytest.raises(ValueError, match="must match the volume"):
+        viewer.add_overlay("wrong", np.zeros((6, 10, 10)))
+
+
+def test_micrograph_file_and_contrast_controls(tmp_path):
+    image = np.linspace(0, 1, 64 * 80, dtype=np.float32).reshape(64, 80)
+    path = write_volume(tmp_path / "mic.mrc", image[None], voxel_size=2.0)
+    with open_volume(path, ndim=2) as volume:
+        viewer = SliceViewer(volume, view_shape=(64, 80))
+        assert viewer.source.is_2d and viewer.state.n_slices == 1
+        assert viewer.z_slider.layout.display == "none"
+        viewer.contrast_slider.value = (0.0, 2.0)
+        with record_canvas_traffic() as traffic:
+            viewer.lowpass_slider.value = 0.0  # unchanged: nothing sent
+            viewer.auto_button.click()
+        (drawn,) = traffic.decoded()
+        assert drawn.min() == 0 and drawn.max() == 255

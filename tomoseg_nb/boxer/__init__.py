@@ -1,0 +1,58 @@
+"""2D CNN particle picker for micrographs (EMAN2 e2boxer "CNN v2" re-created), with a baseline.
+
+From 10-15 boxed examples each of good particles, empty background and bad things (contamination,
+aggregates), train a picker network (good vs background) and a classifier network (good vs bad),
+then autopick whole micrographs. Template matching with the same references is the baseline.
+
+Typical use::
+
+    refs = collect_references(micrographs, good, background, bad, box_px=96, pixel_sizes=1.06)
+    model = train_boxer(refs)
+    save_boxer(model, "ribosome.boxer")
+    result = autopick(model, micrograph)   # result.picks, result.candidates, both scores
+
+Modules: ``preprocess`` (working scale, filters), ``references`` (boxes from coordinates),
+``augment``, ``networks``, ``train``, ``peaks`` (shared peak finding), ``autopick``, ``template``
+(baseline), ``model`` (save / load).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_PUBLIC = {
+    "BoxerRecipe": "preprocess",
+    "prepare_micrograph": "preprocess",
+    "References": "references",
+    "MIN_REFERENCES": "references",
+    "collect_references": "references",
+    "extract_boxes": "references",
+    "augment_boxes": "augment",
+    "build_picker": "networks",
+    "build_classifier": "networks",
+    "train_boxer": "train",
+    "find_peaks": "peaks",
+    "AutopickResult": "autopick",
+    "autopick": "autopick",
+    "autopick_micrographs": "autopick",
+    "picker_map": "autopick",
+    "rotated_templates": "template",
+    "template_score_map": "template",
+    "BoxerInfo": "model",
+    "BoxerModel": "model",
+    "save_boxer": "model",
+    "load_boxer": "model",
+}
+
+__all__ = sorted(_PUBLIC)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _PUBLIC:
+        return getattr(importlib.import_module(f".{_PUBLIC[name]}", __name__), name)
+    raise AttributeError(f"module 'tomoseg_nb.boxer' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -1,0 +1,149 @@
+"""Train the boxer's picker (good vs background) and classifier (good vs bad) from references.
+
+As EMAN2 e2boxer: a dozen references per class are augmented to a few hundred samples; the picker
+learns a Gaussian bump at a good particle's centre and zero on background; the classifier, trained
+only when bad references exist, learns to tell good particles from contamination and aggregates.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+
+import numpy as np
+
+from ..progress import ProgressCallback, progress
+from .augment import augment_boxes
+from .model import BoxerInfo, BoxerModel
+from .networks import build_classifier, build_picker, picker_targets
+from .references import MIN_REFERENCES, References
+
+
+def _epoch_callback(advance):
+    import keras
+
+    class _Advance(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            advance(1)
+
+    return _Advance()
+
+
+def train_boxer(
+    references: References,
+    *,
+    epochs: int = 20,
+    samples_per_class: int = 500,
+    batch_size: int = 32,
+    learning_rate: float = 1e-3,
+    filters: tuple[int, int] = (16, 16),
+    threshold: float = 1.0,
+    classifier_threshold: float = 0.5,
+    seed: int = 0,
+    progress_callback: ProgressCallback | None = None,
+) -> BoxerModel:
+    """Train both networks of a boxer from ``references`` (``collect_references``).
+
+    Parameters
+    ----------
+    references : References
+        Good, background and (optional) bad boxes at the working scale.
+    epochs : int
+        Passes over the augmented samples, per network.
+    samples_per_class : int
+        Augmented samples made from each class's references (EMAN2: about 500).
+    batch_size : int
+        Samples per gradient step.
+    learning_rate : float
+        Adam learning rate.
+    filters : tuple of int
+        Channels of the picker's two hidden layers (and of the classifier's).
+    threshold, classifier_threshold : float
+        Defaults stored with the model for picking (see ``autopick``).
+    seed : int
+        Seed of the augmentation and of the weight initialisation.
+    progress_callback : callable, optional
+        ``callback(done, total)`` after each epoch of each network.
+
+    Returns
+    -------
+    BoxerModel
+        Ready to ``autopick`` or ``save_boxer``.
+    """
+    import keras
+
+    started = time.perf_counter()
+    keras.utils.set_random_seed(seed)
+    rng = np.random.default_rng(seed)
+    box = references.working_box_px
+    shift = box / 8.0
+    has_bad = len(references.bad) > 0
+    if has_bad and len(references.bad) < MIN_REFERENCES:
+        warnings.warn(
+            f"only {len(references.bad)} bad reference(s); the classifier is unreliable below "
+            f"{MIN_REFERENCES}: box more contamination / aggregates",
+            UserWarning,
+            stacklevel=2,
+        )
+    history: dict[str, list[float]] = {}
+    with progress(epochs * (2 if has_bad else 1), "training boxer", progress_callback) as advance:
+        good, good_shifts = augment_boxes(
+            references.good, samples_per_class, box, max_shift_px=shift, rng=rng
+        )
+        empty, _ = augment_boxes(
+            references.background, samples_per_class, box, max_shift_px=shift, rng=rng
+        )
+        x = np.concatenate([good, empty])[..., None]
+        y = np.concatenate(
+            [picker_targets(good_shifts, len(good), box), picker_targets(None, len(empty), box)]
+        )
+        picker = build_picker(filters, seed=seed)
+        picker.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="mse")
+        fit = picker.fit(
+            x,
+            y,
+            batch_size=batch_size,
+            epochs=epochs,
+            shuffle=True,
+            verbose=0,
+            callbacks=[_epoch_callback(advance)],
+        )
+        history["picker_loss"] = [float(v) for v in fit.history["loss"]]
+        classifier = None
+        if has_bad:
+            good, _ = augment_boxes(
+                references.good, samples_per_class, box, max_shift_px=shift, rng=rng
+            )
+            bad, _ = augment_boxes(
+                references.bad, samples_per_class, box, max_shift_px=shift, rng=rng
+            )
+            x = np.concatenate([good, bad])[..., None]
+            y = np.concatenate([np.ones(len(good)), np.zeros(len(bad))]).astype(np.float32)
+            classifier = build_classifier(box, filters, seed=seed)
+            classifier.compile(
+                optimizer=keras.optimizers.Adam(learning_rate),
+                loss="binary_crossentropy",
+                metrics=["accuracy"],
+            )
+            fit = classifier.fit(
+                x,
+                y,
+                batch_size=batch_size,
+                epochs=epochs,
+                shuffle=True,
+                verbose=0,
+                callbacks=[_epoch_callback(advance)],
+            )
+            history["classifier_loss"] = [float(v) for v in fit.history["loss"]]
+            history["classifier_accuracy"] = [float(v) for v in fit.history["accuracy"]]
+    info = BoxerInfo(
+        box_px=references.box_angstrom / references.pixel_size,
+        pixel_size=references.pixel_size,
+        recipe=references.recipe.to_dict(),
+        threshold=threshold,
+        classifier_threshold=classifier_threshold,
+        counts=references.counts(),
+        history=history,
+        train_seconds=time.perf_counter() - started,
+    )
+    return BoxerModel(picker=picker, classifier=classifier, references=references.good, info=info)

@@ -1,0 +1,71 @@
+"""``tomoseg-nb train``: train one feature's network from an annotation project."""
+
+from __future__ import annotations
+
+import argparse
+
+from ._common import add_overwrite
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "train",
+        help="train a feature's network from an annotation project",
+        description="Train the network of one feature from the project's painted tiles; writes "
+        "MODEL.keras and its MODEL.json sidecar (feature, voxel size, preprocessing, threshold).",
+    )
+    parser.add_argument("--project", required=True, metavar="P", help="annotation project folder")
+    parser.add_argument("--feature", required=True, metavar="NAME", help="feature to train")
+    parser.add_argument("--out", required=True, metavar="MODEL.keras", help="model file to write")
+    parser.add_argument(
+        "--tomogram", metavar="T", help="tomogram to cut tiles from (default: the project's)"
+    )
+    parser.add_argument("--arch", default=None, help="architecture (default: the package default)")
+    parser.add_argument("--epochs", type=int, default=20, metavar="N", help="at most N epochs")
+    parser.add_argument("--seed", type=int, default=0, metavar="S", help="random seed")
+    parser.add_argument(
+        "--binning", type=int, default=1, metavar="B", help="bin slices by B in y and x first"
+    )
+    parser.add_argument(
+        "--engine",
+        choices=("auto", "keras", "fft"),
+        default="auto",
+        help="convolution engine for training (default: auto)",
+    )
+    add_overwrite(parser)
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..annotations import Project
+    from ..atomic import check_output_path
+    from ..errors import BadInputError
+    from ..models import DEFAULT_ARCH, save_model, sidecar_path
+    from ..preprocess import Recipe
+    from ..train import train_feature
+
+    if not args.out.endswith(".keras"):
+        raise BadInputError(f"--out {args.out}: a model file must end in .keras")
+    check_output_path(args.out, args.overwrite)  # fail before training, not after
+    check_output_path(sidecar_path(args.out), args.overwrite)
+    project = Project.open(args.project, read_only=True)
+    model, info = train_feature(
+        project,
+        args.feature,
+        volume=args.tomogram,
+        recipe=Recipe(binning=args.binning),
+        arch=args.arch or DEFAULT_ARCH,
+        epochs=args.epochs,
+        seed=args.seed,
+        engine=args.engine,
+    )
+    path = save_model(model, info, args.out, overwrite=args.overwrite)
+    history = info.history
+    validation = (
+        f", validation loss {min(history['val_loss']):.3f}" if "val_loss" in history else ""
+    )
+    print(
+        f"{path}: '{info.feature}' ({info.arch}), {len(history['loss'])} epochs, "
+        f"training loss {history['loss'][-1]:.3f}{validation}, threshold {info.threshold:g}"
+    )
+    return 0

@@ -1,0 +1,299 @@
+"""Annotated tiles to training arrays: cut from preprocessed slices, augmented, balanced, shrunk labels.
+
+Tiles are cut from whole preprocessed slices, so a network sees training input prepared exactly as
+the slices it will later segment. ``build_training_set`` then follows EMAN2 tomoseg's recipe:
+every negative tile gets ``copies`` (10) transformed copies and every positive tile
+``copies * n_negative / n_positive`` copies, so both classes weigh the same; labels are the painted
+masks mean-shrunk by the network's output stride (0 / 0.25 / 0.5 / 0.75 / 1 at stride 2).
+
+Augmentation applies the same geometric transform to image and mask: the 8 symmetries of the square
+(rotations by 90 degrees and flips, exact), then, for copies beyond the first 8, an extra random
+rotation by -45..45 degrees (bilinear for the image, nearest neighbour for the mask, both filling
+the corners by reflection so image and labels stay consistent there).
+"""
+
+from __future__ import annotations
+
+import os
+from collections import defaultdict
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+
+from .annotations import Project, Tile, tile_bounds
+from .errors import BadInputError, MissingInputError
+from .preprocess import DEFAULT_RECIPE, Recipe, bin_slices, preprocess_slice
+from .volume import Volume, open_volume
+
+DIHEDRAL = 8
+
+
+@dataclass
+class TileSet:
+    """Training tiles of one feature, in network input pixels (binned if the recipe bins).
+
+    Attributes
+    ----------
+    images : ndarray
+        ``(N, s, s)`` float32 preprocessed image tiles.
+    masks : ndarray
+        ``(N, s, s)`` bool painted masks (all False for negative tiles).
+    positive : ndarray
+        ``(N,)`` bool, True for tiles that contain the feature.
+    tiles : list of Tile
+        The annotation tiles, in the same order.
+    """
+
+    images: np.ndarray
+    masks: np.ndarray
+    positive: np.ndarray
+    tiles: list[Tile]
+
+    def __len__(self) -> int:
+        return len(self.tiles)
+
+
+def extract_tile(preprocessed_slice: np.ndarray, y: int, x: int, size: int) -> np.ndarray:
+    """The ``(size, size)`` tile centred at ``(y, x)`` (pixels of ``preprocessed_slice``), a copy.
+
+    Raises
+    ------
+    BadInputError
+        The tile does not lie fully inside the slice.
+    """
+    y0, y1, x0, x1 = tile_bounds(y, x, size)
+    ny, nx = preprocessed_slice.shape
+    if y0 < 0 or x0 < 0 or y1 > ny or x1 > nx:
+        raise BadInputError(
+            f"a {size} px tile centred at y={y}, x={x} reaches outside the {ny}x{nx} slice"
+        )
+    return np.array(preprocessed_slice[y0:y1, x0:x1], dtype=np.float32)
+
+
+def _binned_tile(
+    image: np.ndarray, mask: np.ndarray, tile: Tile, binning: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Image and mask of ``tile`` on a slice binned by ``binning``, aligned pixel for pixel.
+
+    The binned tile starts at the bin holding the tile's first voxel; the mask is shifted by the
+    remainder before it is pooled, so painted voxels land in the bins that hold them.
+    """
+    size = tile.size // binning
+    y0, _, x0, _ = tile_bounds(tile.y, tile.x, tile.size)
+    by, bx = y0 // binning, x0 // binning
+    dy, dx = y0 - by * binning, x0 - bx * binning
+    shifted = np.zeros_like(mask)
+    shifted[dy:, dx:] = mask[: mask.shape[0] - dy, : mask.shape[1] - dx]
+    pooled = bin_slices(shifted.astype(np.float32), binning) >= 0.5
+    crop = extract_tile(image, by + size // 2, bx + size // 2, size)
+    return crop, pooled[:size, :size]
+
+
+def collect_tiles(
+    project: Project,
+    feature: str,
+    volume: Volume | str | os.PathLike | None = None,
+    recipe: Recipe = DEFAULT_RECIPE,
+) -> TileSet:
+    """Cut every annotated tile of ``feature`` from its preprocessed slice.
+
+    Each slice holding tiles is read once and preprocessed whole with ``recipe``.
+
+    Parameters
+    ----------
+    project : Project
+        The annotation project.
+    feature : str
+        Feature name.
+    volume : Volume or path, optional
+        The tomogram; the project's own tomogram when omitted.
+    recipe : Recipe
+        Preprocessing (and binning) to apply.
+
+    Raises
+    ------
+    BadInputError
+        No positive tile, a positive tile with an empty mask, a tile size that the binning does not
+        divide, or a tomogram whose shape differs from the one annotated.
+    """
+    if feature not in project.features:
+        raise BadInputError(
+            f"no feature '{feature}' in {project.folder} (features: "
+            f"{', '.join(project.features) or 'none'})"
+        )
+    tiles = project.tiles_of(feature)
+    if not any(tile.positive for tile in tiles):
+        raise BadInputError(
+            f"feature '{feature}' has no positive tile in {project.folder}; add ~10 tiles that "
+            "contain it and paint it on them"
+        )
+    for tile in tiles:
+        if tile.positive and not project.mask(tile.id).any():
+            raise BadInputError(
+                f"positive tile {tile.id} of '{feature}' (z={tile.z}, y={tile.y}, x={tile.x}) has "
+                "an empty mask; paint the feature on it, or remove the tile"
+            )
+        if tile.size % recipe.binning:
+            raise BadInputError(
+                f"tile size {tile.size} px is not divisible by the binning {recipe.binning}"
+            )
+    owned = volume is None or not isinstance(volume, Volume)
+    if volume is None:
+        if project.tomogram is None:
+            raise MissingInputError(
+                f"{project.folder}: the project names no tomogram; pass the volume to use"
+            )
+        volume = project.tomogram
+    if owned:
+        volume = open_volume(volume, ndim=3)  # type: ignore[arg-type]
+    try:
+        if project.tomogram_shape is not None and tuple(volume.shape) != project.tomogram_shape:
+            raise BadInputError(
+                f"{volume.path}: shape {volume.shape} differs from the annotated tomogram "
+                f"{project.tomogram_shape}; use the tomogram the tiles were drawn on"
+            )
+        by_slice: dict[int, list[int]] = defaultdict(list)
+        for index, tile in enumerate(tiles):
+            by_slice[tile.z].append(index)
+        images: list[np.ndarray | None] = [None] * len(tiles)
+        masks: list[np.ndarray | None] = [None] * len(tiles)
+        for z, indices in sorted(by_slice.items()):
+            prepared = preprocess_slice(volume.slice(z), recipe)
+            for index in indices:
+                tile = tiles[index]
+                images[index], masks[index] = _binned_tile(
+                    prepared, project.mask(tile.id), tile, recipe.binning
+                )
+    finally:
+        if owned:
+            volume.close()
+    return TileSet(
+        images=np.stack(images),
+        masks=np.stack(masks),
+        positive=np.array([tile.positive for tile in tiles], dtype=bool),
+        tiles=tiles,
+    )
+
+
+def check_tiles(
+    images: np.ndarray, masks: np.ndarray, positive: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Validate and convert training tiles: ``(N, s, s)`` images/masks, ``(N,)`` positive flags.
+
+    Raises
+    ------
+    BadInputError
+        Mismatched shapes, NaN/Inf, no positive tile, an empty mask on a positive tile, or painted
+        pixels on a negative tile.
+    """
+    images = np.asarray(images, dtype=np.float32)
+    masks = np.asarray(masks).astype(bool)
+    positive = np.asarray(positive).astype(bool)
+    if images.ndim != 3 or images.shape[1] != images.shape[2]:
+        raise BadInputError(f"tiles must be (N, s, s) square images, got shape {images.shape}")
+    if masks.shape != images.shape or positive.shape != images.shape[:1]:
+        raise BadInputError(
+            f"masks {masks.shape} and positive flags {positive.shape} do not match the "
+            f"{images.shape} tiles"
+        )
+    if not np.isfinite(images).all():
+        raise BadInputError("the tiles contain NaN/Inf values")
+    if not positive.any():
+        raise BadInputError(
+            "no positive tile: the network needs tiles that contain the feature, with it painted"
+        )
+    painted = masks.reshape(len(masks), -1).any(axis=1)
+    empty = np.flatnonzero(positive & ~painted)
+    if empty.size:
+        raise BadInputError(
+            f"positive tiles {empty.tolist()} have an empty mask; paint the feature on them"
+        )
+    stray = np.flatnonzero(~positive & painted)
+    if stray.size:
+        raise BadInputError(
+            f"negative tiles {stray.tolist()} have painted pixels; mark them positive or clear them"
+        )
+    return images, masks, positive
+
+
+def copies_per_tile(positive: np.ndarray, copies: int = 10) -> np.ndarray:
+    """EMAN2's class balance: ``copies`` per negative, ``copies * n_neg / n_pos`` per positive.
+
+    With no negative tile, positives get ``copies`` each.
+    """
+    positive = np.asarray(positive, dtype=bool)
+    n_pos, n_neg = int(positive.sum()), int((~positive).sum())
+    per_positive = max(1, round(copies * n_neg / n_pos)) if n_pos and n_neg else copies
+    return np.where(positive, per_positive, copies)
+
+
+def dihedral(image: np.ndarray, index: int) -> np.ndarray:
+    """The ``index``-th (0..7) symmetry of the square: ``index % 4`` quarter turns, then a flip if >= 4."""
+    out = np.rot90(image, index % 4, axes=(-2, -1))
+    return np.flip(out, axis=-1) if index >= 4 else out
+
+
+def shrink_labels(masks: np.ndarray, stride: int) -> np.ndarray:
+    """Mean-shrink ``(..., s, s)`` masks by ``stride`` to the network's output resolution."""
+    masks = np.asarray(masks, dtype=np.float32)
+    if stride == 1:
+        return masks
+    return bin_slices(masks, stride).astype(np.float32)
+
+
+def build_training_set(
+    images: np.ndarray,
+    masks: np.ndarray,
+    positive: np.ndarray,
+    *,
+    output_stride: int = 2,
+    copies: int = 10,
+    rotate: bool = True,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Augmented, class-balanced training arrays from tiles (see the module docstring).
+
+    Parameters
+    ----------
+    images, masks, positive
+        ``(N, s, s)`` preprocessed tiles, their painted masks and ``(N,)`` positive flags.
+    output_stride : int
+        The network's output stride; labels are mean-shrunk by it (``s`` must be divisible by it).
+    copies : int
+        Transformed copies per negative tile (EMAN2: 10).
+    rotate : bool
+        Add random rotations to copies beyond the 8 exact symmetries (off: symmetries only).
+    seed : int
+        Seed of the random angles; the same seed gives the same arrays.
+
+    Returns
+    -------
+    x : ndarray
+        ``(M, s, s, 1)`` float32 network input.
+    y : ndarray
+        ``(M, s / stride, s / stride, 1)`` float32 labels in [0, 1].
+    """
+    images, masks, positive = check_tiles(images, masks, positive)
+    size = images.shape[1]
+    if size % output_stride:
+        raise BadInputError(
+            f"tile size {size} px is not divisible by the network's output stride {output_stride}"
+        )
+    if copies < 1:
+        raise BadInputError(f"copies must be at least 1, got {copies}")
+    rng = np.random.default_rng(seed)
+    counts = copies_per_tile(positive, copies)
+    x = np.empty((int(counts.sum()), size, size), dtype=np.float32)
+    y = np.empty_like(x)
+    row = 0
+    for image, mask, count in zip(images, masks.astype(np.float32), counts, strict=True):
+        for k in range(count):
+            image_k, mask_k = dihedral(image, k % DIHEDRAL), dihedral(mask, k % DIHEDRAL)
+            if rotate and k >= DIHEDRAL:
+                angle = rng.uniform(-45.0, 45.0)
+                image_k = ndimage.rotate(image_k, angle, reshape=False, order=1, mode="reflect")
+                mask_k = ndimage.rotate(mask_k, angle, reshape=False, order=0, mode="reflect")
+            x[row], y[row] = image_k, mask_k
+            row += 1
+    return x[..., None], shrink_labels(y, output_stride)[..., None]

@@ -1,0 +1,27 @@
+"""Particle and filament picking from a feature's probability map, in the source tomogram's frame.
+
+`pick_particles` (one pick per blob, EMAN2 rules by default, or touching particles split by the
+distance transform) and `pick_filaments` (points along traced axes with orientations) return
+`tomoseg_nb.coords.Picks`; `scoring` measures picks against phantom truth.
+"""
+
+from .filaments import Filament, pick_filaments, trace_filaments
+from .frame import SourceFrame, direction_from_euler, euler_from_direction
+from .particles import MODES, ParticleCandidates, find_particle_candidates, pick_particles
+from .scoring import FilamentScore, score_filaments, score_particles
+
+__all__ = [
+    "MODES",
+    "Filament",
+    "FilamentScore",
+    "ParticleCandidates",
+    "SourceFrame",
+    "direction_from_euler",
+    "euler_from_direction",
+    "find_particle_candidates",
+    "pick_filaments",
+    "pick_particles",
+    "score_filaments",
+    "score_particles",
+    "trace_filaments",
+]

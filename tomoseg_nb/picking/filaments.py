@@ -1,0 +1,476 @@
+"""Filaments from one feature's probability map: trace each axis, sample points along it.
+
+For microtubules, actin and other filaments, subtomogram averaging wants points every
+``spacing`` Angstrom along the axis with the axis direction as orientation, not one pick per blob.
+The map is thresholded, hollow tubes are filled (a microtubule's wall segments as a ring in
+cross-section), the mask is thinned to a one-voxel skeleton, side branches shorter than the
+pruning length are removed, branches meeting at a junction are joined where they continue
+straight (two crossing filaments stay two filaments), every axis is smoothed by a spline and
+extended to the filament's end, and points are placed every ``spacing`` along it with RELION
+Euler angles that put a reference's Z axis along the local tangent (helical convention).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage, sparse
+from scipy.interpolate import splev, splprep
+
+from ..coords import Picks
+from ..errors import BadInputError, EmptyResultWarning
+from .frame import SourceFrame, edge_margins, euler_from_direction, inside_edges
+from .particles import _check_number, _probability_volume
+
+_OFFSETS = np.array(
+    [(dz, dy, dx) for dz in (-1, 0, 1) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dz or dy or dx]
+)
+
+
+@dataclass
+class Filament:
+    """One traced filament axis in map voxels.
+
+    Attributes
+    ----------
+    axis : ndarray
+        ``(M, 3)`` z, y, x points of the smoothed axis, about a voxel apart, end to end.
+    """
+
+    axis: np.ndarray
+
+    @property
+    def length_px(self) -> float:
+        """Axis length in map voxels."""
+        return (
+            float(np.linalg.norm(np.diff(self.axis, axis=0), axis=1).sum())
+            if len(self.axis) > 1
+            else 0.0
+        )
+
+    def sample(self, spacing_px: float) -> tuple[np.ndarray, np.ndarray]:
+        """Points every ``spacing_px`` along the axis, centred on it, and unit tangents (both z, y, x)."""
+        steps = np.linalg.norm(np.diff(self.axis, axis=0), axis=1)
+        arc = np.concatenate([[0.0], np.cumsum(steps)])
+        n = int(arc[-1] // spacing_px) + 1
+        targets = (arc[-1] - (n - 1) * spacing_px) / 2 + spacing_px * np.arange(n)
+        points = np.column_stack([np.interp(targets, arc, self.axis[:, d]) for d in range(3)])
+        # Tangent: the axis direction over about one spacing, which the spline already made smooth.
+        half = min(spacing_px, arc[-1]) / 2
+        ahead = np.column_stack([np.interp(targets + half, arc, self.axis[:, d]) for d in range(3)])
+        behind = np.column_stack(
+            [np.interp(targets - half, arc, self.axis[:, d]) for d in range(3)]
+        )
+        tangents = ahead - behind
+        norms = np.linalg.norm(tangents, axis=1, keepdims=True)
+        fallback = self.axis[-1] - self.axis[0]
+        tangents = np.where(
+            norms > 0, tangents / np.where(norms > 0, norms, 1), fallback / np.linalg.norm(fallback)
+        )
+        return points, tangents
+
+
+def trace_filaments(
+    probability_map: np.ndarray,
+    *,
+    threshold: float,
+    voxel_size: float = 1.0,
+    fill_lumen: bool = True,
+    closing_radius_angstrom: float = 0.0,
+    prune_length_angstrom: float | None = None,
+    min_length_angstrom: float | None = None,
+    smoothing_angstrom: float | None = None,
+    max_bend_degrees: float = 60.0,
+) -> list[Filament]:
+    """Trace the axes of the filaments in a probability map.
+
+    Parameters
+    ----------
+    probability_map : ndarray
+        ``(z, y, x)`` probabilities of one filament feature (integers are read as 0-255).
+    threshold : float
+        Voxels at or above it belong to filaments.
+    voxel_size : float
+        Angstrom per voxel of the map.
+    fill_lumen : bool
+        Fill cavities enclosed in any z, y or x slice, so a hollow tube (a microtubule segmented as
+        its wall) is thinned to its axis rather than to a ring. Nothing is bridged between
+        filaments, so it is safe for solid filaments too.
+    closing_radius_angstrom : float
+        Morphological closing radius to mend broken walls before filling (0: none). Closing also
+        joins filaments closer than twice the radius.
+    prune_length_angstrom : float, optional
+        Side branches shorter than this are removed; default three times the median filament
+        radius measured on the mask (a tube's skeleton sprouts spurs up to about one radius long).
+    min_length_angstrom : float, optional
+        Filaments shorter than this are dropped; default twice the pruning length.
+    smoothing_angstrom : float, optional
+        Root-mean-square distance the smoothing spline may stray from the skeleton; default one
+        voxel (the skeleton's own jitter).
+    max_bend_degrees : float
+        Largest change of direction at a junction for two branches to count as one filament.
+
+    Returns
+    -------
+    list of Filament
+        Longest first.
+    """
+    values = _probability_volume(probability_map)
+    _check_number("threshold", threshold)
+    _check_number("voxel size", voxel_size, minimum=1e-9)
+    _check_number("closing radius", closing_radius_angstrom, minimum=0.0)
+    mask = values >= threshold
+    if closing_radius_angstrom > 0:
+        mask = _closing(mask, closing_radius_angstrom / voxel_size)
+    if fill_lumen:
+        mask = _fill_lumens(mask)
+    if not mask.any():
+        return []
+    from skimage.morphology import skeletonize
+
+    skeleton = skeletonize(mask).astype(bool)
+    distance = ndimage.distance_transform_edt(mask)
+    if not skeleton.any():
+        return []
+    radius_px = max(1.0, float(np.median(distance[skeleton])))
+    prune_px = (
+        3 * radius_px if prune_length_angstrom is None else prune_length_angstrom / voxel_size
+    )
+    min_length_px = (
+        2 * prune_px if min_length_angstrom is None else min_length_angstrom / voxel_size
+    )
+    smoothing_px = 1.0 if smoothing_angstrom is None else smoothing_angstrom / voxel_size
+
+    graph = _SkeletonGraph(skeleton)
+    graph.prune(prune_px)
+    filaments = []
+    for chain, starts_free, ends_free in graph.chains(
+        max_bend_degrees, look_px=max(2.0, radius_px)
+    ):
+        axis = _extend(_smooth(chain, smoothing_px), distance, starts_free, ends_free)
+        filament = Filament(axis)
+        if filament.length_px >= min_length_px:
+            filaments.append(filament)
+    filaments.sort(key=lambda f: -f.length_px)
+    return filaments
+
+
+def pick_filaments(
+    probability_map: np.ndarray,
+    *,
+    threshold: float,
+    spacing_angstrom: float,
+    voxel_size: float = 1.0,
+    binning: float = 1.0,
+    origin: tuple[float, float, float] = (0.0, 0.0, 0.0),
+    source_shape: tuple[int, int, int] | None = None,
+    edge_px: float | Sequence[float] = 0.0,
+    tomogram: str = "",
+    feature: str = "",
+    **trace_options: float | bool | None,
+) -> Picks:
+    """Points every ``spacing_angstrom`` along each filament, oriented along it, in the source frame.
+
+    Parameters
+    ----------
+    probability_map : ndarray
+        ``(z, y, x)`` probabilities of one filament feature.
+    threshold : float
+        Voxels at or above it belong to filaments.
+    spacing_angstrom : float
+        Distance between consecutive points along a filament (e.g. 82 A, a tubulin dimer repeat).
+    voxel_size, binning, origin, source_shape, tomogram, feature
+        As in `tomoseg_nb.picking.pick_particles`.
+    edge_px : float or sequence of float
+        Points closer than this (map voxels) to a face are dropped; a number applies to y and x.
+    **trace_options
+        Passed to `trace_filaments` (pruning, minimum length, smoothing, lumen filling...).
+
+    Returns
+    -------
+    Picks
+        Coordinates in source voxels, orientations as RELION (rot, tilt, psi) with the tangent as
+        the reference Z axis (rot, the spin about the axis, is 0), scores the map's probability at
+        each point. Points of one filament are consecutive, longest filament first.
+
+    Warns
+    -----
+    EmptyResultWarning
+        No filament was found; the message says why.
+    """
+    if not (isinstance(spacing_angstrom, (int, float)) and spacing_angstrom > 0):
+        raise BadInputError(
+            f"spacing must be a positive number of Angstrom, got {spacing_angstrom!r}"
+        )
+    values = _probability_volume(probability_map)
+    frame = SourceFrame(values.shape, voxel_size, binning, origin, source_shape)
+    margins = edge_margins(edge_px, values.ndim)
+    filaments = trace_filaments(values, threshold=threshold, voxel_size=voxel_size, **trace_options)  # type: ignore[arg-type]
+    points, tangents = [np.zeros((0, 3))], [np.zeros((0, 3))]
+    for filament in filaments:
+        p, t = filament.sample(spacing_angstrom / voxel_size)
+        keep = inside_edges(p, values.shape, margins)
+        points.append(p[keep])
+        tangents.append(t[keep])
+    if not filaments:
+        warnings.warn(_why_no_filaments(values, threshold), EmptyResultWarning, stacklevel=2)
+    coordinates = np.concatenate(points)
+    directions = np.concatenate(tangents)
+    scores = (
+        ndimage.map_coordinates(values, coordinates.T, order=1, mode="nearest")
+        if len(coordinates)
+        else np.zeros(0)
+    )
+    orientations = (
+        euler_from_direction(directions[:, ::-1]) if len(directions) else np.zeros((0, 3))
+    )
+    return frame.picks(
+        coordinates, scores, orientations=orientations, tomogram=tomogram, feature=feature
+    )
+
+
+def _why_no_filaments(values: np.ndarray, threshold: float) -> str:
+    peak = float(values.max()) if values.size else 0.0
+    if peak <= 0:
+        return "the probability map is empty (all zeros): check that the right map was given"
+    if peak < threshold:
+        return f"no voxel reaches the threshold {threshold:g} (the map's maximum is {peak:.3g}); lower it"
+    return (
+        "no filament is longer than the minimum length; lower min_length_angstrom or the threshold"
+    )
+
+
+def _closing(mask: np.ndarray, radius_px: float) -> np.ndarray:
+    """Closing by a ball, via distance transforms (exact radius, cost independent of it)."""
+    if not mask.any():
+        return mask
+    grown = ndimage.distance_transform_edt(~mask) <= radius_px
+    return ndimage.distance_transform_edt(grown) > radius_px
+
+
+def _fill_lumens(mask: np.ndarray) -> np.ndarray:
+    """Fill holes enclosed within single z, y or x slices.
+
+    A tube cut across any plane nearly perpendicular to it shows a closed ring, and one of the
+    three axis-aligned planes is always within 55 degrees of perpendicular, so every hollow tube
+    is filled whatever its direction, while separate filaments are never joined.
+    """
+    filled = mask.copy()
+    for axis in range(3):
+        structure = np.zeros((3, 3, 3), dtype=bool)
+        index = [slice(None)] * 3
+        index[axis] = 1  # type: ignore[call-overload]
+        structure[tuple(index)] = ndimage.generate_binary_structure(2, 1)
+        filled |= ndimage.binary_fill_holes(mask, structure=structure)
+    return filled
+
+
+class _SkeletonGraph:
+    """A one-voxel skeleton as branches (ordered voxel chains) meeting at junctions.
+
+    Skeleton voxels with three or more 26-neighbours are junction voxels; touching ones form one
+    junction. What is left falls apart into simple chains, the branches.
+    """
+
+    def __init__(self, skeleton: np.ndarray) -> None:
+        self.voxels = np.argwhere(skeleton)
+        n = len(self.voxels)
+        lookup = np.full(skeleton.shape, -1, dtype=np.int64)
+        lookup[tuple(self.voxels.T)] = np.arange(n)
+        rows, cols = [], []
+        for offset in _OFFSETS:
+            target = self.voxels + offset
+            inside = ((target >= 0) & (target < np.asarray(skeleton.shape))).all(axis=1)
+            j = np.full(n, -1)
+            j[inside] = lookup[tuple(target[inside].T)]
+            rows.append(np.flatnonzero(j >= 0))
+            cols.append(j[j >= 0])
+        r, c = np.concatenate(rows), np.concatenate(cols)
+        self.adjacency = sparse.csr_matrix((np.ones(len(r), dtype=np.int8), (r, c)), shape=(n, n))
+        junction = np.asarray(self.adjacency.sum(axis=1)).ravel() >= 3
+        self.junction_of = np.full(n, -1)
+        self.junction_of[junction] = _components(self.adjacency, np.flatnonzero(junction))
+        count = int(self.junction_of.max()) + 1
+        self.junction_centres = [
+            self.voxels[self.junction_of == k].mean(axis=0) for k in range(count)
+        ]
+        self.branches: list[np.ndarray] = []
+        self.ends: list[tuple[int, int]] = []  # junction at each end of a branch, -1 for a free end
+        chain_voxels = np.flatnonzero(~junction)
+        chain_of = _components(self.adjacency, chain_voxels)
+        for k in range(int(chain_of.max()) + 1 if len(chain_of) else 0):
+            ordered = self._order(chain_voxels[chain_of == k])
+            self.branches.append(ordered)
+            self.ends.append(
+                (self._junction_next_to(ordered[0]), self._junction_next_to(ordered[-1]))
+            )
+        self.alive = [True] * len(self.branches)
+
+    def _neighbours(self, i: int) -> np.ndarray:
+        return self.adjacency.indices[self.adjacency.indptr[i] : self.adjacency.indptr[i + 1]]
+
+    def _order(self, members: np.ndarray) -> np.ndarray:
+        """Members of a chain from one end to the other (a closed loop is opened anywhere)."""
+        member = set(members.tolist())
+        inner = {i: [j for j in self._neighbours(i) if j in member] for i in members.tolist()}
+        start = next((i for i, nb in inner.items() if len(nb) <= 1), int(members[0]))
+        order, seen = [start], {start}
+        while True:
+            step = [j for j in inner[order[-1]] if j not in seen]
+            if not step:
+                return np.asarray(order)
+            order.append(step[0])
+            seen.add(step[0])
+
+    def _junction_next_to(self, voxel: int) -> int:
+        touching = [
+            self.junction_of[j] for j in self._neighbours(voxel) if self.junction_of[j] >= 0
+        ]
+        return int(touching[0]) if touching else -1
+
+    def _incident(self, junction: int) -> list[tuple[int, int]]:
+        """Ends ``(branch, side)`` of live branches at a junction."""
+        return [
+            (b, side)
+            for b, ends in enumerate(self.ends)
+            if self.alive[b]
+            for side in (0, 1)
+            if ends[side] == junction
+        ]
+
+    def prune(self, length_px: float) -> None:
+        """Remove side branches (one free end) shorter than ``length_px``, shortest first.
+
+        A branch goes only while its junction keeps at least two others, so a filament is never
+        shortened from both sides of a fork down to nothing.
+        """
+        lengths = [_length(self.voxels[branch]) for branch in self.branches]
+        for b in sorted(range(len(self.branches)), key=lambda b: lengths[b]):
+            start, end = self.ends[b]
+            if lengths[b] >= length_px or (start >= 0) == (end >= 0):
+                continue
+            if len(self._incident(max(start, end))) >= 3:
+                self.alive[b] = False
+
+    def chains(
+        self, max_bend_degrees: float, look_px: float
+    ) -> list[tuple[np.ndarray, bool, bool]]:
+        """Polylines (z, y, x) of branches joined through junctions where they continue straight.
+
+        Returns ``(points, starts_free, ends_free)``: whether each end is a filament end rather
+        than a junction.
+        """
+        partner: dict[tuple[int, int], tuple[int, int]] = {}
+        limit = math.cos(math.radians(180.0 - max_bend_degrees))
+        for junction, centre in enumerate(self.junction_centres):
+            incident = self._incident(junction)
+            heading = {end: self._heading(end, centre, look_px) for end in incident}
+            pairs = sorted(
+                (float(np.dot(heading[a], heading[b])), a, b)
+                for i, a in enumerate(incident)
+                for b in incident[i + 1 :]
+                if a[0] != b[0]
+            )
+            taken: set[tuple[int, int]] = set()
+            for cosine, a, b in pairs:  # most opposite headings (straightest continuation) first
+                # Two branches only: a bend, not a fork; join whatever the angle.
+                if a in taken or b in taken or (cosine > limit and len(incident) > 2):
+                    continue
+                partner[a], partner[b] = b, a
+                taken.update((a, b))
+        used = [not alive for alive in self.alive]
+        chains = []
+        open_ends = [
+            (b, s) for b in range(len(self.branches)) for s in (0, 1) if (b, s) not in partner
+        ]
+        for b, side in open_ends + [(b, 0) for b in range(len(self.branches))]:
+            if not used[b]:
+                chains.append(self._walk(b, side, partner, used))
+        return chains
+
+    def _heading(self, end: tuple[int, int], centre: np.ndarray, look_px: float) -> np.ndarray:
+        """Unit vector from a junction into a branch, over about ``look_px`` voxels."""
+        branch = self.voxels[self.branches[end[0]]]
+        if end[1] == 1:
+            branch = branch[::-1]
+        vector = branch[min(len(branch) - 1, round(look_px))] - centre
+        norm = np.linalg.norm(vector)
+        return vector / norm if norm > 0 else vector
+
+    def _walk(
+        self,
+        branch: int,
+        side: int,
+        partner: dict[tuple[int, int], tuple[int, int]],
+        used: list[bool],
+    ) -> tuple[np.ndarray, bool, bool]:
+        first = self.ends[branch][side]
+        pieces = [self.junction_centres[first][None, :]] if first >= 0 else []
+        while True:
+            used[branch] = True
+            voxels = self.voxels[self.branches[branch]].astype(np.float64)
+            pieces.append(voxels if side == 0 else voxels[::-1])
+            last = self.ends[branch][1 - side]
+            if last >= 0:
+                pieces.append(self.junction_centres[last][None, :])
+            exit_end = (branch, 1 - side)
+            if exit_end not in partner or used[partner[exit_end][0]]:
+                break
+            branch, side = partner[exit_end]
+        return np.concatenate(pieces), first < 0, last < 0
+
+
+def _components(adjacency: sparse.csr_matrix, members: np.ndarray) -> np.ndarray:
+    """Connected-component id of each of ``members`` within the graph restricted to them."""
+    if len(members) == 0:
+        return np.zeros(0, dtype=np.int64)
+    _, labels = sparse.csgraph.connected_components(adjacency[members][:, members], directed=False)
+    return labels
+
+
+def _length(points: np.ndarray) -> float:
+    return float(np.linalg.norm(np.diff(points, axis=0), axis=1).sum()) if len(points) > 1 else 0.0
+
+
+def _smooth(chain: np.ndarray, smoothing_px: float) -> np.ndarray:
+    """A smoothing spline through the chain, resampled about every 0.5 voxel."""
+    steps = np.linalg.norm(np.diff(chain, axis=0), axis=1)
+    points = chain[np.concatenate([[True], steps > 1e-9])]
+    if len(points) < 3:
+        return points
+    k = min(3, len(points) - 1)
+    tck, _ = splprep(points.T, s=len(points) * smoothing_px**2, k=k)
+    n = max(2, math.ceil(_length(points) * 2) + 1)
+    return np.column_stack(splev(np.linspace(0.0, 1.0, n), tck))
+
+
+def _extend(
+    axis: np.ndarray, distance: np.ndarray, starts_free: bool, ends_free: bool
+) -> np.ndarray:
+    """Prolong free ends by the distance to the mask's surface there, staying in the volume.
+
+    Thinning stops about one radius short of a filament's end (the end cap thins to a cone of
+    medial surface, not to axis), so the axis is continued straight for that distance.
+    """
+    if len(axis) < 2:
+        return axis
+    last = np.asarray(distance.shape) - 1
+    pieces = [axis]
+    for free, tip, inner, at_start in (
+        (starts_free, axis[0], axis[min(len(axis) - 1, 6)], True),
+        (ends_free, axis[-1], axis[max(0, len(axis) - 7)], False),
+    ):
+        direction = tip - inner
+        norm = np.linalg.norm(direction)
+        reach = float(distance[tuple(np.clip(np.round(tip).astype(int), 0, last))])
+        if not free or norm == 0 or reach <= 0:
+            continue
+        extension = np.clip(
+            tip + np.outer(np.arange(0.5, reach + 1e-9, 0.5), direction / norm), 0, last
+        )
+        pieces = [extension[::-1], *pieces] if at_start else [*pieces, extension]
+    return np.concatenate(pieces)

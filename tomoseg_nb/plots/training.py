@@ -1,0 +1,139 @@
+"""Figures of training: loss curves, tiles with masks and predictions, probability histograms.
+
+Each function takes plain arrays and returns a matplotlib ``Figure`` (never shown here): display it
+in a notebook by leaving it as a cell's last expression, or ``figure.savefig(path)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from ..errors import BadInputError
+
+
+def plot_loss(history: Mapping[str, Sequence[float]], *, title: str = "") -> Figure:
+    """Training and validation loss per epoch, with the best validation epoch marked.
+
+    The loss is EMAN2's ``log(mean squared error)``: lower is better, and a validation curve that
+    turns upwards while training keeps falling means the network is memorising its tiles.
+    """
+    figure = Figure(figsize=(5.5, 3.5), layout="constrained")
+    axes = figure.subplots()
+    names = {"loss": "training", "val_loss": "validation (held-out tiles)"}
+    for key, label in names.items():
+        values = list(history.get(key, []))
+        if values:
+            axes.plot(np.arange(1, len(values) + 1), values, marker="o", ms=3, label=label)
+    validation = list(history.get("val_loss", []))
+    if validation:
+        best = int(np.argmin(validation))
+        axes.axvline(best + 1, color="0.6", ls=":", label=f"best epoch ({best + 1})")
+    axes.set_xlabel("epoch")
+    axes.set_ylabel("loss  log(MSE)")
+    axes.set_title(title or "training loss")
+    if axes.lines:
+        axes.legend(fontsize="small")
+    return figure
+
+
+def plot_tile_gallery(
+    images: np.ndarray,
+    masks: np.ndarray,
+    predictions: np.ndarray,
+    *,
+    held_out: Sequence[bool] | np.ndarray | None = None,
+    threshold: float | None = None,
+    max_tiles: int = 8,
+    title: str = "",
+) -> Figure:
+    """Tiles side by side: image, painted mask and network prediction, one column per tile.
+
+    Parameters
+    ----------
+    images : ndarray
+        ``(N, s, s)`` preprocessed tiles.
+    masks : ndarray
+        ``(N, s, s)`` painted masks.
+    predictions : ndarray
+        ``(N, s', s')`` probabilities (any resolution; ``train.predict_tiles`` gives them at the
+        network's output stride); drawn over the same area as the tile.
+    held_out : sequence of bool, optional
+        Marks tiles that were not trained on (titled "held out").
+    threshold : float, optional
+        Draw the prediction's contour at this probability over the mask.
+    max_tiles : int
+        Show at most this many tiles (the first ones; pass a selection to show others).
+    """
+    images, masks, predictions = (np.asarray(a) for a in (images, masks, predictions))
+    count = min(len(images), max_tiles)
+    held = np.zeros(len(images), bool) if held_out is None else np.asarray(held_out, bool)
+    figure = Figure(figsize=(1.6 * max(count, 1) + 0.6, 5.2), layout="constrained")
+    panels = figure.subplots(3, max(count, 1), squeeze=False)
+    for row, label in enumerate(("image", "mask", "prediction")):
+        panels[row, 0].set_ylabel(label)
+    for column in range(count):
+        size = images[column].shape[-1]
+        extent = (-0.5, size - 0.5, size - 0.5, -0.5)
+        panels[0, column].imshow(images[column], cmap="gray", interpolation="nearest")
+        panels[0, column].set_title("held out" if held[column] else "training", fontsize="small")
+        panels[1, column].imshow(
+            masks[column], cmap="gray", vmin=0, vmax=1, interpolation="nearest"
+        )
+        panels[2, column].imshow(
+            predictions[column],
+            cmap="magma",
+            vmin=0,
+            vmax=1,
+            extent=extent,
+            interpolation="nearest",
+        )
+        if threshold is not None and predictions[column].max() >= threshold:
+            panels[1, column].contour(
+                predictions[column], [threshold], colors="#e6194b", linewidths=0.8, extent=extent
+            )
+    for axes in panels.ravel():
+        axes.set_xticks([])
+        axes.set_yticks([])
+    figure.suptitle(title or "tiles: image, mask, prediction")
+    return figure
+
+
+def plot_probability_histogram(
+    probabilities: np.ndarray,
+    *,
+    truth: np.ndarray | None = None,
+    threshold: float | None = None,
+    bins: int = 50,
+    title: str = "",
+) -> Figure:
+    """Histogram of probabilities; split into feature and background voxels when ``truth`` is given.
+
+    A good network puts the feature near 1 and the background near 0 with little overlap; the
+    threshold line shows where the two are cut apart. Counts are on a log scale since background
+    usually dominates.
+    """
+    probabilities = np.asarray(probabilities, dtype=np.float32).ravel()
+    figure = Figure(figsize=(5.5, 3.5), layout="constrained")
+    axes = figure.subplots()
+    edges = np.linspace(0, 1, bins + 1)
+    if truth is None:
+        axes.hist(probabilities, bins=edges, color="0.4", label="all voxels")
+    else:
+        truth = np.asarray(truth, dtype=bool).ravel()
+        if truth.shape != probabilities.shape:
+            raise BadInputError(
+                f"truth has {truth.size} voxels but probabilities {probabilities.size}"
+            )
+        axes.hist(probabilities[~truth], bins=edges, alpha=0.6, color="0.4", label="background")
+        axes.hist(probabilities[truth], bins=edges, alpha=0.6, color="#e6194b", label="feature")
+    if threshold is not None:
+        axes.axvline(threshold, color="k", ls="--", label=f"threshold {threshold:g}")
+    axes.set_yscale("log")
+    axes.set_xlabel("probability")
+    axes.set_ylabel("voxels")
+    axes.set_title(title or "probabilities")
+    axes.legend(fontsize="small")
+    return figure

@@ -1,0 +1,376 @@
+"""Train one network per feature from annotated tiles, with ``model.fit`` and callbacks.
+
+What happens, and why:
+
+- A fraction of the *tiles* (not of augmented copies) is held out before augmentation, stratified
+  so positives and negatives are both held out: rotated copies of a training tile would make the
+  validation loss dishonest.
+- The remaining tiles are augmented and class-balanced as EMAN2 does (``dataset``); the held-out
+  tiles get the same balance with the 8 exact symmetries only.
+- ``EarlyStopping`` watches the validation loss and restores the best epoch's weights.
+- A ``threading.Event`` passed as ``cancel`` is checked after every batch: when set, training stops
+  at once and ``CancelledError`` is raised (no model is returned, nothing is written).
+- The threshold stored with the model is the one that maximises IoU on the held-out tiles.
+- ``seed`` makes runs repeatable: ``keras.utils.set_random_seed`` (weights, shuffling) and a numpy
+  ``Generator`` (split, augmentation).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import keras
+import numpy as np
+
+from .annotations import Project
+from .dataset import build_training_set, check_tiles, collect_tiles, shrink_labels
+from .errors import BadInputError, CancelledError
+from .models import (
+    DEFAULT_ARCH,
+    ModelInfo,
+    build_model,
+    eman2_loss,
+    get_architecture,
+    output_stride,
+    probability,
+)
+from .preprocess import DEFAULT_RECIPE, Recipe
+from .progress import ProgressCallback
+from .progress import progress as progress_bar
+from .volume import Volume
+
+ENGINES = ("auto", "keras", "fft")
+THRESHOLDS = np.round(np.arange(0.1, 0.91, 0.05), 2)
+
+
+@dataclass
+class TrainingResult:
+    """A trained network and how training went.
+
+    Attributes
+    ----------
+    model : keras.Model
+        The network (Conv2D form, whichever engine trained it), at its best validation epoch.
+    history : dict
+        ``loss`` (and ``val_loss`` when tiles were held out) per epoch.
+    stopped_early : bool
+        Early stopping ended training before ``epochs``.
+    threshold : float
+        Probability threshold maximising IoU on the held-out tiles (0.5 without held-out positives).
+    train_indices, validation_indices : ndarray
+        Which input tiles were trained on and which were held out.
+    engine : str
+        The convolution engine that trained it (``"keras"`` or ``"fft"``).
+    seconds : float
+        Wall time of training.
+    """
+
+    model: keras.Model
+    history: dict[str, list[float]]
+    stopped_early: bool
+    threshold: float = 0.5
+    train_indices: np.ndarray | None = None
+    validation_indices: np.ndarray | None = None
+    engine: str = "keras"
+    seconds: float = 0.0
+
+
+def split_tiles(
+    positive: np.ndarray, validation_fraction: float, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Stratified split of tile indices into (train, held-out).
+
+    Each class gives ``round(fraction * n)`` tiles, at least one when the fraction is positive and
+    the class has two or more tiles, and always leaves at least one for training.
+
+    Raises
+    ------
+    BadInputError
+        Too few positive tiles to hold one out (fewer than 2 with a positive fraction).
+    """
+    positive = np.asarray(positive, dtype=bool)
+    if not 0 <= validation_fraction < 1:
+        raise BadInputError(f"validation fraction must be in [0, 1), got {validation_fraction}")
+    train, held = [], []
+    for flag in (True, False):
+        members = rng.permutation(np.flatnonzero(positive == flag))
+        n = len(members)
+        count = 0
+        if validation_fraction > 0 and n >= 2:
+            count = min(n - 1, max(1, round(validation_fraction * n)))
+        elif validation_fraction > 0 and flag:
+            raise BadInputError(
+                f"only {n} positive tile(s): holding tiles out for validation needs at least 2 "
+                "(about 10 is the protocol); add positive tiles or set validation_fraction=0"
+            )
+        held.append(members[:count])
+        train.append(members[count:])
+    return np.sort(np.concatenate(train)), np.sort(np.concatenate(held))
+
+
+class _CancelOnEvent(keras.callbacks.Callback):
+    def __init__(self, event: threading.Event) -> None:
+        super().__init__()
+        self.event = event
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        if self.event.is_set():
+            raise CancelledError("training was cancelled; no model was kept")
+
+
+class _BatchProgress(keras.callbacks.Callback):
+    def __init__(self, advance: Callable[[int], None]) -> None:
+        super().__init__()
+        self.advance = advance
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        self.advance(1)
+
+
+def resolve_engine(engine: str, model: keras.Model) -> str:
+    """``"keras"`` or ``"fft"``: what ``engine`` means for training ``model`` here.
+
+    ``"auto"`` asks ``tomoseg_nb.engine.choose_engine``; without that module it is ``"keras"``.
+    """
+    if engine not in ENGINES:
+        raise BadInputError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
+    if engine == "keras":
+        return engine
+    try:
+        from . import engine as engine_module
+    except ImportError as error:
+        if engine == "fft":
+            raise BadInputError(
+                "the FFT engine is not available in this installation; use engine='keras'"
+            ) from error
+        return "keras"
+    return engine if engine == "fft" else engine_module.choose_engine([model])
+
+
+def _fit(
+    model: keras.Model,
+    engine: str,
+    data: tuple[np.ndarray, np.ndarray],
+    validation: tuple[np.ndarray, np.ndarray] | None,
+    *,
+    epochs: int,
+    batch_size: int,
+    learning_rate: float,
+    callbacks: list[keras.callbacks.Callback],
+) -> keras.callbacks.History:
+    """Fit ``model`` (through its FFT twin when ``engine == "fft"``); the best weights end up in it."""
+    trained = model
+    if engine == "fft":
+        from .engine import as_fft_model
+
+        trained = as_fft_model(model)
+    trained.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=eman2_loss)
+    history = trained.fit(
+        data[0],
+        data[1],
+        batch_size=batch_size,
+        epochs=epochs,
+        validation_data=validation,
+        shuffle=True,
+        callbacks=callbacks,
+        verbose=0,
+    )
+    if trained is not model:
+        from .engine import copy_weights
+
+        copy_weights(trained, model)
+    return history
+
+
+def predict_tiles(model: keras.Model, images: np.ndarray, *, batch_size: int = 32) -> np.ndarray:
+    """Probabilities ``(N, s / stride, s / stride)`` of a network on ``(N, s, s)`` preprocessed tiles."""
+    images = np.asarray(images, dtype=np.float32)
+    raw = model.predict(images[..., None], batch_size=batch_size, verbose=0)
+    return probability(raw[..., 0])
+
+
+def best_threshold(probabilities: np.ndarray, labels: np.ndarray) -> float:
+    """The threshold in 0.1..0.9 that maximises IoU of ``probabilities >= t`` against ``labels >= 0.5``.
+
+    Returns 0.5 when the labels hold no feature pixel.
+    """
+    truth = np.asarray(labels) >= 0.5
+    if not truth.any():
+        return 0.5
+    probabilities = np.asarray(probabilities)
+    scores = []
+    for threshold in THRESHOLDS:
+        predicted = probabilities >= threshold
+        union = np.logical_or(predicted, truth).sum()
+        scores.append(np.logical_and(predicted, truth).sum() / union if union else 0.0)
+    return float(THRESHOLDS[int(np.argmax(scores))])
+
+
+def train_on_tiles(
+    images: np.ndarray,
+    masks: np.ndarray,
+    positive: np.ndarray,
+    *,
+    arch: str = DEFAULT_ARCH,
+    epochs: int = 20,
+    batch_size: int = 20,
+    learning_rate: float | None = None,
+    validation_fraction: float = 0.2,
+    patience: int | None = 5,
+    copies: int = 10,
+    seed: int = 0,
+    engine: str = "auto",
+    callbacks: Sequence[keras.callbacks.Callback] = (),
+    cancel: threading.Event | None = None,
+    progress: ProgressCallback | None = None,
+) -> TrainingResult:
+    """Train a fresh ``arch`` network on preprocessed tiles (see the module docstring).
+
+    Parameters
+    ----------
+    images, masks, positive
+        ``(N, s, s)`` preprocessed tiles, painted masks, ``(N,)`` positive flags (``TileSet``).
+    arch : str
+        Architecture name (``models.ARCHITECTURES``).
+    epochs, batch_size : int
+        EMAN2 defaults: 20 epochs of batches of 20.
+    learning_rate : float, optional
+        Adam learning rate; the architecture's own default (eman2: 1e-4) when None.
+    validation_fraction : float
+        Fraction of tiles of each class held out for the validation loss; 0 trains on all.
+    patience : int or None
+        Epochs without improvement before stopping early; None never stops early.
+    copies : int
+        Augmented copies per negative tile (EMAN2: 10); positives get the balancing number.
+    seed : int
+        Makes the run repeatable.
+    engine : {"auto", "keras", "fft"}
+        Convolution engine for training.
+    callbacks : sequence of keras.callbacks.Callback
+        Extra callbacks (live plots in the widgets).
+    cancel : threading.Event, optional
+        Set it (from another thread) to stop; ``CancelledError`` is raised after the current batch.
+    progress : callable, optional
+        ``progress(batches_done, batches_total)``.
+
+    Raises
+    ------
+    BadInputError
+        No positive tile, an empty mask on a positive tile, too few tiles to hold some out, a tile
+        size the network's stride does not divide, or an unknown architecture or engine.
+    CancelledError
+        ``cancel`` was set.
+    """
+    images, masks, positive = check_tiles(images, masks, positive)
+    architecture = get_architecture(arch)
+    if epochs < 1 or batch_size < 1:
+        raise BadInputError(f"epochs and batch size must be >= 1, got {epochs} and {batch_size}")
+    start = time.perf_counter()
+    keras.utils.set_random_seed(seed)
+    rng = np.random.default_rng(seed)
+    train_idx, held_idx = split_tiles(positive, validation_fraction, rng)
+    model = build_model(arch, seed=seed)
+    stride = output_stride(model)
+    seeds = rng.integers(0, 2**31, size=2)
+    data = build_training_set(
+        images[train_idx],
+        masks[train_idx],
+        positive[train_idx],
+        output_stride=stride,
+        copies=copies,
+        seed=int(seeds[0]),
+    )
+    validation = None
+    if held_idx.size and positive[held_idx].any():
+        validation = build_training_set(
+            images[held_idx],
+            masks[held_idx],
+            positive[held_idx],
+            output_stride=stride,
+            copies=1,
+            rotate=False,
+            seed=int(seeds[1]),
+        )
+    used_engine = resolve_engine(engine, model)
+    monitor = "val_loss" if validation is not None else "loss"
+    stopper = None
+    extra: list[keras.callbacks.Callback] = []
+    if patience is not None:
+        stopper = keras.callbacks.EarlyStopping(
+            monitor=monitor, patience=patience, restore_best_weights=True
+        )
+        extra.append(stopper)
+    if cancel is not None:
+        extra.append(_CancelOnEvent(cancel))
+    steps = -(-len(data[0]) // batch_size)
+    with progress_bar(epochs * steps, f"training {arch}", progress) as advance:
+        history = _fit(
+            model,
+            used_engine,
+            data,
+            validation,
+            epochs=epochs,
+            batch_size=batch_size,
+            learning_rate=learning_rate or architecture.learning_rate,
+            callbacks=[_BatchProgress(advance), *extra, *callbacks],
+        )
+    threshold = 0.5
+    if held_idx.size:
+        held_labels = shrink_labels(masks[held_idx], stride)
+        threshold = best_threshold(predict_tiles(model, images[held_idx]), held_labels)
+    return TrainingResult(
+        model=model,
+        history={key: [float(v) for v in values] for key, values in history.history.items()},
+        stopped_early=bool(stopper is not None and stopper.stopped_epoch > 0),
+        threshold=threshold,
+        train_indices=train_idx,
+        validation_indices=held_idx,
+        engine=used_engine,
+        seconds=time.perf_counter() - start,
+    )
+
+
+def train_feature(
+    project: Project,
+    feature: str,
+    *,
+    volume: Volume | str | os.PathLike | None = None,
+    recipe: Recipe = DEFAULT_RECIPE,
+    arch: str = DEFAULT_ARCH,
+    **options,
+) -> tuple[keras.Model, ModelInfo]:
+    """Train the network of one feature of an annotation project; returns it with its metadata.
+
+    Tiles are cut from the project's tomogram (or ``volume``) preprocessed with ``recipe``; the
+    other keyword arguments are those of ``train_on_tiles``. Save the result with
+    ``models.save_model(model, info, "feature.keras")``.
+    """
+    tiles = collect_tiles(project, feature, volume, recipe)
+    result = train_on_tiles(tiles.images, tiles.masks, tiles.positive, arch=arch, **options)
+    validation = result.validation_indices if result.validation_indices is not None else []
+    info = ModelInfo(
+        feature=feature,
+        arch=arch,
+        voxel_size=float(project.voxel_size) * recipe.binning,
+        recipe=recipe.to_dict(),
+        threshold=result.threshold,
+        tile_size=project.features[feature].tile_size,
+        output_stride=output_stride(result.model),
+        history=result.history,
+        training={
+            "n_positive": int(tiles.positive.sum()),
+            "n_negative": int((~tiles.positive).sum()),
+            "validation_tiles": [tiles.tiles[i].id for i in validation],
+            "epochs_run": len(result.history.get("loss", [])),
+            "stopped_early": result.stopped_early,
+            "seed": options.get("seed", 0),
+            "engine": result.engine,
+            "seconds": round(result.seconds, 2),
+            "project": str(project.folder),
+        },
+    )
+    return result.model, info

@@ -1,0 +1,43 @@
+"""Notebook widgets (ipycanvas + ipywidgets): browse, choose tiles, paint, train, inspect results.
+
+Widgets hold no science: every action calls a library function that a script or the CLI can call
+too. The state of each interaction (view, tiles, brush, boxes, picks, a training run) is a plain
+Python object in a ``*_state`` module that tests drive with synthetic events; the widgets render
+that state and forward browser events to it. Imported lazily so ``import tomoseg_nb.widgets``
+does not load Keras.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_PUBLIC = {
+    "SliceViewer": "viewer",
+    "TilePicker": "tiles",
+    "MaskPainter": "painter",
+    "BoxPicker": "boxes",
+    "PickReviewer": "boxes",
+    "TrainingMonitor": "monitor",
+    "LabelViewer": "results",
+    "PickViewer": "results",
+    "WorkflowApp": "app",
+    "ViewState": "view_state",
+    "PainterState": "paint_state",
+    "TileState": "tile_state",
+    "BoxState": "box_state",
+    "PickReview": "pick_state",
+    "TrainingRun": "training_state",
+}
+
+__all__ = sorted(_PUBLIC)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _PUBLIC:
+        return getattr(importlib.import_module(f".{_PUBLIC[name]}", __name__), name)
+    raise AttributeError(f"module 'tomoseg_nb.widgets' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return __all__

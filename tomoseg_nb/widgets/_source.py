@@ -1,0 +1,82 @@
+"""Uniform slice access for widgets: a tomogram, a micrograph, an array or a file path.
+
+A micrograph ``(y, x)`` is a volume of one slice, so every viewer handles both the same way.
+Slices are read on demand (memory-mapped files stay on disk) and the last few are kept.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import BadInputError
+from ..volume import Volume, open_volume
+
+CACHED_SLICES = 4
+
+
+class SliceSource:
+    """Read z slices of a 2D or 3D dataset as float32 arrays, keeping the last few.
+
+    Parameters
+    ----------
+    data : Volume, array or path
+        ``(z, y, x)`` or ``(y, x)``; a path is opened lazily with ``open_volume``.
+    name : str, optional
+        Shown in messages; defaults to the file stem.
+    """
+
+    def __init__(self, data: Volume | np.ndarray | str | os.PathLike, name: str | None = None):
+        if isinstance(data, str | os.PathLike):
+            data = open_volume(Path(data), ndim=None)
+        self.voxel_size = float(data.voxel_size) if isinstance(data, Volume) else 1.0
+        self.name = name or (data.name if isinstance(data, Volume) else "array")
+        self._array: Any = data.data if isinstance(data, Volume) else data
+        if not hasattr(self._array, "shape") or len(self._array.shape) not in (2, 3):
+            shape = getattr(self._array, "shape", None)
+            raise BadInputError(
+                f"{self.name}: shape {shape} is neither a 2D image nor a 3D volume; pass (y, x) "
+                "or (z, y, x) data"
+            )
+        self.is_2d = len(self._array.shape) == 2
+        self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """``(z, y, x)``, with z = 1 for a 2D image."""
+        shape = tuple(int(n) for n in self._array.shape)
+        return (1, *shape) if self.is_2d else shape  # type: ignore[return-value]
+
+    def slice(self, z: int) -> np.ndarray:
+        """Slice ``z`` as float32 (read-only view of the cache; copy before changing it)."""
+        if z in self._cache:
+            self._cache.move_to_end(z)
+            return self._cache[z]
+        raw = self._array if self.is_2d else self._array[z]
+        image = np.asarray(raw, dtype=np.float32)
+        image.flags.writeable = False
+        self._cache[z] = image
+        while len(self._cache) > CACHED_SLICES:
+            self._cache.popitem(last=False)
+        return image
+
+    def region(self, z: int, y0: int, x0: int, size: int, fill: float) -> np.ndarray:
+        """The ``size x size`` block of slice ``z`` from ``(y0, x0)``; outside pixels are ``fill``."""
+        _, height, width = self.shape
+        out = np.full((size, size), fill, dtype=np.float32)
+        ys, xs = max(0, y0), max(0, x0)
+        ye, xe = min(height, y0 + size), min(width, x0 + size)
+        if ys < ye and xs < xe:
+            source = self._array if self.is_2d else self._array[z]
+            out[ys - y0 : ye - y0, xs - x0 : xe - x0] = np.asarray(
+                source[ys:ye, xs:xe], dtype=np.float32
+            )
+        return out
+
+    def value(self, z: int, y: int, x: int) -> float:
+        """One voxel."""
+        return float(self.slice(z)[y, x])

@@ -1,0 +1,171 @@
+"""Reference boxes on a micrograph: click to box a particle, background or contamination.
+
+The 2D picker learns from three reference sets (good isolated particles, empty background, and
+anything that is not a particle: ice contamination, aggregates). Clicking empty image places a box
+of the current class centred on the click; clicking inside a box removes it. Positions are pixel
+``(y, x)`` of the micrograph. With a ``path`` every change is saved at once (atomically) as a
+small JSON file, so a closed notebook loses nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..atomic import write_json_atomic
+from ..errors import BadInputError
+
+BOX_CLASSES = ("good", "background", "contamination")
+BOXES_FORMAT = "tomoseg_nb.boxes"
+BOXES_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Box:
+    """One reference box: centre pixel and class."""
+
+    y: int
+    x: int
+    label: str
+
+
+class BoxState:
+    """The reference boxes of one micrograph.
+
+    Parameters
+    ----------
+    image_shape : (int, int)
+        ``(height, width)`` of the micrograph.
+    box_size_px : int
+        Box edge in pixels (about the particle diameter plus a margin).
+    path : path, optional
+        JSON file saved after every change (loaded first when it exists).
+    micrograph : str
+        Name recorded in the file.
+
+    Examples
+    --------
+    >>> state = BoxState((512, 512), box_size_px=32)
+    >>> state.click(100, 100)
+    ('added', Box(y=100, x=100, label='good'))
+    >>> state.label = "background"; state.click(300, 40)
+    ('added', Box(y=300, x=40, label='background'))
+    >>> state.click(110, 95)
+    ('removed', Box(y=100, x=100, label='good'))
+    """
+
+    def __init__(
+        self,
+        image_shape: tuple[int, int],
+        box_size_px: int,
+        *,
+        path: str | os.PathLike | None = None,
+        micrograph: str = "",
+    ):
+        if box_size_px < 2:
+            raise BadInputError(f"box size {box_size_px} px is too small; use at least 2 pixels")
+        self.image_shape = (int(image_shape[0]), int(image_shape[1]))
+        self.box_size_px = int(box_size_px)
+        self.micrograph = micrograph
+        self.path = None if path is None else Path(path)
+        self.boxes: list[Box] = []
+        self._label = BOX_CLASSES[0]
+        if self.path is not None and self.path.exists():
+            self._load(self.path)
+
+    @property
+    def label(self) -> str:
+        """Class that the next click places."""
+        return self._label
+
+    @label.setter
+    def label(self, value: str) -> None:
+        if value not in BOX_CLASSES:
+            raise BadInputError(f"box class {value!r}: use one of {', '.join(BOX_CLASSES)}")
+        self._label = value
+
+    def box_at(self, y: float, x: float) -> Box | None:
+        """The box covering pixel ``(y, x)`` (the most recent one when boxes overlap)."""
+        half = self.box_size_px / 2
+        for box in reversed(self.boxes):
+            if abs(y - box.y) <= half and abs(x - box.x) <= half:
+                return box
+        return None
+
+    def click(self, y: float, x: float) -> tuple[str, Box] | None:
+        """Remove the box under ``(y, x)``, or add one of the current class centred there.
+
+        Returns ``("added" | "removed", box)``, or None for a click off the image.
+        """
+        existing = self.box_at(y, x)
+        if existing is not None:
+            self.boxes.remove(existing)
+            self._changed()
+            return "removed", existing
+        row, column = round(y), round(x)
+        if not (0 <= row < self.image_shape[0] and 0 <= column < self.image_shape[1]):
+            return None
+        box = Box(row, column, self.label)
+        self.boxes.append(box)
+        self._changed()
+        return "added", box
+
+    def coordinates(self, label: str) -> np.ndarray:
+        """``(N, 2)`` centres ``(y, x)`` of the boxes of one class, in placing order."""
+        rows = [(b.y, b.x) for b in self.boxes if b.label == label]
+        return np.array(rows, dtype=np.int64).reshape(-1, 2)
+
+    def counts(self) -> dict[str, int]:
+        """Boxes per class."""
+        return {label: sum(b.label == label for b in self.boxes) for label in BOX_CLASSES}
+
+    def to_dict(self) -> dict:
+        """The JSON document saved to ``path``."""
+        return {
+            "format": BOXES_FORMAT,
+            "version": BOXES_VERSION,
+            "micrograph": self.micrograph,
+            "image_shape": list(self.image_shape),
+            "box_size_px": self.box_size_px,
+            "boxes": [asdict(b) for b in self.boxes],
+        }
+
+    def save(self, path: str | os.PathLike | None = None) -> Path:
+        """Write the boxes (atomically) to ``path`` or the state's own path."""
+        target = Path(path) if path is not None else self.path
+        if target is None:
+            raise BadInputError("no file to save the boxes to; pass path=... (a .json file)")
+        return write_json_atomic(target, self.to_dict())
+
+    def _changed(self) -> None:
+        if self.path is not None:
+            self.save()
+
+    def _load(self, path: Path) -> None:
+        try:
+            document = json.loads(path.read_text(encoding="utf-8"))
+            if document.get("format") != BOXES_FORMAT:
+                raise BadInputError(
+                    f"{path}: is not a tomoseg_nb boxes file; choose another file name"
+                )
+            if document.get("version", 0) > BOXES_VERSION:
+                raise BadInputError(
+                    f"{path}: boxes file version {document['version']} is newer than this "
+                    "tomoseg_nb understands; upgrade tomoseg_nb"
+                )
+            boxes = [Box(int(b["y"]), int(b["x"]), str(b["label"])) for b in document["boxes"]]
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as error:
+            if isinstance(error, BadInputError):
+                raise
+            raise BadInputError(
+                f"{path}: unreadable boxes file ({error}); move it away to start afresh"
+            ) from error
+        unknown = {b.label for b in boxes} - set(BOX_CLASSES)
+        if unknown:
+            raise BadInputError(f"{path}: unknown box classes {sorted(unknown)}")
+        self.boxes = boxes
+        self.box_size_px = int(document.get("box_size_px", self.box_size_px))
