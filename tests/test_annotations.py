@@ -297,3 +297,14 @@ def test_project_without_a_tomogram_file(tmp_path):
         with pytest.raises(BadInputError, match="outside"):
             project.add_tile("membrane", 0, 60, 32)
         assert project.tomogram is None
+
+
+def test_create_from_an_open_volume(tmp_path, tomogram):
+    from tomoseg_nb.volume import open_volume
+
+    with (
+        open_volume(tomogram) as volume,
+        Project.create(tmp_path / "p", tomogram=volume) as project,
+    ):
+        assert project.tomogram_shape == SHAPE and project.voxel_size == pytest.approx(13.5)
+        assert project.tomogram == str(tomogram.resolve())

@@ -19,7 +19,9 @@ PIXEL_SIZE = 10.0
 @pytest.fixture(scope="module")
 def phantoms():
     """Two training micrographs and one held-out, with contamination and aggregates."""
-    options = dict(pixel_size=PIXEL_SIZE, n_particles=25, n_aggregates=3, n_contamination=3, snr=0.5)
+    options = dict(
+        pixel_size=PIXEL_SIZE, n_particles=25, n_aggregates=3, n_contamination=3, snr=0.5
+    )
     return [
         simulate_micrograph((512, 512), seed=seed, defocus_um=1.5 + 0.5 * seed, **options)
         for seed in range(3)
@@ -33,7 +35,10 @@ def box_px(phantoms):
 
 @pytest.fixture(scope="module")
 def coordinates(phantoms):
-    refs = [phantom_references(p, n_good=6, n_background=6, n_bad=6, seed=i) for i, p in enumerate(phantoms[:2])]
+    refs = [
+        phantom_references(p, n_good=6, n_background=6, n_bad=6, seed=i)
+        for i, p in enumerate(phantoms[:2])
+    ]
     return {kind: [r[kind] for r in refs] for kind in ("good", "background", "bad")}
 
 
@@ -55,7 +60,9 @@ def model(references):
 
 
 def f1(picks, phantom):
-    return match_points(picks.coordinates, phantom.particles, 0.25 * phantom.particle_diameter_px).f1
+    return match_points(
+        picks.coordinates, phantom.particles, 0.25 * phantom.particle_diameter_px
+    ).f1
 
 
 def test_references(references):
@@ -85,7 +92,9 @@ def test_classifier_tells_particles_from_contamination(model, phantoms):
     from tomoseg_nb.boxer.autopick import classify_boxes
     from tomoseg_nb.boxer.preprocess import prepare_micrograph
 
-    prepared, frame = prepare_micrograph(held_out.image, model.info.box_px, model.info.boxer_recipe())
+    prepared, frame = prepare_micrograph(
+        held_out.image, model.info.box_px, model.info.boxer_recipe()
+    )
     good = classify_boxes(model.classifier, prepared, frame.to_working(refs["good"]), 32)
     bad = classify_boxes(model.classifier, prepared, frame.to_working(refs["bad"]), 32)
     assert good.mean() > bad.mean() + 0.2
@@ -113,7 +122,9 @@ def test_other_pixel_size_is_rescaled_with_a_warning(model, phantoms):
     with pytest.warns(UserWarning, match="differs from the training"):
         result = autopick(model, binned, pixel_size=2 * PIXEL_SIZE, threshold=1.0)
     truth = (held_out.particles + 0.5) / 2 - 0.5
-    matched = match_points(result.picks.coordinates, truth, 0.25 * held_out.particle_diameter_px / 2)
+    matched = match_points(
+        result.picks.coordinates, truth, 0.25 * held_out.particle_diameter_px / 2
+    )
     assert matched.f1 > 0.5
     assert result.box_px == pytest.approx(model.info.box_px / 2)
 
@@ -148,12 +159,16 @@ def test_batch_of_micrographs(model, phantoms, tmp_path):
     seen = []
     results = list(
         autopick_micrographs(
-            model, [path, phantoms[1].image], progress_callback=lambda done, total: seen.append((done, total))
+            model,
+            [path, phantoms[1].image],
+            progress_callback=lambda done, total: seen.append((done, total)),
         )
     )
     assert [r.picks.tomogram for r in results] == ["held_out", "micrograph_2"]
     assert seen == [(1, 2), (2, 2)]
-    assert np.allclose(results[0].picks.coordinates, autopick(model, phantoms[2].image).picks.coordinates)
+    assert np.allclose(
+        results[0].picks.coordinates, autopick(model, phantoms[2].image).picks.coordinates
+    )
 
 
 # --- bad input -----------------------------------------------------------------------------------
@@ -171,7 +186,9 @@ def test_too_few_references(phantoms, coordinates, box_px, kind):
 
 def test_box_off_the_image(phantoms, coordinates, box_px):
     good = np.concatenate([coordinates["good"][0], [[600.0, 20.0]]])
-    with pytest.raises(BadInputError, match=r"1 good box centre\(s\) off the 512 x 512 image.*x=20, y=600"):
+    with pytest.raises(
+        BadInputError, match=r"1 good box centre\(s\) off the 512 x 512 image.*x=20, y=600"
+    ):
         collect_references(
             [phantoms[0].image], [good], [coordinates["background"][0]], box_px=box_px
         )
@@ -203,7 +220,10 @@ def test_empty_or_constant_micrograph(model, image, message):
 def test_constant_training_micrograph(coordinates, box_px):
     with pytest.raises(BadInputError, match="constant"):
         collect_references(
-            [np.ones((512, 512))], [coordinates["good"][0]], [coordinates["background"][0]], box_px=box_px
+            [np.ones((512, 512))],
+            [coordinates["good"][0]],
+            [coordinates["background"][0]],
+            box_px=box_px,
         )
 
 

@@ -62,7 +62,7 @@ def test_mask_errors():
         dice(mask(0, 1, 1), mask(0, 1))
 
 
-@settings(max_examples=3000, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(
     pred=arrays(bool, 30),
     truth=arrays(bool, 30),
@@ -156,7 +156,7 @@ def brute_force_matches(pred, truth, max_distance):
     return int((distance[rows, cols] <= max_distance).sum())
 
 
-@settings(max_examples=3000, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(
     pred=arrays(
         np.float64, st.tuples(st.integers(0, 8), st.just(2)), elements=st.integers(0, 20).map(float)

@@ -18,7 +18,13 @@ from tomoseg_nb.volume import open_volume
 @pytest.fixture(scope="module")
 def phantom():
     return simulate_micrograph(
-        (512, 512), pixel_size=10.0, n_particles=20, n_aggregates=3, n_contamination=3, snr=1.0, seed=4
+        (512, 512),
+        pixel_size=10.0,
+        n_particles=20,
+        n_aggregates=3,
+        n_contamination=3,
+        snr=1.0,
+        seed=4,
     )
 
 
@@ -45,7 +51,7 @@ def test_particles_are_dark_where_the_truth_says(phantom):
     smooth = ndimage.gaussian_filter(phantom.image, phantom.particle_diameter_px / 6)
     yx = np.rint(phantom.particles).astype(int)
     at_particles = smooth[yx[:, 0], yx[:, 1]]
-    ring = phantom.particles + [0, phantom.particle_diameter_px * 0.9]
+    ring = phantom.particles + np.array([0.0, phantom.particle_diameter_px * 0.9])
     ring = np.clip(np.rint(ring).astype(int), 0, 511)
     beside = smooth[ring[:, 0], ring[:, 1]]
     assert np.mean(at_particles < beside) > 0.8

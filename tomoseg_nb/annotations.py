@@ -39,6 +39,7 @@ import numpy as np
 
 from .atomic import atomic_output, write_json_atomic
 from .errors import BadInputError, MissingInputError, OutputExistsError, ProjectLockedError
+from .volume import Volume, open_volume
 
 FORMAT = "tomoseg_nb.project"
 VERSION = 1
@@ -165,7 +166,7 @@ class Project:
         cls,
         folder: str | os.PathLike,
         *,
-        tomogram: str | os.PathLike | None = None,
+        tomogram: str | os.PathLike | Volume | None = None,
         voxel_size: float | None = None,
         tomogram_shape: tuple[int, int, int] | None = None,
         overwrite: bool = False,
@@ -173,8 +174,9 @@ class Project:
     ) -> Project:
         """Start a new project in ``folder`` (created if missing) for ``tomogram``.
 
-        The tomogram is opened (memory-mapped, cheaply) to record its shape and voxel size, so tiles
-        can be checked against it. Without a file, pass ``tomogram_shape`` (and ``voxel_size``).
+        ``tomogram`` is a path (opened memory-mapped, cheaply) or an open ``Volume``; its shape and
+        voxel size are recorded so tiles can be checked against it. Without a tomogram, pass
+        ``tomogram_shape`` (and ``voxel_size``).
 
         Raises
         ------
@@ -189,12 +191,12 @@ class Project:
             )
         tomogram_path: str | None = None
         size = 1.0
-        if tomogram is not None:
-            from .volume import open_volume
-
+        if isinstance(tomogram, Volume):
+            tomogram_shape, size = tomogram.shape, tomogram.voxel_size  # type: ignore[assignment]
+            tomogram_path = str(tomogram.path.resolve()) if tomogram.path is not None else None
+        elif tomogram is not None:
             with open_volume(tomogram, ndim=3) as volume:
-                tomogram_shape = tuple(int(n) for n in volume.shape)  # type: ignore[assignment]
-                size = volume.voxel_size
+                tomogram_shape, size = volume.shape, volume.voxel_size  # type: ignore[assignment]
             tomogram_path = str(Path(tomogram).resolve())
         if tomogram_shape is not None:
             tomogram_shape = _checked_shape(tomogram_shape, folder)

@@ -42,6 +42,11 @@ STROKE_ROW, STROKE_COLUMNS = 16, (4, 28)
 BRUSH_RADIUS = 1.5
 STARTUP_S = 180
 SAVE_WAIT_S = 60
+LAB_SETTINGS = {
+    # Start the notebook's kernel without asking, and no news pop-up over the page.
+    "@jupyterlab/notebook-extension/tracker": {"autoStartDefaultKernel": True},
+    "@jupyterlab/apputils-extension/notification": {"fetchNews": "false"},
+}
 
 
 def free_port() -> int:
@@ -58,6 +63,10 @@ def jupyterlab(tmp_path):
     shutil.copy(NOTEBOOK, root / NOTEBOOK.name)
     port, token = free_port(), secrets.token_hex(16)
     home = tmp_path / "jupyter"
+    for plugin, settings in LAB_SETTINGS.items():
+        path = home / "settings" / f"{plugin}.jupyterlab-settings"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(settings))
     env = {
         **os.environ,
         "JUPYTER_CONFIG_DIR": str(home / "config"),
@@ -76,6 +85,7 @@ def jupyterlab(tmp_path):
         "--ServerApp.ip=127.0.0.1",
         f"--ServerApp.port={port}",
         "--ServerApp.port_retries=0",
+        "--ServerApp.allow_root=True",  # CI containers run as root
         f"--IdentityProvider.token={token}",
         f"--ServerApp.root_dir={root}",
         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
@@ -142,8 +152,12 @@ def test_brush_stroke_in_jupyterlab_is_saved_to_the_project(jupyterlab):
             page.locator(".jp-Notebook .jp-Cell").first.wait_for()
             page.get_by_role("menuitem", name="Run", exact=True).click()
             page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
-
             canvas = page.locator(".jp-OutputArea-output canvas").last
+            choose_kernel = page.locator(".jp-Dialog .jp-mod-accept")
+            # Should JupyterLab still ask which kernel to start, take the default.
+            canvas.or_(choose_kernel).first.wait_for(state="visible")
+            if choose_kernel.is_visible():
+                choose_kernel.click()
             canvas.wait_for(state="visible")
             canvas.scroll_into_view_if_needed()
             box = canvas.bounding_box()

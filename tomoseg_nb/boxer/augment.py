@@ -59,24 +59,40 @@ def augment_boxes(
     )
     samples = np.empty((n_samples, box_px, box_px), np.float32)
     shifts = rng.uniform(-max_shift_px, max_shift_px, (n_samples, 2))
-    source_centre = (boxes.shape[-1] - 1) / 2.0
-    out_centre = (box_px - 1) / 2.0
     for i, index in enumerate(order[:n_samples]):
-        angle = rng.uniform(0, 2 * np.pi)
-        cos, sin = np.cos(angle), np.sin(angle)
-        mirror = 1.0 if rng.random() < 0.5 else -1.0
-        matrix = np.array([[cos, -sin], [sin, cos]]) @ np.diag([1.0, mirror])
-        # Output pixel o shows source point matrix @ (o - centre - shift) + source centre.
-        offset = source_centre - matrix @ (out_centre + shifts[i])
-        sample = ndimage.affine_transform(
-            boxes[index],
-            matrix,
-            offset=offset,
-            output_shape=(box_px, box_px),
-            order=1,
-            mode="reflect",
-        )
+        angle = rng.uniform(0, 360.0)
+        mirror = rng.random() < 0.5
+        sample = rotate_crop(boxes[index], angle, box_px, mirror=mirror, shift_yx=shifts[i])
         contrast = np.exp(rng.uniform(-0.25, 0.25))
         noise = rng.uniform(0.0, 0.3) * rng.standard_normal((box_px, box_px))
         samples[i] = contrast * sample + noise
     return samples, shifts
+
+
+def rotate_crop(
+    box: np.ndarray,
+    angle_deg: float,
+    size_px: int,
+    *,
+    mirror: bool = False,
+    shift_yx: np.ndarray | tuple[float, float] = (0.0, 0.0),
+) -> np.ndarray:
+    """The centre ``size_px`` square of ``box`` rotated in plane (and mirrored, and shifted).
+
+    Rotation is about the box centre, pixel ``box.shape[-1] // 2`` (where ``extract_boxes`` puts
+    the particle); the content appears at ``size_px // 2 + shift_yx`` in the output.
+    """
+    angle = np.deg2rad(angle_deg)
+    cos, sin = np.cos(angle), np.sin(angle)
+    matrix = np.array([[cos, -sin], [sin, cos]]) @ np.diag([1.0, -1.0 if mirror else 1.0])
+    source_centre = float(box.shape[-1] // 2)
+    out_centre = float(size_px // 2) + np.asarray(shift_yx, dtype=np.float64)
+    # Output pixel o shows source point matrix @ (o - out_centre) + source_centre.
+    return ndimage.affine_transform(
+        box,
+        matrix,
+        offset=source_centre - matrix @ out_centre,
+        output_shape=(size_px, size_px),
+        order=1,
+        mode="reflect",
+    )

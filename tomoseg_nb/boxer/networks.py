@@ -110,8 +110,9 @@ def picker_targets(shifts_yx: np.ndarray | None, count: int, box_px: int) -> np.
     if shifts_yx is None:
         return targets
     sigma = box_px / 6.4 / PICKER_STRIDE
-    # Output pixel j covers input pixels 2j and 2j+1: its centre is input 2j + 0.5.
-    grid = (np.arange(size) * PICKER_STRIDE + 0.5 - (box_px - 1) / 2.0) / PICKER_STRIDE
+    # Output pixel j covers input pixels 2j and 2j+1: its centre is input 2j + 0.5. The particle
+    # sits at input pixel box_px // 2 (+ shift), as boxes are cut.
+    grid = (np.arange(size) * PICKER_STRIDE + 0.5 - box_px // 2) / PICKER_STRIDE
     for i, (dy, dx) in enumerate(np.asarray(shifts_yx).reshape(-1, 2)):
         gy = np.exp(-((grid - dy / PICKER_STRIDE) ** 2) / (2 * sigma**2))
         gx = np.exp(-((grid - dx / PICKER_STRIDE) ** 2) / (2 * sigma**2))

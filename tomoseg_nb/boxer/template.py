@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.fft
-from scipy import ndimage
 
-from .references import crop_centre
+from .augment import rotate_crop
 
 
 def circular_mask(size_px: int) -> np.ndarray:
@@ -42,9 +41,7 @@ def rotated_templates(
     """
     angles = np.arange(0.0, 360.0, angle_step_deg)
     templates = [
-        crop_centre(ndimage.rotate(reference, angle, reshape=False, order=1), box_px)
-        for reference in references
-        for angle in angles
+        rotate_crop(reference, angle, box_px) for reference in references for angle in angles
     ]
     average = np.mean(templates, axis=0)
     yy, xx = np.indices(average.shape) - (box_px - 1) / 2.0

@@ -120,9 +120,18 @@ def run_pick(args: argparse.Namespace) -> int:
     from ..boxer.autopick import autopick_micrographs
     from ..boxer.files import pick_path, write_micrograph_picks
     from ..boxer.model import load_boxer
+    from ..errors import BadInputError
 
-    for path in args.micrographs:  # refuse existing outputs before any work
-        check_output_path(pick_path(args.out, Path(path).stem, args.format), args.overwrite)
+    stems: dict[str, str] = {}
+    for path in args.micrographs:  # refuse clashing or existing outputs before any work
+        stem = Path(path).stem
+        if stem in stems:
+            raise BadInputError(
+                f"{stems[stem]} and {path} have the same name, so their picks would go to the same "
+                f"file; pick them into different --out folders"
+            )
+        stems[stem] = path
+        check_output_path(pick_path(args.out, stem, args.format), args.overwrite)
     model = load_boxer(args.model)
     results = autopick_micrographs(
         model,

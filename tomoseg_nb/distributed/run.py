@@ -37,7 +37,7 @@ from .units import (
     run_unit,
 )
 
-POLL_SECONDS = 0.25  # how often a waiting client looks at its cancel event
+POLL_SECONDS = 0.1  # how often a waiting client looks for finished units and its cancel event
 MANIFEST_INTERVAL_SECONDS = 1.0  # most frequent manifest rewrite while units stream in
 HEADER_STATS_MAX_VOXELS = 64 * 1024**2  # same policy as volume.create_volume
 
@@ -356,7 +356,7 @@ def _run_here(todo: list, advance: Any, cancel: threading.Event | None) -> None:
 def _run_on_cluster(
     client: Any, todo: list, advance: Any, cancel: threading.Event | None, retries: int
 ) -> None:
-    from distributed import wait
+    from distributed import as_completed
 
     token = uuid.uuid4().hex[:8]  # fresh keys: never reuse a result held from an earlier run
     owners: dict[Any, tuple[_Tomogram, WorkUnit]] = {}
@@ -370,22 +370,20 @@ def _run_on_cluster(
             pure=False,
         )
         owners[future] = (job, unit)
-    pending = set(owners)
+    completed = as_completed(list(owners))
     done = 0
     try:
-        while pending:
+        while owners:
             if cancel is not None and cancel.is_set():
                 raise _cancelled(todo, done)
-            try:
-                finished = wait(pending, timeout=POLL_SECONDS, return_when="FIRST_COMPLETED").done
-            except TimeoutError:
+            if not completed.has_ready():
+                time.sleep(POLL_SECONDS)
                 continue
-            for future in finished:
-                pending.discard(future)
-                job, unit = owners.pop(future)
+            for future in completed.next_batch(block=False):
+                job, unit = owners.pop(future)  # dropping the future frees its result
                 job.record(unit, future.result())  # re-raises the unit's error, if any
                 done += 1
                 advance(1)
     finally:
-        if pending:
-            client.cancel(list(pending))
+        if owners:
+            client.cancel(list(owners))

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage, sparse
 from scipy.interpolate import splev, splprep
+from scipy.spatial import cKDTree
 
 from ..coords import Picks
 from ..errors import BadInputError, EmptyResultWarning
@@ -79,8 +80,9 @@ def trace_filaments(
     *,
     threshold: float,
     voxel_size: float = 1.0,
+    radius_angstrom: float | None = None,
     fill_lumen: bool = True,
-    closing_radius_angstrom: float = 0.0,
+    closing_radius_angstrom: float | None = None,
     prune_length_angstrom: float | None = None,
     min_length_angstrom: float | None = None,
     smoothing_angstrom: float | None = None,
@@ -96,16 +98,23 @@ def trace_filaments(
         Voxels at or above it belong to filaments.
     voxel_size : float
         Angstrom per voxel of the map.
+    radius_angstrom : float, optional
+        Outer radius of the filament (microtubule 125 A, actin 35 A). Default: measured on the
+        mask as the median distance from the skeleton to the surface, right for solid filaments and
+        closed tubes. Give it when a network marks only parts of a tube's wall (the missing wedge
+        often hides the top and bottom walls): the walls are then bridged by a closing of 0.75
+        times the radius before tracing.
     fill_lumen : bool
         Fill cavities enclosed in any z, y or x slice, so a hollow tube (a microtubule segmented as
         its wall) is thinned to its axis rather than to a ring. Nothing is bridged between
         filaments, so it is safe for solid filaments too.
-    closing_radius_angstrom : float
-        Morphological closing radius to mend broken walls before filling (0: none). Closing also
-        joins filaments closer than twice the radius.
+    closing_radius_angstrom : float, optional
+        Morphological closing radius that mends broken walls before filling; default 0.75 times
+        ``radius_angstrom`` when that is given, else none. Closing also joins filaments closer than
+        twice the radius.
     prune_length_angstrom : float, optional
-        Side branches shorter than this are removed; default three times the median filament
-        radius measured on the mask (a tube's skeleton sprouts spurs up to about one radius long).
+        Side branches shorter than this are removed; default three times the filament radius
+        (a tube's skeleton sprouts spurs up to about one radius long).
     min_length_angstrom : float, optional
         Filaments shorter than this are dropped; default twice the pruning length.
     smoothing_angstrom : float, optional
@@ -117,11 +126,17 @@ def trace_filaments(
     Returns
     -------
     list of Filament
-        Longest first.
+        Longest first. Each axis is centred on the filament's cross-section (a circle fitted to
+        the mask's surface around it, which also finds the axis of a tube cut open by the volume's
+        faces) and stops where the axis leaves the volume.
     """
     values = _probability_volume(probability_map)
     _check_number("threshold", threshold)
     _check_number("voxel size", voxel_size, minimum=1e-9)
+    if radius_angstrom is not None:
+        _check_number("filament radius", radius_angstrom, minimum=1e-9)
+    if closing_radius_angstrom is None:
+        closing_radius_angstrom = 0.75 * radius_angstrom if radius_angstrom else 0.0
     _check_number("closing radius", closing_radius_angstrom, minimum=0.0)
     mask = values >= threshold
     if closing_radius_angstrom > 0:
@@ -133,10 +148,13 @@ def trace_filaments(
     from skimage.morphology import skeletonize
 
     skeleton = skeletonize(mask).astype(bool)
-    distance = ndimage.distance_transform_edt(mask)
     if not skeleton.any():
         return []
-    radius_px = max(1.0, float(np.median(distance[skeleton])))
+    distance = ndimage.distance_transform_edt(mask)
+    if radius_angstrom is None:
+        radius_px = _typical_radius(distance[skeleton])
+    else:
+        radius_px = radius_angstrom / voxel_size
     prune_px = (
         3 * radius_px if prune_length_angstrom is None else prune_length_angstrom / voxel_size
     )
@@ -145,6 +163,7 @@ def trace_filaments(
     )
     smoothing_px = 1.0 if smoothing_angstrom is None else smoothing_angstrom / voxel_size
 
+    surface = _Surface(mask)
     graph = _SkeletonGraph(skeleton)
     graph.prune(prune_px)
     filaments = []
@@ -152,6 +171,7 @@ def trace_filaments(
         max_bend_degrees, look_px=max(2.0, radius_px)
     ):
         axis = _extend(_smooth(chain, smoothing_px), distance, starts_free, ends_free)
+        axis = _smooth(surface.centre(axis, radius_px=radius_px), smoothing_px)
         filament = Filament(axis)
         if filament.length_px >= min_length_px:
             filaments.append(filament)
@@ -188,7 +208,7 @@ def pick_filaments(
     edge_px : float or sequence of float
         Points closer than this (map voxels) to a face are dropped; a number applies to y and x.
     **trace_options
-        Passed to `trace_filaments` (pruning, minimum length, smoothing, lumen filling...).
+        Passed to `trace_filaments` (filament radius, pruning, minimum length, smoothing...).
 
     Returns
     -------
@@ -233,6 +253,97 @@ def pick_filaments(
     )
 
 
+class _Surface:
+    """The mask's surface voxels (faces of the volume excluded), for centring axes on them."""
+
+    def __init__(self, mask: np.ndarray) -> None:
+        # border_value=1: the volume's faces are not surface, so a tube cut open by a face keeps
+        # only its real (curved) surface, whose circle still has the tube's axis as centre.
+        inner = ndimage.binary_erosion(mask, border_value=1)
+        self.shape = mask.shape
+        self.points = np.argwhere(mask & ~inner).astype(np.float64)
+        self.tree = cKDTree(self.points) if len(self.points) else None
+
+    def centre(self, axis: np.ndarray, *, radius_px: float, step_px: float = 2.0) -> np.ndarray:
+        """Axis points every ``step_px``, each moved to the centre of the surface circle around it.
+
+        A circle is accepted when it has a radius between half and 1.5 times ``radius_px`` and the
+        surface covers more than half of it. A tube whose axis lies outside the volume shows less
+        than half its circle, and an end cap or a stray blob fits no such circle: those points are
+        dropped, so an axis ends where the filament leaves the volume or ends. Without any accepted
+        circle the axis is returned unchanged (nothing to centre on).
+        """
+        if self.tree is None or len(axis) < 2:
+            return axis
+        steps = np.linalg.norm(np.diff(axis, axis=0), axis=1)
+        arc = np.concatenate([[0.0], np.cumsum(steps)])
+        n = max(2, int(arc[-1] // step_px) + 1)
+        targets = np.linspace(0.0, arc[-1], n)
+        points = np.column_stack([np.interp(targets, arc, axis[:, d]) for d in range(3)])
+        tangents = np.gradient(points, axis=0)
+        fits = [self._fit(p, t, radius_px) for p, t in zip(points, tangents, strict=True)]
+        centred = np.array([f for f in fits if f is not None]).reshape(-1, 3)
+        if len(centred) == 0:
+            return axis
+        last = np.asarray(self.shape, dtype=np.float64) - 1
+        return np.clip(centred, 0.0, last)
+
+    def _fit(self, point: np.ndarray, tangent: np.ndarray, radius_px: float) -> np.ndarray | None:
+        """Centre of the surface circle in the plane normal to ``tangent`` near ``point``, or None.
+
+        Refitted around each new centre (a point on one wall of a tube first sees only that wall's
+        near side), up to four times.
+        """
+        norm = np.linalg.norm(tangent)
+        if norm == 0:
+            return None
+        t = tangent / norm
+        u = np.cross(t, np.eye(3)[int(np.argmin(np.abs(t)))])
+        u /= np.linalg.norm(u)
+        basis = np.stack([u, np.cross(t, u)])
+        centre = point
+        for _ in range(4):
+            shift = self._circle(centre, t, basis, radius_px)
+            if shift is None or np.linalg.norm(centre + shift @ basis - point) > 1.5 * radius_px:
+                return None
+            centre = centre + shift @ basis
+            if np.hypot(*shift) < 0.25:
+                break
+        return centre
+
+    def _circle(
+        self, point: np.ndarray, t: np.ndarray, basis: np.ndarray, radius_px: float
+    ) -> np.ndarray | None:
+        search = 1.5 * radius_px
+        near = self.points[self.tree.query_ball_point(point, np.hypot(search, 1.0))]  # type: ignore[union-attr]
+        offsets = near - point
+        plane = (offsets[np.abs(offsets @ t) <= 1.0]) @ basis.T
+        plane = plane[np.hypot(plane[:, 0], plane[:, 1]) <= search]
+        if len(plane) < 8:
+            return None
+        # Algebraic (Kasa) fit x^2 + y^2 + D x + E y + F = 0, then geometric refinement.
+        design = np.column_stack([plane, np.ones(len(plane))])
+        (d, e, f), *_ = np.linalg.lstsq(design, -(plane**2).sum(axis=1), rcond=None)
+        centre = np.array([-d / 2, -e / 2])
+        radius_squared = centre @ centre - f
+        if not 0 < radius_squared <= search**2:
+            return None
+        radius = float(np.sqrt(radius_squared))
+        for _ in range(5):  # Gauss-Newton on the distances to the circle
+            delta = plane - centre
+            distance = np.maximum(np.hypot(delta[:, 0], delta[:, 1]), 1e-9)
+            jacobian = np.column_stack([-delta / distance[:, None], -np.ones(len(plane))])
+            step, *_ = np.linalg.lstsq(jacobian, -(distance - radius), rcond=None)
+            centre, radius = centre + step[:2], radius + step[2]
+        if not 0.5 * radius_px <= radius <= search or np.hypot(*centre) > search:
+            return None
+        angles = np.sort(np.arctan2(plane[:, 1] - centre[1], plane[:, 0] - centre[0]))
+        widest_gap = np.max(np.diff(np.concatenate([angles, angles[:1] + 2 * np.pi])))
+        if widest_gap > 1.1 * np.pi:  # under half a circle: the axis is not in view
+            return None
+        return centre
+
+
 def _why_no_filaments(values: np.ndarray, threshold: float) -> str:
     peak = float(values.max()) if values.size else 0.0
     if peak <= 0:
@@ -242,6 +353,17 @@ def _why_no_filaments(values: np.ndarray, threshold: float) -> str:
     return (
         "no filament is longer than the minimum length; lower min_length_angstrom or the threshold"
     )
+
+
+def _typical_radius(skeleton_distances: np.ndarray) -> float:
+    """Filament radius: the median distance to the surface along the skeleton, weighted by area.
+
+    Weighting each skeleton voxel by its cross-section (distance squared) keeps the many tiny
+    blobs of a noisy map from dragging the estimate down to a voxel or two.
+    """
+    values = np.sort(skeleton_distances.astype(np.float64))
+    weights = np.cumsum(values**2)
+    return max(1.0, float(values[np.searchsorted(weights, weights[-1] / 2)]))
 
 
 def _closing(mask: np.ndarray, radius_px: float) -> np.ndarray:

@@ -3,7 +3,8 @@
 A phantom density (protein = 1 above vitreous ice) becomes a tomogram by the linear
 weak-phase model used throughout cryo-ET simulation: its 3D Fourier transform is multiplied by the
 contrast transfer function of ``|k|`` times a B-factor envelope (the CTF of the tilt whose central
-section holds ``k``), then by the missing-wedge mask of a single-axis tilt series. Noise is shaped
+section holds ``k``), then by the missing-wedge mask of a single-axis tilt series and the fall-off
+of the weighted back-projection radial filter. Noise is shaped
 like weighted back-projection (WBP) noise: white in each tilt image, hence zero in the missing wedge
 and with power growing with the distance from the tilt axis.
 
@@ -157,12 +158,14 @@ def image_density(
     conditions: ImagingConditions,
     *,
     contrast: Literal["dark", "bright"] = "dark",
-    pad_fraction: float = 0.25,
+    pad_voxels: int = 32,
 ) -> np.ndarray:
     """Noise-free tomogram of ``density``: CTF band limit and missing wedge, mean 0 and std 1.
 
-    The volume is padded with its mean (``pad_fraction`` of each axis on each side) before the
-    Fourier filtering so that CTF ringing and missing-wedge streaks do not wrap around the edges.
+    The volume is padded with its mean before the Fourier filtering (a quarter of its thickness
+    above and below, up to ``pad_voxels`` on the other sides) so that CTF ringing and missing-wedge
+    streaks do not wrap around the edges; the missing wedge of the cropped result is then exactly
+    empty.
 
     Parameters
     ----------
@@ -184,7 +187,8 @@ def image_density(
     if contrast not in ("dark", "bright"):
         raise BadInputError(f"contrast={contrast!r}: use 'dark' or 'bright'")
     shape = density.shape
-    pads = [max(4, int(np.ceil(pad_fraction * n))) for n in shape]
+    pads = [max(4, int(np.ceil(n / 4))) for n in shape]
+    pads[1:] = [min(pad, pad_voxels) for pad in pads[1:]]
     padded_shape = tuple(
         fft.next_fast_len(n + 2 * p, real=axis == 2)
         for axis, (n, p) in enumerate(zip(shape, pads, strict=True))
@@ -197,13 +201,24 @@ def image_density(
     del padded
     kz, ky, kx = rfft_frequencies(padded_shape, voxel_size)
     frequency = np.sqrt(kz * kz + ky * ky + kx * kx)
-    filter_ = transfer_function(frequency, conditions)
+    # The transfer depends on |k| only: tabulate it finely and look it up (sin/cos per voxel of a
+    # 3D spectrum would be the slowest step).
+    samples = 1 << 16
+    step = float(frequency.max()) / (samples - 1) or 1.0
+    table = transfer_function(np.arange(samples, dtype=np.float32) * step, conditions)
+    filter_ = table[np.rint(frequency / step).astype(np.int32)]
     del frequency
     filter_ *= measured_region(kz, kx, conditions.tilt_range_deg)
     filter_ *= radial_filter(kz, kx, voxel_size, conditions)
     spectrum *= filter_ if contrast == "bright" else -filter_
     del filter_
-    image = fft.irfftn(spectrum, s=padded_shape, workers=_workers())[inner]
+    image = np.ascontiguousarray(fft.irfftn(spectrum, s=padded_shape, workers=_workers())[inner])
+    del spectrum
+    # Cropping leaks a little power back into the wedge; a second mask keeps it exactly empty.
+    spectrum = fft.rfftn(image, workers=_workers())
+    kz, _, kx = rfft_frequencies(shape, voxel_size)
+    spectrum *= measured_region(kz, kx, conditions.tilt_range_deg)
+    image = fft.irfftn(spectrum, s=shape, workers=_workers())
     image = image - image.mean()
     std = float(image.std())
     return (image / std if std > 0 else image).astype(np.float32)

@@ -7,8 +7,10 @@ RuBisCO and another complex, plus a fine texture of small proteins), gold fiduci
 contamination. It is imaged as ``imaging.image_density`` describes (CTF band limit, +-60 degree
 missing wedge around y, reconstruction-like noise at a set SNR).
 
-Density units: vitreous ice 0, protein about 1 (mean inside the molecular envelope), cytosol a
-textured 0.15, gold 10, crystalline ice contamination 2.5.
+Density units: vitreous ice 0, protein about 1 (mean inside the molecular envelope), ribosomes
+1.4 (two thirds RNA), lipid head groups 1.1, cytosol a textured 0.15 (cleaner 0.05 in vesicle
+lumens, denser 0.3 in organelle matrix), gold 10, crystalline ice contamination 2.5. Protein
+features overlap in intensity, so no feature is separable by grey level alone.
 
 Labels (``LABEL_IDS``) and precedence. Objects are painted in this order: ice contamination,
 membranes (vesicles, organelles, membrane proteins), microtubules, actin, ribosomes, crowding,
@@ -39,6 +41,7 @@ import itertools
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
@@ -56,6 +59,15 @@ from .imaging import ImagingConditions, image_density, reconstruction_noise
 
 LABEL_IDS = {"membrane": 1, "microtubule": 2, "ribosome": 3, "actin": 4, "fiducial": 5, "ice": 6}
 """Fixed ground-truth label ids of the phantoms (0 = background and unlabelled crowding)."""
+
+PHANTOM_FILES = {
+    "tomogram": "tomogram.mrc",
+    "labels": "labels.mrc",
+    "label_ids": "labels.json",
+    "particles": "particles.csv",
+    "filaments": "filaments.json",
+}
+"""What ``write_tomogram_phantom`` writes: key -> file name in the folder."""
 
 _MEMBRANE, _MICROTUBULE, _RIBOSOME, _ACTIN, _FIDUCIAL, _ICE = range(1, 7)
 
@@ -308,8 +320,8 @@ class _Template:
         radius = float(np.sqrt(((support - reference) ** 2).sum(axis=1)).max())
         return cls(density, reference, radius)
 
-    def rotated(self, rotation: np.ndarray, fraction: np.ndarray) -> tuple[np.ndarray, int]:
-        """The density rotated by ``rotation`` (zyx) with its reference at ``half + fraction``."""
+    def oriented(self, rotation: np.ndarray, fraction: np.ndarray) -> _Oriented:
+        """The density rotated by ``rotation`` (zyx), its reference at ``half + fraction``."""
         half = int(np.ceil(self.radius)) + 2
         size = 2 * half + 1
         matrix = rotation.T  # output -> input coordinates
@@ -317,7 +329,25 @@ class _Template:
         patch = ndimage.affine_transform(
             self.density, matrix, offset=offset, output_shape=(size,) * 3, order=1, mode="constant"
         )
-        return np.clip(patch, 0, None), half
+        return _Oriented(np.clip(patch, 0, None), half, np.asarray(fraction, dtype=float))
+
+
+@dataclass
+class _Oriented:
+    """A rotated particle density, ready to be tried at several positions."""
+
+    patch: np.ndarray
+    half: int
+    fraction: np.ndarray  # sub-voxel part of every centre it is placed at
+
+    @cached_property
+    def envelope(self) -> np.ndarray:
+        return self.patch > densities.ENVELOPE_LEVEL
+
+    @cached_property
+    def keep_clear(self) -> np.ndarray:
+        """The envelope grown by one voxel: particles keep a gap and stay separate components."""
+        return ndimage.binary_dilation(self.envelope, np.ones((3, 3, 3), dtype=bool))
 
 
 @dataclass
@@ -555,8 +585,8 @@ class _Cell:
                 continue
             if self.rng.random() < 0.5:
                 normal = -normal
-            rotation = _frame_rotation(normal, self.rng)
-            if self._paint_particle(template, point, rotation, label=0, check=False):
+            oriented = template.oriented(_frame_rotation(normal, self.rng), point - np.floor(point))
+            if self._place(oriented, point, 0, check=False):
                 placed.append(point)
 
     # -- filaments
@@ -591,7 +621,7 @@ class _Cell:
             n_filaments = min(remaining, int(self.rng.integers(3, 8))) if bundle else 1
             centre_line = self._random_filament(
                 curvature_radius_a=self.rng.uniform(3e3, 2e4),
-                elevation_deg=15.0,
+                elevation_deg=8.0,
                 wobble=0.02,
                 margin=radius + 1,
             )
@@ -694,49 +724,47 @@ class _Cell:
             content.ribosomes_per_um3 * self.volume_um3 * float(np.mean(self.region == 0))
         )
         bound = self.count(total * content.membrane_bound_fraction) if self.membranes else 0
-        membrane_voxels = (
-            np.flatnonzero(self.labels == _MEMBRANE) if bound else np.array([], dtype=np.intp)
-        )
+        membrane_voxels = np.flatnonzero(self.labels == _MEMBRANE) if bound else np.array([], int)
         for index in range(total):
-            on_membrane = index < bound and len(membrane_voxels) > 0
-            for _attempt in range(40):
-                rotation = _random_rotation(self.rng)
-                if on_membrane:
+            if index < bound and len(membrane_voxels) > 0:
+                for _attempt in range(20):
+                    rotation = _random_rotation(self.rng)
                     centre = self._membrane_contact(template, rotation, membrane_voxels)
-                    if centre is None:
+                    if centre is None or self.region[_nearest(centre)] != 0:
                         continue
-                else:
-                    centre = self.rng.uniform(0, 1, 3) * (np.array(self.shape) - 1)
-                if self.region[tuple(np.round(centre).astype(int))] != 0:
-                    continue
-                if self._paint_particle(
+                    oriented = template.oriented(rotation, centre - np.floor(centre))
+                    if self._place(
+                        oriented,
+                        centre,
+                        _RIBOSOME,
+                        record="ribosome",
+                        contrast=_RIBOSOME_CONTRAST,
+                        ignore_membrane=True,
+                    ):
+                        break
+            else:
+                self._place_randomly(
                     template,
-                    centre,
-                    rotation,
-                    label=_RIBOSOME,
-                    ignore_membrane=on_membrane,
+                    _RIBOSOME,
+                    record="ribosome",
                     contrast=_RIBOSOME_CONTRAST,
-                ):
-                    self.particles["ribosome"].append(centre)
-                    break
+                    allowed_regions=(0,),
+                )
 
     def _membrane_contact(
         self, template: _Template, rotation: np.ndarray, membrane_voxels: np.ndarray
     ) -> np.ndarray | None:
         """A centre that puts the rotated ribosome's envelope just outside a membrane."""
-        point = np.array(
-            np.unravel_index(membrane_voxels[self.rng.integers(len(membrane_voxels))], self.shape),
-            float,
-        )
+        flat = membrane_voxels[self.rng.integers(len(membrane_voxels))]
+        point = np.array(np.unravel_index(flat, self.shape), dtype=float)
         zz, yy, xx = (np.array([[[v]]], dtype=np.float32) for v in point)
         membrane = min(
             self.membranes, key=lambda m: abs(float(m.signed_distance(zz, yy, xx).ravel()[0]))
         )
         surface, normal = membrane.surface_point(point)
         envelope = np.argwhere(template.density > densities.ENVELOPE_LEVEL) - template.reference
-        reach = float(
-            (envelope @ rotation.T @ -normal).max()
-        )  # envelope extent towards the membrane
+        # how far the rotated envelope reaches from its centre towards the membrane
+        reach = float((envelope @ (rotation.T @ -normal)).max())
         centre = surface + normal * (self.voxels(_BILAYER_HALF_A) + reach + 1.0)
         if np.any(centre < 0) or np.any(centre > np.array(self.shape) - 1):
             return None
@@ -748,13 +776,7 @@ class _Cell:
         fraction = float(np.mean(self.region != 1))
         for _ in range(self.count(content.crowders_per_um3 * self.volume_um3 * fraction)):
             template = templates[self.rng.integers(len(templates))]
-            for _attempt in range(20):
-                centre = self.rng.uniform(0, 1, 3) * (np.array(self.shape) - 1)
-                if self.region[tuple(np.round(centre).astype(int))] == 1:
-                    continue
-                if self._paint_particle(template, centre, _random_rotation(self.rng), label=0):
-                    self.particles["crowding"].append(centre)
-                    break
+            self._place_randomly(template, 0, record="crowding", allowed_regions=(0, 2))
 
     def add_fiducials(self, content: CellContent) -> None:
         """Gold beads, 5-10 nm across, near the two slab surfaces."""
@@ -802,31 +824,55 @@ class _Cell:
             )
         return self._templates[name]
 
-    def _paint_particle(
+    def _place_randomly(
         self,
         template: _Template,
-        centre: np.ndarray,
-        rotation: np.ndarray,
-        *,
         label: int,
+        *,
+        record: str,
+        allowed_regions: tuple[int, ...],
+        contrast: float = 1.0,
+        attempts: int = 25,
+    ) -> bool:
+        """One particle at a random orientation, tried at random free positions."""
+        fraction = self.rng.random(3)
+        oriented = template.oriented(_random_rotation(self.rng), fraction)
+        for _attempt in range(attempts):
+            centre = np.floor(self.rng.random(3) * (np.array(self.shape) - 1)) + fraction
+            centre = np.minimum(centre, np.array(self.shape) - 1)
+            if self.region[_nearest(centre)] not in allowed_regions:
+                continue
+            if self._place(oriented, centre, label, record=record, contrast=contrast):
+                return True
+        return False
+
+    def _place(
+        self,
+        oriented: _Oriented,
+        centre: np.ndarray,
+        label: int,
+        *,
+        record: str | None = None,
+        contrast: float = 1.0,
         check: bool = True,
         ignore_membrane: bool = False,
-        contrast: float = 1.0,
     ) -> bool:
-        """Paint a rotated density at ``centre`` unless it would overlap something; True if painted."""
-        patch, half = template.rotated(rotation, centre - np.floor(centre))
-        boxes = self.patch_box(centre, half, patch.shape[0])
+        """Paint a particle at ``centre`` unless it would overlap something; True if painted.
+
+        ``record`` names the ``particles`` list its centre goes to; ``contrast`` scales its density.
+        """
+        boxes = self.patch_box(centre, oriented.half, oriented.patch.shape[0])
         if boxes is None:
             return False
         box, inner = boxes
-        patch = patch[inner]
-        envelope = patch > densities.ENVELOPE_LEVEL
+        envelope = oriented.envelope[inner]
         if check:
             blocked = self.occupied[box]
             if ignore_membrane:
                 blocked = blocked & (self.labels[box] != _MEMBRANE)
-            if (blocked & ndimage.binary_dilation(envelope, np.ones((3, 3, 3), bool))).any():
+            if (blocked & oriented.keep_clear[inner]).any():
                 return False
+        patch = oriented.patch[inner]
         alpha = np.clip(patch / (2.0 * densities.ENVELOPE_LEVEL), 0, 1)
         self.paint(
             box,
@@ -837,7 +883,13 @@ class _Cell:
             label_mask=envelope,
             occupy=envelope,
         )
+        if record is not None:
+            self.particles[record].append(centre)
         return True
+
+
+def _nearest(point: np.ndarray) -> tuple[int, ...]:
+    return tuple(int(v) for v in np.round(point))
 
 
 # ----------------------------------------------------------------------------- profiles
@@ -1085,24 +1137,19 @@ def write_tomogram_phantom(
         "tomogram", "labels", "label_ids", "particles", "filaments" -> path.
     """
     folder = Path(folder)
-    names = {
-        "tomogram": "tomogram.mrc",
-        "labels": "labels.mrc",
-        "label_ids": "labels.json",
-        "particles": "particles.csv",
-        "filaments": "filaments.json",
+    paths = {
+        key: check_output_path(folder / name, overwrite) for key, name in PHANTOM_FILES.items()
     }
-    paths = {key: check_output_path(folder / name, overwrite) for key, name in names.items()}
     folder.mkdir(parents=True, exist_ok=True)
     write_volume(
         paths["tomogram"],
-        phantom.tomogram.astype(np.float32),
+        np.asarray(phantom.tomogram, dtype=np.float32),
         voxel_size=phantom.voxel_size,
         overwrite=overwrite,
     )
     write_volume(
         paths["labels"],
-        phantom.labels.astype(np.uint8),
+        np.asarray(phantom.labels, dtype=np.uint8),
         voxel_size=phantom.voxel_size,
         overwrite=overwrite,
     )

@@ -1,0 +1,143 @@
+"""Apply one or more networks to a stack of slices, in tiles, with Keras or the FFT engine.
+
+Whole-slice semantics: each network sees the slice zero-padded at the bottom and right to a
+multiple of its stride (so a max-pool keeps every pixel; Keras alone would drop an odd last row),
+with its layers' own "same" zero padding at the slice edges only. The output of a network with
+stride ``s`` on a ``(y, x)`` slice is therefore ``(ceil(y / s), ceil(x / s))``, equal to
+``model.predict`` on the padded slice. Large slices are cut into tiles that overlap by the
+network's reach, so the result does not depend on the tiling.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from ..errors import BadInputError
+from .choose import ENGINES, choose_engine
+from .fft_inference import run_networks
+from .network import Network, describe_network
+from .tiling import plan_tiles
+
+DEFAULT_TILE_PX = 1024
+"""Tiles at most this long: bounds the working set for any slice size."""
+BATCH_PIXELS = {"fft": 2**22, "keras": 2**20}
+"""Input pixels per batch of tiles when ``batch_size`` is not given."""
+
+
+def predict_slices(
+    models: Any | Sequence[Any],
+    slices: np.ndarray,
+    *,
+    engine: str = "auto",
+    tile_px: int | None = None,
+    batch_size: int | None = None,
+) -> list[np.ndarray]:
+    """Raw network outputs on preprocessed slices, one array per model.
+
+    Parameters
+    ----------
+    models : keras.Model or sequence of keras.Model
+        Networks of Conv2D / MaxPooling2D / ReLU layers with one input and one output channel.
+    slices : ndarray, shape (n, y, x)
+        Preprocessed float32 slices.
+    engine : {"auto", "keras", "fft"}
+        ``"keras"`` runs ``model.predict_on_batch``; ``"fft"`` the FFT engine, which computes the
+        input's transform once for all models; ``"auto"`` asks ``choose_engine``.
+    tile_px : int, optional
+        Longest tile side (default 1024); slices up to this size are processed whole.
+    batch_size : int, optional
+        Tiles per batch (default: about 4 Mpixel for FFT, 1 Mpixel for Keras).
+
+    Returns
+    -------
+    list of ndarray, shape (n, ceil(y / stride), ceil(x / stride))
+        Raw float32 outputs (not clipped), equal to the whole-slice ``model.predict`` on the
+        slices zero-padded to a multiple of the stride.
+
+    Examples
+    --------
+    >>> from tomoseg_nb.models import build_model
+    >>> maps = predict_slices([build_model("eman2", seed=0)], np.zeros((2, 64, 50), np.float32))
+    >>> maps[0].shape
+    (2, 32, 25)
+    """
+    models = list(models) if isinstance(models, Sequence) else [models]
+    if not models:
+        raise BadInputError("no models given; pass at least one Keras model")
+    slices = np.asarray(slices, dtype=np.float32)
+    if slices.ndim != 3 or 0 in slices.shape:
+        raise BadInputError(
+            f"slices must be a non-empty (n, y, x) stack; got shape {slices.shape} "
+            "(add an axis with image[None] for a single slice)"
+        )
+    if not np.isfinite(slices).all():
+        raise BadInputError("slices contain NaN or Inf; check the tomogram and preprocessing")
+    if engine not in ENGINES:
+        raise BadInputError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
+    if engine == "auto":
+        engine = choose_engine(models)
+    networks = [describe_network(model) for model in models]
+    outputs: list[np.ndarray | None] = [None] * len(models)
+    for stride in sorted({network.stride for network in networks}):
+        members = [i for i, network in enumerate(networks) if network.stride == stride]
+        results = _predict_group(
+            [models[i] for i in members],
+            [networks[i] for i in members],
+            slices,
+            engine,
+            tile_px or DEFAULT_TILE_PX,
+            batch_size,
+        )
+        for i, result in zip(members, results, strict=True):
+            outputs[i] = result
+    return outputs  # type: ignore[return-value]
+
+
+def _predict_group(
+    models: list[Any],
+    networks: list[Network],
+    slices: np.ndarray,
+    engine: str,
+    tile_px: int,
+    batch_size: int | None,
+) -> list[np.ndarray]:
+    """Networks of one stride: shared padding, tiling and (FFT) input transforms."""
+    stride = networks[0].stride
+    count, height, width = slices.shape
+    padded_shape = (-(-height // stride) * stride, -(-width // stride) * stride)
+    if padded_shape != (height, width):
+        padded = np.zeros((count, *padded_shape), np.float32)
+        padded[:, :height, :width] = slices
+        slices = padded
+    margin = max(network.margin_px for network in networks)
+    (tile_y, tile_x), tiles = plan_tiles(count, padded_shape, tile_px, margin, stride)
+    if batch_size is None:
+        batch_size = max(1, BATCH_PIXELS[engine] // (tile_y * tile_x))
+    outputs = [
+        np.empty((count, padded_shape[0] // stride, padded_shape[1] // stride), np.float32)
+        for _ in networks
+    ]
+    for first in range(0, len(tiles), batch_size):
+        chosen = tiles[first : first + batch_size]
+        batch = np.stack(
+            [slices[t.index, t.y : t.y + tile_y, t.x : t.x + tile_x] for t in chosen]
+        )
+        if engine == "fft":
+            results = run_networks(networks, batch)
+        else:
+            results = [
+                np.asarray(model.predict_on_batch(batch[..., None]))[..., 0] for model in models
+            ]
+        for output, result in zip(outputs, results, strict=True):
+            for tile, tile_output in zip(chosen, result, strict=True):
+                (y0, y1), (x0, x1) = tile.core_y, tile.core_x
+                output[tile.index, y0 // stride : y1 // stride, x0 // stride : x1 // stride] = (
+                    tile_output[
+                        (y0 - tile.y) // stride : (y1 - tile.y) // stride,
+                        (x0 - tile.x) // stride : (x1 - tile.x) // stride,
+                    ]
+                )
+    return outputs
