@@ -157,6 +157,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller micrographs, fewer epochs")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--filters", type=int, nargs=2, default=None, help="picker channels")
+    parser.add_argument("--kernel-px", type=int, default=None, help="picker kernel side")
     args = parser.parse_args()
     size = 768 if args.quick else 1024
     epochs = 8 if args.quick else 20
@@ -185,7 +187,10 @@ def main() -> None:
         pixel_sizes=PIXEL_SIZE,
     )
     start = time.perf_counter()
-    model = train_boxer(references, epochs=epochs, seed=args.seed)
+    architecture = {"filters": tuple(args.filters)} if args.filters else {}
+    if args.kernel_px:
+        architecture["kernel_px"] = args.kernel_px
+    model = train_boxer(references, epochs=epochs, seed=args.seed, **architecture)
     train_seconds = time.perf_counter() - start
     print(
         f"training: {references.counts()} references, {epochs} epochs x 2 networks, "

@@ -125,35 +125,6 @@ def test_workers_limit_tensorflow_threads_to_their_share(client):
     assert set(threads.values()) == {(str(max(1, usable_cores() // 2)), "1")}
 
 
-class KillAfterFirstUnit(distributed.WorkerPlugin):
-    """Kill the first worker process that finishes a unit (its slab written, its result not sent)."""
-
-    def __init__(self, marker: str):
-        self.marker = marker
-
-    def transition(self, key, start, finish, **kwargs):
-        if start == "executing" and str(key).startswith("tomoseg-unit"):
-            try:
-                os.close(os.open(self.marker, os.O_CREAT | os.O_EXCL))
-            except FileExistsError:
-                return
-            os._exit(1)
-
-
-def test_lost_worker_units_are_rescheduled_with_identical_output(data, reference, client, tmp_path):
-    marker = tmp_path / "killed"
-    client.register_plugin(KillAfterFirstUnit(str(marker)), name="kill-after-first-unit")
-    try:
-        run = segment(data, tmp_path / "out", client=client)
-    finally:
-        client.unregister_worker_plugin("kill-after-first-unit")
-    assert marker.exists(), "no worker was killed"
-    assert run.units_computed == 6
-    assert_same_maps(reference, tmp_path / "out")
-    assert sum(len(manifest(tmp_path / "out", m).units) for m in ("TS_01", "TS_02")) == 6
-    client.wait_for_workers(2, timeout=60)
-
-
 def test_interrupted_run_recomputes_only_unfinished_units(data, reference, client, tmp_path):
     def interrupt(done, total):
         if done == 2:
@@ -185,6 +156,35 @@ def test_cli_runs_on_a_scheduler_address(data, reference, client, tmp_path, caps
     assert_same_maps(reference, tmp_path)
     printed = capsys.readouterr().out.split()
     assert sorted(printed) == sorted(str(tmp_path / p.name) for p in reference.glob("*.mrc"))
+
+
+class KillAfterFirstUnit(distributed.WorkerPlugin):
+    """Kill the first worker process that finishes a unit (its slab written, its result not sent)."""
+
+    def __init__(self, marker: str):
+        self.marker = marker
+
+    def transition(self, key, start, finish, **kwargs):
+        if start == "executing" and str(key).startswith("tomoseg-unit"):
+            try:
+                os.close(os.open(self.marker, os.O_CREAT | os.O_EXCL))
+            except FileExistsError:
+                return
+            os._exit(1)
+
+
+def test_lost_worker_units_are_rescheduled_with_identical_output(data, reference, client, tmp_path):
+    # Last of the cluster tests: the restarted worker would otherwise import Keras again.
+    marker = tmp_path / "killed"
+    client.register_plugin(KillAfterFirstUnit(str(marker)), name="kill-after-first-unit")
+    try:
+        run = segment(data, tmp_path / "out", client=client)
+    finally:
+        client.unregister_worker_plugin("kill-after-first-unit")
+    assert marker.exists(), "no worker was killed"
+    assert run.units_computed == 6
+    assert_same_maps(reference, tmp_path / "out")
+    assert sum(len(manifest(tmp_path / "out", m).units) for m in ("TS_01", "TS_02")) == 6
 
 
 def test_in_process_run_matches_and_splits_features(data, reference, tmp_path):

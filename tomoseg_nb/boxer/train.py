@@ -37,6 +37,7 @@ def train_boxer(
     batch_size: int = 32,
     learning_rate: float = 1e-3,
     filters: tuple[int, int] = (16, 16),
+    kernel_px: int = 15,
     threshold: float = 1.0,
     classifier_threshold: float = 0.5,
     seed: int = 0,
@@ -58,6 +59,8 @@ def train_boxer(
         Adam learning rate.
     filters : tuple of int
         Channels of the picker's two hidden layers (and of the classifier's).
+    kernel_px : int
+        Side of the picker's convolution kernels (odd).
     threshold, classifier_threshold : float
         Defaults stored with the model for picking (see ``autopick``).
     seed : int
@@ -97,7 +100,7 @@ def train_boxer(
         y = np.concatenate(
             [picker_targets(good_shifts, len(good), box), picker_targets(None, len(empty), box)]
         )
-        picker = build_picker(filters, seed=seed)
+        picker = build_picker(filters, kernel_px, seed=seed)
         picker.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="mse")
         fit = picker.fit(
             x,

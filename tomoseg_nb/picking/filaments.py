@@ -163,13 +163,20 @@ def trace_filaments(
     )
     smoothing_px = 1.0 if smoothing_angstrom is None else smoothing_angstrom / voxel_size
 
-    surface = _Surface(mask)
     graph = _SkeletonGraph(skeleton)
     graph.prune(prune_px)
+    chains = [
+        c
+        for c in graph.chains(max_bend_degrees, look_px=max(2.0, radius_px))
+        if _length(c[0]) >= min_length_px
+    ]
+    if radius_angstrom is None and chains:
+        # The first estimate is pulled down by short spurs; the long chains are the filaments.
+        voxels = np.concatenate([np.round(c[0]).astype(int) for c in chains])
+        radius_px = max(1.0, float(np.median(distance[tuple(voxels.T)])))
+    surface = _Surface(mask)
     filaments = []
-    for chain, starts_free, ends_free in graph.chains(
-        max_bend_degrees, look_px=max(2.0, radius_px)
-    ):
+    for chain, starts_free, ends_free in chains:
         axis = _extend(_smooth(chain, smoothing_px), distance, starts_free, ends_free)
         axis = _smooth(surface.centre(axis, radius_px=radius_px), smoothing_px)
         filament = Filament(axis)
