@@ -150,14 +150,16 @@ def test_brush_stroke_in_jupyterlab_is_saved_to_the_project(jupyterlab):
         try:
             page.goto(f"{url}/lab/tree/{NOTEBOOK.name}?token={token}")
             page.locator(".jp-Notebook .jp-Cell").first.wait_for()
-            page.get_by_role("menuitem", name="Run", exact=True).click()
-            page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
-            canvas = page.locator(".jp-OutputArea-output canvas").last
             choose_kernel = page.locator(".jp-Dialog .jp-mod-accept")
+            kernel_idle = page.get_by_text("| Idle")
             # Should JupyterLab still ask which kernel to start, take the default.
-            canvas.or_(choose_kernel).first.wait_for(state="visible")
+            kernel_idle.or_(choose_kernel).first.wait_for()
             if choose_kernel.is_visible():
                 choose_kernel.click()
+            kernel_idle.first.wait_for()
+            page.get_by_role("menuitem", name="Run", exact=True).click()
+            page.locator("[data-command='runmenu:run-all']").click()
+            canvas = page.locator(".jp-OutputArea-output canvas").last
             canvas.wait_for(state="visible")
             canvas.scroll_into_view_if_needed()
             box = canvas.bounding_box()

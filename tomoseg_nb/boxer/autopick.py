@@ -85,13 +85,18 @@ class AutopickResult:
 def picker_map(picker, prepared: np.ndarray, *, engine: str = "auto") -> np.ndarray:
     """Apply the picker network to a whole prepared micrograph; raw output at half resolution.
 
-    The one place a network meets a whole micrograph, so a faster engine serves every caller.
-    """
-    import keras
+    The one place a network meets a whole micrograph: ``engine.predict_slices`` runs it (FFT or
+    Keras convolution, whichever is faster here, tiled so memory stays bounded).
 
-    del engine
-    batch = np.asarray(prepared, dtype=np.float32)[None, :, :, None]
-    return np.asarray(keras.ops.convert_to_numpy(picker(batch, training=False)))[0, :, :, 0]
+    Returns
+    -------
+    numpy.ndarray
+        ``(ceil(y / 2), ceil(x / 2))``; output pixel ``j`` is centred on working pixel ``2j + 0.5``.
+    """
+    from ..engine import predict_slices
+
+    maps = predict_slices([picker], np.asarray(prepared, dtype=np.float32)[None], engine=engine)
+    return maps[0][0]
 
 
 def _smoothed_positive(raw_map: np.ndarray) -> np.ndarray:
@@ -212,9 +217,14 @@ def classify_boxes(
     """Classifier probability of a good particle for boxes centred on ``working_yx``."""
     if len(working_yx) == 0:
         return np.zeros(0)
-    boxes = extract_boxes(prepared, working_yx, box_px)
-    scores = classifier.predict(boxes[..., None], batch_size=256, verbose=0)
-    return np.asarray(scores, dtype=np.float64).reshape(-1)
+    import keras
+
+    boxes = extract_boxes(prepared, working_yx, box_px)[..., None]
+    scores = [
+        keras.ops.convert_to_numpy(classifier(boxes[start : start + 512], training=False))
+        for start in range(0, len(boxes), 512)
+    ]
+    return np.concatenate(scores).astype(np.float64).reshape(-1)
 
 
 def autopick_micrographs(

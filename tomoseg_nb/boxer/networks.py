@@ -15,15 +15,16 @@ PICKER_STRIDE = 2
 """The picker's output is at half the working resolution (one 2x pooling)."""
 
 
-def build_picker(
-    filters: tuple[int, int] = (16, 16), kernel_px: int = 15, *, seed: int | None = None
-):
+def build_picker(filters: tuple[int, int] = (8, 8), kernel_px: int = 9, *, seed: int | None = None):
     """Fully convolutional picker: Conv(f1, k, ReLU) -> MaxPool(2) -> Conv(f2, k, ReLU) -> Conv(1, k).
 
     Parameters
     ----------
     filters : tuple of int
-        Channels of the two hidden layers (EMAN2 uses 20, 20; 16 is as good on particles and faster).
+        Channels of the two hidden layers. EMAN2 uses 20 and 20 with 15x15 kernels; 8 and 8 with
+        9x9 kernels pick as well on the benchmark phantoms (receptive field 41 working pixels, more
+        than the 32 px working box) at about a tenth of the arithmetic, which is what lets a 4k x 4k
+        micrograph be picked in about a second on two CPU cores.
     kernel_px : int
         Kernel side (odd).
     seed : int, optional
@@ -53,7 +54,7 @@ def build_picker(
     return keras.Model(inputs, outputs, name="boxer_picker")
 
 
-def build_classifier(box_px: int, filters: tuple[int, int] = (16, 16), *, seed: int | None = None):
+def build_classifier(box_px: int, filters: tuple[int, int] = (8, 8), *, seed: int | None = None):
     """Box classifier: two 7x7 convolutions, each pooled 2x, then a dense sigmoid unit.
 
     It runs only on the picker's candidates, boxes of a known size, so a dense layer can weigh where

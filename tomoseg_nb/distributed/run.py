@@ -163,20 +163,15 @@ def _plan_tomogram(
     from ..segment import output_path
 
     with open_volume(path, ndim=3) as volume:
-        shape, voxel_size, origin, name = (
+        name, shape, voxel_size, origin = (
+            volume.name,
             volume.shape,
             volume.voxel_size,
             volume.origin,
-            volume.name,
         )
     finals = [output_path(out_dir, name, model.feature) for model in models]
-    units = plan_units(
-        str(path),
-        shape[0],
-        models,
-        tuple(str(partial_path(final)) for final in finals),
-        **layout,
-    )
+    partials = [partial_path(final) for final in finals]
+    units = plan_units(str(path), shape[0], models, tuple(map(str, partials)), **layout)
     signature = as_json(
         {
             "tomogram": {"path": str(path), "stamp": file_stamp(path), "shape": shape},
@@ -186,39 +181,48 @@ def _plan_tomogram(
             **layout,
         }
     )
-    old = Manifest.load(manifest_path(out_dir, name))
-    job = _Tomogram(path, name, shape, voxel_size, origin, finals, old, units)  # type: ignore[arg-type]
-    if old is not None and old.signature == signature:
-        if old.complete and all(f.exists() for f in finals) and not overwrite:
-            return job
-        if not old.complete and _resumable(job, overwrite):
-            return job
-    elif old is not None and not old.complete:
-        warnings.warn(
-            f"{old.path}: the tomogram or a model changed since this unfinished run; "
-            f"segmenting {name} from the start",
-            stacklevel=3,
+    manifest = Manifest.load(manifest_path(out_dir, name))
+    matching = manifest is not None and manifest.signature == signature
+    if matching and manifest.complete:
+        keep = all(final.exists() for final in finals) and not overwrite
+    elif matching:
+        keep = _resumable(manifest, units, partials, finals, shape, overwrite)
+    else:
+        keep = False
+        if manifest is not None and not manifest.complete:
+            warnings.warn(
+                f"{manifest.path}: the tomogram or a model changed since this unfinished run; "
+                f"segmenting {name} from the start",
+                stacklevel=3,
+            )
+    if not keep:
+        for final in finals:
+            check_output_path(final, overwrite)
+        manifest = Manifest(
+            manifest_path(out_dir, name),
+            signature,
+            outputs={m.feature: f.name for m, f in zip(models, finals, strict=True)},
+            total_units=len(units),
         )
-    for final in finals:
-        check_output_path(final, overwrite)
-    job.manifest = Manifest(
-        manifest_path(out_dir, name),
-        signature,
-        outputs={m.feature: f.name for m, f in zip(models, finals, strict=True)},
-        total_units=len(units),
-    )
-    job.fresh = True
-    return job
+    return _Tomogram(path, name, shape, voxel_size, origin, finals, manifest, units, fresh=not keep)
 
 
-def _resumable(job: _Tomogram, overwrite: bool) -> bool:
-    all_done = all(unit.id in job.manifest.units for unit in job.units)
-    for partial, final in zip(job.partials, job.finals, strict=True):
+def _resumable(
+    manifest: Manifest,
+    units: list[WorkUnit],
+    partials: list[Path],
+    finals: list[Path],
+    shape: tuple[int, ...],
+    overwrite: bool,
+) -> bool:
+    """Whether an unfinished run's partial outputs can be completed (all there, right shape)."""
+    all_done = all(unit.id in manifest.units for unit in units)
+    for partial, final in zip(partials, finals, strict=True):
         if partial.exists():
-            if not _partial_fits(partial, job.shape):
+            if not _partial_fits(partial, shape):
                 return False
             check_output_path(final, overwrite)
-        elif not (all_done and final.exists()):
+        elif not (all_done and final.exists()):  # moved into place by a run cut short
             return False
     return True
 
@@ -304,10 +308,11 @@ def segment_volumes(
         "unit_slices": unit_slices,
         "features_per_unit": features_per_unit,
     }
-    jobs = [
-        _plan_tomogram(Path(t).resolve(), out_dir, model_files, layout, overwrite)
-        for t in tomograms
-    ]
+    jobs = []  # every check before anything is written
+    for tomogram in tomograms:
+        jobs.append(
+            _plan_tomogram(Path(tomogram).resolve(), out_dir, model_files, layout, overwrite)
+        )
     names = [job.name for job in jobs]
     if len(set(names)) != len(names):
         raise BadInputError(

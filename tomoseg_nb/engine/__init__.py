@@ -7,5 +7,6 @@ weights; ``choose_engine`` picks the faster engine for the device and kernel siz
 
 from .choose import ENGINES, choose_engine
 from .predict import predict_slices
+from .twin import as_fft_model, copy_weights
 
-__all__ = ["ENGINES", "choose_engine", "predict_slices"]
+__all__ = ["ENGINES", "as_fft_model", "choose_engine", "copy_weights", "predict_slices"]

@@ -179,11 +179,28 @@ def trace_filaments(
     for chain, starts_free, ends_free in chains:
         axis = _extend(_smooth(chain, smoothing_px), distance, starts_free, ends_free)
         axis = _smooth(surface.centre(axis, radius_px=radius_px), smoothing_px)
-        filament = Filament(axis)
-        if filament.length_px >= min_length_px:
-            filaments.append(filament)
-    filaments.sort(key=lambda f: -f.length_px)
-    return filaments
+        filaments.append(Filament(axis))
+    return _without_overlaps([f for f in filaments if f.length_px >= min_length_px], radius_px)
+
+
+def _without_overlaps(filaments: list[Filament], radius_px: float) -> list[Filament]:
+    """Longest first; parts of an axis within ``radius_px`` of a longer one are the same tube, cut.
+
+    Two skeleton branches can trace one tube (a tube opened by a face thins to two sheets), and
+    centring puts both on its axis; particles must not be picked twice.
+    """
+    kept: list[Filament] = []
+    for filament in sorted(filaments, key=lambda f: -f.length_px):
+        free = np.ones(len(filament.axis), dtype=bool)
+        if kept:
+            distance, _ = cKDTree(np.concatenate([f.axis for f in kept])).query(filament.axis)
+            free = distance > radius_px
+        runs = np.split(np.arange(len(free)), np.flatnonzero(np.diff(free.astype(int))) + 1)
+        for run in runs:
+            piece = Filament(filament.axis[run])
+            if free[run[0]] and piece.length_px >= 2 * radius_px:
+                kept.append(piece)
+    return sorted(kept, key=lambda f: -f.length_px)
 
 
 def pick_filaments(

@@ -17,7 +17,6 @@ _PUBLIC = {
     "TilePicker": "tiles",
     "MaskPainter": "painter",
     "BoxPicker": "boxes",
-    "PickReviewer": "boxes",
     "TrainingMonitor": "monitor",
     "LabelViewer": "results",
     "PickViewer": "results",

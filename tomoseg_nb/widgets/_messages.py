@@ -47,9 +47,8 @@ def record_canvas_traffic() -> Iterator[CanvasTraffic]:
         buffers = list(buffers or [])
         traffic.messages += 1
         traffic.bytes += sum(memoryview(b).nbytes for b in buffers)
-        # The first buffer holds the commands; the rest are encoded images.
-        traffic.images.extend(bytes(b) for b in buffers[1:])
-        traffic.commands.extend(_decode_commands(bytes(buffers[0])))
+        # The first buffer holds the commands; the others belong to them in order.
+        _decode(bytes(buffers[0]), [bytes(b) for b in buffers[1:]], traffic)
         original(content, buffers=buffers)
 
     _CANVAS_MANAGER.send = send
@@ -62,11 +61,25 @@ def record_canvas_traffic() -> Iterator[CanvasTraffic]:
 _NAMES = {index: name for name, index in COMMANDS.items()}
 
 
-def _decode_commands(buffer: bytes) -> list[tuple[str, list]]:
-    decoded = json.loads(buffer)
+def _decode(commands: bytes, buffers: list[bytes], traffic: CanvasTraffic) -> None:
+    decoded = json.loads(commands)
     # hold_canvas sends a list of commands; a lone command is [index, args, n_buffers].
     batch = decoded if decoded and isinstance(decoded[0], list) else [decoded]
-    return [(_NAMES.get(item[0], str(item[0])), item[1] if len(item) > 1 else []) for item in batch]
+    for item in batch:
+        name = _NAMES.get(item[0], str(item[0]))
+        args = item[1] if len(item) > 1 else []
+        count = item[2] if len(item) > 2 else 0
+        own, buffers = buffers[:count], buffers[count:]
+        if name == "putImageData":
+            traffic.images.extend(own)
+        # Array arguments travel as buffers; the argument says which one and how to read it.
+        args = [
+            np.frombuffer(own[a["idx"]], dtype=a["dtype"]).reshape(a["shape"])
+            if isinstance(a, dict) and "idx" in a
+            else a
+            for a in args
+        ]
+        traffic.commands.append((name, args))
 
 
 def browser_event(canvas: MultiCanvas, event: str, **fields: object) -> None:

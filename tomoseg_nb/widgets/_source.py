@@ -64,6 +64,14 @@ class SliceSource:
             self._cache.popitem(last=False)
         return image
 
+    def block(self, z: int, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
+        """Rows ``y0:y1``, columns ``x0:x1`` of slice ``z`` as a new float32 array.
+
+        Reads the data directly, not the cache, so another thread (training) may call it.
+        """
+        source = self._array if self.is_2d else self._array[z]
+        return np.array(source[y0:y1, x0:x1], dtype=np.float32)
+
     def region(self, z: int, y0: int, x0: int, size: int, fill: float) -> np.ndarray:
         """The ``size x size`` block of slice ``z`` from ``(y0, x0)``; outside pixels are ``fill``."""
         _, height, width = self.shape
@@ -71,10 +79,7 @@ class SliceSource:
         ys, xs = max(0, y0), max(0, x0)
         ye, xe = min(height, y0 + size), min(width, x0 + size)
         if ys < ye and xs < xe:
-            source = self._array if self.is_2d else self._array[z]
-            out[ys - y0 : ye - y0, xs - x0 : xe - x0] = np.asarray(
-                source[ys:ye, xs:xe], dtype=np.float32
-            )
+            out[ys - y0 : ye - y0, xs - x0 : xe - x0] = self.block(z, ys, ye, xs, xe)
         return out
 
     def value(self, z: int, y: int, x: int) -> float:

@@ -1,8 +1,8 @@
 """Reference boxes on a micrograph: click to box a particle, background or contamination.
 
-The 2D picker learns from three reference sets (good isolated particles, empty background, and
-anything that is not a particle: ice contamination, aggregates). Clicking empty image places a box
-of the current class centred on the click; clicking inside a box removes it. Positions are pixel
+The 2D picker learns from three reference sets: good isolated particles, empty background, and
+"bad" boxes on anything that is not a particle (ice contamination, aggregates). Clicking empty
+image places a box of the current class centred on the click; clicking inside a box removes it. Positions are pixel
 ``(y, x)`` of the micrograph. With a ``path`` every change is saved at once (atomically) as a
 small JSON file, so a closed notebook loses nothing.
 """
@@ -19,7 +19,8 @@ import numpy as np
 from ..atomic import write_json_atomic
 from ..errors import BadInputError
 
-BOX_CLASSES = ("good", "background", "contamination")
+BOX_CLASSES = ("good", "background", "bad")
+"""Same names as ``boxer.references.KINDS``: bad = contamination, aggregates, carbon edges."""
 BOXES_FORMAT = "tomoseg_nb.boxes"
 BOXES_VERSION = 1
 

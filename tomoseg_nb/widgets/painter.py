@@ -168,7 +168,7 @@ class MaskPainter(widgets.VBox):
             if (self.canvas.width, self.canvas.height) != (side, side):
                 self.canvas.width = self.canvas.height = side
                 self.canvas.layout.width = self.canvas.layout.height = f"{side}px"
-            self._contrast = auto_contrast(self._tile_image())
+            self._contrast = auto_contrast(self._tile_image(tile))
             if tile.id not in self._states:
                 self._states[tile.id] = PainterState(
                     self.project.mask(tile.id), brush_radius=self._brush_radius, mode=self._mode
@@ -264,9 +264,7 @@ class MaskPainter(widgets.VBox):
         """Redraw the tile and its mask (also when a browser view connects)."""
         self._draw(image=True)
 
-    def _tile_image(self) -> np.ndarray:
-        tile = self.tile
-        assert tile is not None
+    def _tile_image(self, tile: Tile) -> np.ndarray:
         y0, _, x0, _ = tile.bounds
         fill = float(np.mean(self.source.slice(tile.z)[:: 16, :: 16]))
         return self.source.region(tile.z, y0, x0, tile.size, fill)
@@ -282,7 +280,11 @@ class MaskPainter(widgets.VBox):
                 if self.tile is not None:
                     low, high = self._contrast
                     block = slice_image(
-                        self._tile_image(), self._window(), low, high, lowpass_px=self.lowpass_px
+                        self._tile_image(self.tile),
+                        self._window(),
+                        low,
+                        high,
+                        lowpass_px=self.lowpass_px,
                     )
                     put_block(self.canvas[0], block, self._window())
             self.canvas[1].clear()
@@ -342,10 +344,12 @@ class MaskPainter(widgets.VBox):
         if state is not None and state.stroking:
             state.drag(*self.canvas_to_mask(x, y))
             self._finish_stroke()
+            self._draw_cursor(x, y)
 
     def _mouse_out(self, x: float, y: float) -> None:
-        self.canvas[2].clear()
         self._mouse_up(x, y)
+        with hold_canvas():
+            self.canvas[2].clear()
 
     def _finish_stroke(self) -> None:
         state = self.state

@@ -1,0 +1,126 @@
+"""TrainingRun / TrainingMonitor: background thread, per-epoch updates, cancel, a real tiny run."""
+
+import threading
+
+import numpy as np
+import pytest
+
+from tomoseg_nb.annotations import Project
+from tomoseg_nb.errors import CancelledError
+from tomoseg_nb.synthetic import simulate_tomogram
+from tomoseg_nb.volume import write_volume
+from tomoseg_nb.widgets.monitor import TrainingMonitor
+from tomoseg_nb.widgets.training_state import TrainingRun
+from tomoseg_nb.widgets.viewer import SliceViewer
+
+
+@pytest.fixture(scope="module")
+def phantom_project(tmp_path_factory):
+    """A phantom with ribosome tiles painted from the ground truth, and empty negative tiles."""
+    folder = tmp_path_factory.mktemp("monitor")
+    phantom = simulate_tomogram((16, 128, 128), seed=2)
+    path = write_volume(folder / "tomo.mrc", phantom.tomogram, voxel_size=phantom.voxel_size)
+    project = Project.create(folder / "project", tomogram=path)
+    project.add_feature("ribosome", tile_size=32)
+    ribosome = phantom.labels == phantom.label_ids["ribosome"]
+    for z, y, x in np.round(phantom.particles["ribosome"]).astype(int):
+        y, x = np.clip([y, x], 16, 128 - 16)
+        tile = project.add_tile("ribosome", z, y, x)
+        project.set_mask(tile.id, ribosome[z, y - 16 : y + 16, x - 16 : x + 16])
+    for z in (2, 8, 13):
+        for y in range(16, 113, 32):
+            for x in range(16, 113, 32):
+                if not ribosome[z, y - 16 : y + 16, x - 16 : x + 16].any():
+                    project.add_tile("ribosome", z, y, x, positive=False)
+    assert len(project.tiles_of("ribosome", positive=True)) == 3
+    yield project
+    project.close()
+
+
+def fake_training(epochs_ran, release=None):
+    """A stand-in for train_feature that drives the Keras callbacks like model.fit does."""
+
+    def train(project, feature, *, epochs, callbacks, cancel, progress, **options):
+        import keras
+
+        model = keras.Sequential([keras.Input((None, None, 1)), keras.layers.Conv2D(1, 3)])
+        for callback in callbacks:
+            callback.set_model(model)
+        for epoch in range(epochs):
+            if release is not None:
+                release.wait(5)
+            if cancel.is_set():
+                raise CancelledError("cancelled")
+            progress(epoch + 1, epochs)
+            for callback in callbacks:
+                callback.on_epoch_end(epoch, {"loss": -1.0 - epoch, "val_loss": -0.5 - epoch})
+            epochs_ran.append(epoch)
+        return model, type("Info", (), {"threshold": 0.4})()
+
+    return train
+
+
+def test_run_records_each_epoch_and_finishes_in_its_thread(phantom_project):
+    ran = []
+    run = TrainingRun(fake_training(ran))
+    seen = []
+    run.on_epoch(lambda r, model: seen.append((threading.current_thread().name, r.epochs_done)))
+    run.start(phantom_project, "ribosome", epochs=3)
+    assert run.wait(30)
+    assert run.status == "done" and ran == [0, 1, 2]
+    assert run.history == {"loss": [-1.0, -2.0, -3.0], "val_loss": [-0.5, -1.5, -2.5]}
+    assert run.batches == (3, 3)
+    assert seen == [("tomoseg_nb training ribosome", n) for n in (1, 2, 3)]
+
+
+def test_cancel_stops_the_run_and_keeps_no_model(phantom_project):
+    release = threading.Event()
+    ran = []
+    run = TrainingRun(fake_training(ran, release))
+    monitor = TrainingMonitor(phantom_project, run=run)
+    monitor.epochs.value = 50
+    monitor.start()
+    assert run.running and monitor.cancel_button.disabled is False
+    monitor.start()  # a second start while running is refused, not queued
+    assert "already" in monitor.status.value
+    monitor.cancel_button.click()
+    release.set()
+    assert run.wait(30)
+    assert run.status == "cancelled" and run.model is None and len(ran) < 50
+    assert monitor.status.value == "cancelled: no network was kept"
+    assert monitor.start_button.disabled is False and monitor.save_button.disabled is True
+
+
+def test_failure_is_shown_not_lost(phantom_project):
+    def broken(*args, **kwargs):
+        raise RuntimeError("out of memory on the GPU")
+
+    monitor = TrainingMonitor(phantom_project, run=TrainingRun(broken))
+    monitor.start()
+    assert monitor.run.wait(30)
+    assert "Training failed" in monitor.status.value and "out of memory" in monitor.status.value
+
+
+def test_real_training_updates_loss_preview_and_saves(phantom_project, tmp_path):
+    viewer = SliceViewer(phantom_project.tomogram, view_shape=(128, 128))
+    monitor = TrainingMonitor(
+        phantom_project, viewer=viewer, models_dir=tmp_path, seed=0, engine="keras", patience=None
+    )
+    monitor.arch_dropdown.value = "tiny"
+    monitor.epochs.value = 2
+    monitor.start_button.click()
+    assert monitor.run.wait(300), "training did not finish"
+    assert monitor.run.status == "done", monitor.status.value
+    assert len(monitor.run.history["loss"]) == 2
+    assert bytes(monitor.loss_plot.value).startswith(b"\x89PNG")
+    assert monitor.progress.value == monitor.progress.max > 1
+    preview = viewer.overlays["preview ribosome"]
+    assert preview.z == viewer.z and preview.source.is_2d
+    values = preview.source.slice(0)
+    assert values.shape == (128, 128) and 0 <= values.min() and values.max() <= 1
+    assert not monitor.save_button.disabled
+    monitor.save_button.click()
+    assert (tmp_path / "ribosome.keras").exists() and (tmp_path / "ribosome.json").exists()
+    assert monitor.status.value == f"saved {tmp_path / 'ribosome.keras'}"
+    monitor.save_button.click()  # exists: refused unless "overwrite" is ticked
+    assert "Not saved" in monitor.status.value

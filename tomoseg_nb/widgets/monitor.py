@@ -1,0 +1,261 @@
+"""TrainingMonitor: train a feature's network in the background and watch it learn.
+
+Start runs ``train.train_feature`` in a thread (``TrainingRun``), so the notebook stays usable. The
+monitor shows a progress bar over all batches, the loss curves (``plots.training.plot_loss``) after
+every epoch, a cancel button, and - with a viewer - a preview of the half-trained network on the
+part of the viewer's current slice that is on screen (``segment.probability_slices``). Drawing
+happens on the notebook's own thread: the training thread computes, then hands the update over.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import ipywidgets as widgets
+import numpy as np
+
+from ..annotations import Project
+from ..errors import TomosegError
+from .training_state import TrainingRun
+from .viewer import SliceViewer
+
+PREVIEW_PX = 256
+"""Largest preview square (slice pixels): a CPU-trained network is applied to it every epoch."""
+
+Scheduler = Callable[[Callable[[], None]], None]
+
+
+def notebook_scheduler() -> Scheduler:
+    """Run callables on the notebook's event loop (widget updates from the training thread).
+
+    In a kernel the cell runs inside the loop; elsewhere (scripts, tests) calls run immediately.
+    """
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return lambda function: function()
+    return loop.call_soon_threadsafe
+
+
+def preview_probability(
+    model: Any, image: np.ndarray, *, feature: str, voxel_size: float, recipe: Any, arch: str
+) -> np.ndarray:
+    """Probability map of a (possibly half-trained) network on a raw image block."""
+    from ..models import ModelInfo
+    from ..segment import FeatureNetwork, probability_slices
+
+    info = ModelInfo(
+        feature=feature,
+        arch=arch,
+        voxel_size=voxel_size * recipe.binning,
+        recipe=recipe.to_dict(),
+    )
+    network = FeatureNetwork(model, info)
+    (maps,) = probability_slices([network], image[None], voxel_size=voxel_size, engine="keras")
+    return maps[0]
+
+
+class TrainingMonitor(widgets.VBox):
+    """Train one feature at a time, with live loss, progress, cancel and a slice preview.
+
+    Parameters
+    ----------
+    project : Project
+        Annotation project with painted tiles.
+    viewer : SliceViewer, optional
+        Where the per-epoch preview is drawn (on its current slice).
+    models_dir : path, optional
+        Where Save puts ``<feature>.keras``; default ``<project>/models``.
+    run : TrainingRun, optional
+        For a custom training function (tests); default trains with ``train_feature``.
+    **train_options
+        Passed to ``train_feature`` (``recipe``, ``seed``, ``engine``, ``patience``...).
+    """
+
+    def __init__(
+        self,
+        project: Project,
+        *,
+        viewer: SliceViewer | None = None,
+        feature: str | None = None,
+        models_dir: str | os.PathLike | None = None,
+        run: TrainingRun | None = None,
+        preview_px: int = PREVIEW_PX,
+        schedule: Scheduler | None = None,
+        **train_options: Any,
+    ):
+        from ..models import ARCHITECTURES, DEFAULT_ARCH
+
+        self.project = project
+        self.viewer = viewer
+        self.run = run or TrainingRun()
+        self.models_dir = Path(models_dir) if models_dir else project.folder / "models"
+        self.preview_px = preview_px
+        self.train_options = train_options
+        self._schedule = schedule or notebook_scheduler()
+
+        features = list(project.features)
+        self.feature_dropdown = widgets.Dropdown(
+            options=features, value=feature or (features[0] if features else None), description="feature"
+        )
+        self.arch_dropdown = widgets.Dropdown(
+            options=list(ARCHITECTURES), value=DEFAULT_ARCH, description="network"
+        )
+        self.epochs = widgets.BoundedIntText(value=20, min=1, max=1000, description="epochs")
+        self.preview = widgets.Checkbox(
+            value=viewer is not None,
+            disabled=viewer is None,
+            description="preview on the viewer after each epoch",
+            indent=False,
+        )
+        self.start_button = widgets.Button(description="Train", button_style="primary")
+        self.cancel_button = widgets.Button(description="Cancel", disabled=True)
+        self.progress = widgets.IntProgress(value=0, min=0, max=1, description="batches")
+        self.status = widgets.HTML("not started")
+        self.loss_plot = widgets.Image(format="png", layout=widgets.Layout(max_width="560px"))
+        self.save_path = widgets.Text(description="save as", layout=widgets.Layout(width="420px"))
+        self.overwrite = widgets.Checkbox(value=False, description="overwrite", indent=False)
+        self.save_button = widgets.Button(description="Save model", disabled=True)
+
+        self.feature_dropdown.observe(lambda _: self._default_save_path(), names="value")
+        self.start_button.on_click(lambda _: self.start())
+        self.cancel_button.on_click(lambda _: self.cancel())
+        self.save_button.on_click(lambda _: self._save_clicked())
+        self.run.on_progress(self._progressed)
+        self.run.on_epoch(self._epoch_ended)
+        self.run.on_finish(self._finished)
+        self._default_save_path()
+
+        super().__init__(
+            [
+                widgets.HBox([self.feature_dropdown, self.arch_dropdown, self.epochs]),
+                self.preview,
+                widgets.HBox([self.start_button, self.cancel_button, self.progress]),
+                self.status,
+                self.loss_plot,
+                widgets.HBox([self.save_path, self.overwrite, self.save_button]),
+            ]
+        )
+
+    # actions -------------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Start training the selected feature in the background."""
+        feature = self.feature_dropdown.value
+        if feature is None:
+            self.status.value = "<b>Not started:</b> the project has no feature yet"
+            return
+        if self.run.running:
+            self.status.value = "<b>Not started:</b> a training run is already going"
+            return
+        # The widgets are set before the thread starts: it may finish (and report) at once.
+        self.start_button.disabled = self.save_button.disabled = True
+        self.cancel_button.disabled = False
+        self.progress.value, self.progress.max = 0, 1
+        self.status.value = f"training <b>{feature}</b>..."
+        options = {"arch": self.arch_dropdown.value, **self.train_options}
+        self.run.start(self.project, feature, epochs=self.epochs.value, **options)
+
+    def cancel(self) -> None:
+        """Stop the run after the current batch."""
+        self.run.cancel()
+        self.status.value = "cancelling..."
+
+    def save(self, path: str | os.PathLike | None = None, *, overwrite: bool = False) -> Path:
+        """Save the trained network (``.keras`` + JSON sidecar) with ``models.save_model``."""
+        from ..models import save_model
+
+        if self.run.status != "done":
+            raise TomosegError("no trained network to save yet; train one first")
+        target = Path(path) if path is not None else Path(self.save_path.value)
+        return save_model(self.run.model, self.run.info, target, overwrite=overwrite)
+
+    # listeners (training thread) -----------------------------------------------------------------
+    def _progressed(self, run: TrainingRun) -> None:
+        done, total = run.batches
+        self._schedule(lambda: self._show_progress(done, total))
+
+    def _epoch_ended(self, run: TrainingRun, model: Any) -> None:
+        from ..plots.training import plot_loss
+
+        figure = plot_loss(run.history, title=f"{run.feature}: epoch {run.epochs_done}")
+        buffer = io.BytesIO()
+        figure.savefig(buffer, format="png", dpi=80)
+        png = buffer.getvalue()
+        text = f"training <b>{run.feature}</b>: epoch {run.epochs_done} / {run.epochs}"
+        try:
+            preview = self._compute_preview(run, model)
+        except Exception as error:  # a failed preview must not stop the training
+            preview = None
+            text += f" (no preview: {error})"
+        self._schedule(lambda: self._show_epoch(png, text, preview))
+
+    def _finished(self, run: TrainingRun) -> None:
+        self._schedule(lambda: self._show_finished(run))
+
+    def _compute_preview(self, run: TrainingRun, model: Any) -> tuple | None:
+        viewer = self.viewer
+        if viewer is None or not self.preview.value or run.feature is None:
+            return None
+        from ..preprocess import DEFAULT_RECIPE
+
+        z = viewer.z
+        y0, y1, x0, x1 = viewer.visible_region(self.preview_px)
+        block = viewer.source.block(z, y0, y1, x0, x1)
+        probability = preview_probability(
+            model,
+            block,
+            feature=run.feature,
+            voxel_size=float(self.project.voxel_size),
+            recipe=self.train_options.get("recipe", DEFAULT_RECIPE),
+            arch=self.arch_dropdown.value,
+        )
+        full = np.zeros(viewer.state.slice_shape, dtype=np.float32)
+        full[y0:y1, x0:x1] = probability
+        return run.feature, z, full
+
+    # updates (notebook thread) -------------------------------------------------------------------
+    def _show_progress(self, done: int, total: int) -> None:
+        self.progress.max = max(1, total)
+        self.progress.value = min(done, self.progress.max)
+
+    def _show_epoch(self, png: bytes, text: str, preview: tuple | None) -> None:
+        self.loss_plot.value = png
+        if self.run.running:
+            self.status.value = text
+        if preview is not None and self.viewer is not None:
+            feature, z, probability = preview
+            colour = self.project.features[feature].colour
+            self.viewer.add_overlay(f"preview {feature}", probability, colour=colour, z=z)
+
+    def _show_finished(self, run: TrainingRun) -> None:
+        self.start_button.disabled = False
+        self.cancel_button.disabled = True
+        if run.status == "done":
+            history = run.history.get("val_loss") or run.history.get("loss") or [float("nan")]
+            self.status.value = (
+                f"<b>{run.feature}</b> trained: {run.epochs_done} epochs, final loss "
+                f"{history[-1]:.3f}, threshold {run.info.threshold:.2f}. Save it below."
+            )
+            self.save_button.disabled = False
+        elif run.status == "cancelled":
+            self.status.value = "cancelled: no network was kept"
+        else:
+            self.status.value = f"<b>Training failed:</b> {run.error}"
+
+    def _default_save_path(self) -> None:
+        feature = self.feature_dropdown.value
+        if feature is not None:
+            self.save_path.value = str(self.models_dir / f"{feature}.keras")
+
+    def _save_clicked(self) -> None:
+        try:
+            path = self.save(overwrite=self.overwrite.value)
+        except TomosegError as error:
+            self.status.value = f"<b>Not saved:</b> {error}"
+            return
+        self.status.value = f"saved {path}"
