@@ -113,10 +113,20 @@ def working_scale(box_px: float, recipe: BoxerRecipe) -> float:
 
 
 def _bin(image: np.ndarray, factor: int) -> np.ndarray:
-    """Block mean by an integer factor (the remainder rows/columns at the far edge are dropped)."""
+    """Block mean by an integer factor (the remainder rows/columns at the far edge are dropped).
+
+    Rows then columns, adding strided views: several times faster than a 4D ``mean``.
+    """
     ny, nx = (n // factor * factor for n in image.shape)
-    blocks = image[:ny, :nx].reshape(ny // factor, factor, nx // factor, factor)
-    return blocks.mean(axis=(1, 3), dtype=np.float32)
+    rows = image[:ny, :nx].reshape(ny // factor, factor, nx)
+    summed = rows[:, 0, :].astype(np.float32)
+    for i in range(1, factor):
+        summed += rows[:, i, :]
+    columns = summed.reshape(ny // factor, nx // factor, factor)
+    binned = columns[..., 0].copy()
+    for j in range(1, factor):
+        binned += columns[..., j]
+    return binned / np.float32(factor * factor)
 
 
 def _fourier_resample_bandpass(
@@ -200,7 +210,10 @@ def prepare_micrograph(
     # exact scale and doubles as the band-pass.
     factor = max(1, int(np.floor(1.0 / scale)))
     binned = _bin(image, factor) if factor > 1 else image
-    out_shape = tuple(max(8, round(n * factor * scale)) for n in binned.shape)
+    # Sizes with small prime factors transform several times faster; the scale moves by < 2 %.
+    out_shape = tuple(
+        scipy.fft.next_fast_len(max(8, round(n * factor * scale)), real=True) for n in binned.shape
+    )
     prepared = _fourier_resample_bandpass(binned, out_shape, recipe.highpass_px, recipe.lowpass_px)
     step = tuple(factor * nb / m for nb, m in zip(binned.shape, out_shape, strict=True))
     offset = ((factor - 1) / 2.0, (factor - 1) / 2.0)

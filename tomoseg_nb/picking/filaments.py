@@ -193,8 +193,14 @@ def _without_overlaps(filaments: list[Filament], radius_px: float) -> list[Filam
     for filament in sorted(filaments, key=lambda f: -f.length_px):
         free = np.ones(len(filament.axis), dtype=bool)
         if kept:
-            distance, _ = cKDTree(np.concatenate([f.axis for f in kept])).query(filament.axis)
-            free = distance > radius_px
+            taken = np.concatenate([f.axis for f in kept])
+            directions = np.concatenate([_unit_tangents(f.axis) for f in kept])
+            distance, nearest = cKDTree(taken).query(filament.axis)
+            # Crossing filaments come close too, but run across each other: only parallel is the same.
+            parallel = (
+                np.abs(np.sum(_unit_tangents(filament.axis) * directions[nearest], axis=1)) > 0.9
+            )
+            free = (distance > radius_px) | ~parallel
         runs = np.split(np.arange(len(free)), np.flatnonzero(np.diff(free.astype(int))) + 1)
         for run in runs:
             piece = Filament(filament.axis[run])
@@ -576,6 +582,12 @@ def _components(adjacency: sparse.csr_matrix, members: np.ndarray) -> np.ndarray
         return np.zeros(0, dtype=np.int64)
     _, labels = sparse.csgraph.connected_components(adjacency[members][:, members], directed=False)
     return labels
+
+
+def _unit_tangents(points: np.ndarray) -> np.ndarray:
+    tangents = np.gradient(points, axis=0) if len(points) > 1 else np.zeros_like(points)
+    norms = np.linalg.norm(tangents, axis=1, keepdims=True)
+    return tangents / np.where(norms > 0, norms, 1.0)
 
 
 def _length(points: np.ndarray) -> float:

@@ -1,0 +1,100 @@
+"""The simulated annotator and the evaluate protocol, end to end on a small phantom."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from tomoseg_nb.annotations import tile_bounds
+from tomoseg_nb.cli import main
+from tomoseg_nb.errors import BadInputError
+from tomoseg_nb.evaluate import simulate_annotation
+from tomoseg_nb.synthetic import simulate_tomogram, write_tomogram_phantom
+
+
+@pytest.fixture(scope="module")
+def labels():
+    volume = np.zeros((6, 160, 160), np.uint8)
+    volume[:, 40:44, :] = 1  # a membrane-like sheet
+    volume[2:4, 100:110, 100:110] = 3  # one small particle
+    return volume
+
+
+def test_positive_tiles_show_the_feature_and_masks_are_the_truth(labels):
+    tiles = simulate_annotation(labels, 1, n_positive=5, n_negative=8, tile_size=32, seed=3)
+    positives = [t for t in tiles if t.positive]
+    negatives = [t for t in tiles if not t.positive]
+    assert len(positives) == 5 and len(negatives) == 8
+    for tile in tiles:
+        y0, y1, x0, x1 = tile_bounds(tile.y, tile.x, tile.size)
+        assert 0 <= y0 and y1 <= 160 and 0 <= x0 and x1 <= 160
+        truth = labels[tile.z, y0:y1, x0:x1] == 1
+        if tile.positive:
+            np.testing.assert_array_equal(tile.mask, truth)
+            assert truth.mean() >= 0.03
+        else:
+            assert not truth.any()
+    for a in positives:
+        for b in positives:
+            if a is not b and a.z == b.z:
+                assert max(abs(a.y - b.y), abs(a.x - b.x)) >= 32, "positive tiles overlap"
+
+
+def test_annotation_is_deterministic_by_seed(labels):
+    first = simulate_annotation(labels, 1, n_positive=3, n_negative=4, tile_size=32, seed=7)
+    again = simulate_annotation(labels, 1, n_positive=3, n_negative=4, tile_size=32, seed=7)
+    assert [(t.z, t.y, t.x) for t in first] == [(t.z, t.y, t.x) for t in again]
+
+
+def test_rare_or_absent_feature_gives_a_clear_error(labels):
+    with pytest.raises(BadInputError, match="non-overlapping positive tiles"):
+        simulate_annotation(labels, 3, n_positive=10, n_negative=4, tile_size=32)
+    with pytest.raises(BadInputError, match="no positive tile"):
+        simulate_annotation(labels, 2, n_positive=1, n_negative=1, tile_size=32)
+    with pytest.raises(BadInputError, match="larger than the slices"):
+        simulate_annotation(labels, 1, tile_size=256)
+
+
+@pytest.fixture(scope="module")
+def phantom_files(tmp_path_factory):
+    phantom = simulate_tomogram((24, 160, 160), seed=4)
+    return write_tomogram_phantom(phantom, tmp_path_factory.mktemp("phantom"))
+
+
+@pytest.mark.parametrize("method", ["cnn", "rf"])
+def test_evaluate_cli_runs_the_protocol_and_keeps_outputs(phantom_files, tmp_path, method):
+    report_path, keep = tmp_path / "scores.json", tmp_path / "keep"
+    argv = [
+        "evaluate",
+        "--tomogram", str(phantom_files["tomogram"]),
+        "--truth", str(phantom_files["labels"]),
+        "--feature", "ribosome=3",
+        "--n-pos", "4", "--n-neg", "12", "--tile-size", "32",
+        "--method", method, "--arch", "tiny", "--epochs", "3", "--seed", "1",
+        "--keep", str(keep), "--json", str(report_path),
+    ]  # fmt: skip
+    assert main(argv) == 0
+    report = json.loads(report_path.read_text())
+    scores = report["features"]["ribosome"]
+    for key in ("iou", "dice", "precision", "recall", "train_seconds", "segment_seconds", "voxels_per_second"):
+        assert np.isfinite(scores[key])
+    assert 0.0 <= scores["iou"] <= scores["dice"] <= 1.0
+    assert (keep / "ribosome.mrc").exists()
+    if method == "cnn":
+        assert (keep / "ribosome.keras").exists() and (keep / "ribosome.json").exists()
+
+
+def test_evaluate_refuses_truth_of_another_shape(phantom_files, tmp_path, capsys):
+    from tomoseg_nb.volume import write_volume
+
+    wrong = tmp_path / "wrong.mrc"
+    write_volume(wrong, np.zeros((4, 16, 16), np.uint8))
+    status = main(
+        ["evaluate", "--tomogram", str(phantom_files["tomogram"]), "--truth", str(wrong),
+         "--feature", "membrane=1", "--json", str(tmp_path / "s.json")]
+    )  # fmt: skip
+    assert status == 2
+    assert "shape" in capsys.readouterr().err
+    assert not (tmp_path / "s.json").exists()

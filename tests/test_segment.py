@@ -1,0 +1,129 @@
+"""Whole-tomogram application: frame, dtype, equality with in-memory application, safe outputs."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from tomoseg_nb.errors import BadInputError, CancelledError, OutputExistsError
+from tomoseg_nb.models import ModelInfo, build_model
+from tomoseg_nb.preprocess import Recipe
+from tomoseg_nb.segment import (
+    FeatureNetwork,
+    input_binning,
+    output_path,
+    segment_array,
+    segment_volume,
+    upsample_to,
+)
+from tomoseg_nb.volume import open_volume, write_volume
+
+VOXEL_SIZE = 12.5
+ORIGIN = (10.0, -20.0, 30.0)
+
+
+def _network(feature: str, seed: int, voxel_size: float = VOXEL_SIZE, binning: int = 1) -> FeatureNetwork:
+    model = build_model("tiny", seed=seed)
+    recipe = Recipe(binning=binning).to_dict()
+    return FeatureNetwork(model, ModelInfo(feature=feature, arch="tiny", voxel_size=voxel_size, recipe=recipe))
+
+
+@pytest.fixture(scope="module")
+def tomogram_path(tmp_path_factory):
+    rng = np.random.default_rng(0)
+    data = rng.normal(size=(5, 70, 54)).astype(np.float32)
+    data[:, 20:40, 10:30] += 3.0
+    path = tmp_path_factory.mktemp("tomo") / "TS_01.mrc"
+    write_volume(path, data, voxel_size=VOXEL_SIZE, origin=ORIGIN)
+    return path
+
+
+@pytest.fixture(scope="module")
+def networks():
+    return [_network("membrane", 1), _network("ribosome", 2)]
+
+
+def test_maps_keep_the_frame_and_equal_in_memory_application(tomogram_path, networks, tmp_path):
+    paths = segment_volume(networks, tomogram_path, tmp_path, slab_size=2, engine="keras")
+    assert paths == [output_path(tmp_path, "TS_01", "membrane"), output_path(tmp_path, "TS_01", "ribosome")]
+    with open_volume(tomogram_path) as volume:
+        expected = segment_array(networks, volume.read(), voxel_size=VOXEL_SIZE, slab_size=5, engine="keras")
+    for path, reference in zip(paths, expected, strict=True):
+        with open_volume(path) as result:
+            assert result.shape == (5, 70, 54)
+            assert result.voxel_size == pytest.approx(VOXEL_SIZE)
+            assert result.origin == pytest.approx(ORIGIN)
+            values = result.read()
+        assert values.min() >= 0.0 and values.max() <= 1.0
+        np.testing.assert_allclose(values, reference, atol=1e-5)
+    assert not np.allclose(expected[0], expected[1]), "two different networks gave the same map"
+
+
+def test_fft_engine_gives_the_keras_maps(tomogram_path, networks, tmp_path):
+    with open_volume(tomogram_path) as volume:
+        tomogram = volume.read()
+    by_keras = segment_array(networks, tomogram, voxel_size=VOXEL_SIZE, engine="keras")
+    by_fft = segment_array(networks, tomogram, voxel_size=VOXEL_SIZE, engine="fft")
+    for a, b in zip(by_keras, by_fft, strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-4)
+
+
+def test_uint8_output_stores_rounded_probabilities(tomogram_path, networks, tmp_path):
+    float_path, byte_path = tmp_path / "f.mrc", tmp_path / "b.mrc"
+    segment_volume(networks[:1], tomogram_path, out_paths=[float_path], engine="keras")
+    segment_volume(networks[:1], tomogram_path, out_paths=[byte_path], dtype="uint8", engine="keras")
+    with open_volume(float_path) as f, open_volume(byte_path) as b:
+        np.testing.assert_array_equal(b.read(), np.rint(f.read() * 255))
+
+
+def test_existing_output_is_refused_before_work_and_replaced_with_overwrite(tomogram_path, networks, tmp_path):
+    target = tmp_path / "map.mrc"
+    target.write_bytes(b"keep me")
+    with pytest.raises(OutputExistsError, match="--overwrite"):
+        segment_volume(networks[:1], tomogram_path, out_paths=[target])
+    assert target.read_bytes() == b"keep me"
+    segment_volume(networks[:1], tomogram_path, out_paths=[target], overwrite=True, engine="keras")
+    with open_volume(target) as volume:
+        assert volume.shape == (5, 70, 54)
+
+
+def test_cancel_leaves_no_file(tomogram_path, networks, tmp_path):
+    cancel = threading.Event()
+    cancel.set()
+    with pytest.raises(CancelledError):
+        segment_volume(networks, tomogram_path, tmp_path / "out", cancel=cancel)
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_same_feature_twice_is_refused(tomogram_path, tmp_path):
+    with pytest.raises(BadInputError, match="same feature"):
+        segment_volume([_network("membrane", 1), _network("membrane", 2)], tomogram_path, tmp_path)
+
+
+def test_model_at_another_voxel_size_is_binned_or_refused():
+    info = _network("membrane", 1, voxel_size=25.0).info
+    with pytest.warns(UserWarning, match="binning"):
+        assert input_binning(info, 12.5) == 2
+    assert input_binning(info, 25.2) == 1
+    with pytest.raises(BadInputError, match="resample the tomogram"):
+        input_binning(info, 17.0)
+
+
+def test_binned_network_output_comes_back_at_full_size(tomogram_path):
+    network = _network("membrane", 1, voxel_size=2 * VOXEL_SIZE, binning=2)
+    with open_volume(tomogram_path) as volume:
+        (result,) = segment_array([network], volume.read(), voxel_size=VOXEL_SIZE, engine="keras")
+    assert result.shape == (5, 70, 54)
+    assert np.isfinite(result).all()
+
+
+def test_upsample_keeps_pixel_areas_and_pads_dropped_rows():
+    maps = np.arange(6, dtype=np.float32).reshape(1, 2, 3)
+    up = upsample_to(maps, 2, (5, 7))
+    assert up.shape == (1, 5, 7)
+    # Pixel-area zoom: each input pixel's centre keeps its value between neighbours.
+    assert up[0, 0, 0] == pytest.approx(0.0)
+    assert up[0, 4, 6] == pytest.approx(5.0)
+    np.testing.assert_array_equal(upsample_to(maps, 1, (2, 3)), maps)
