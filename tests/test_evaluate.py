@@ -78,7 +78,15 @@ def test_evaluate_cli_runs_the_protocol_and_keeps_outputs(phantom_files, tmp_pat
     assert main(argv) == 0
     report = json.loads(report_path.read_text())
     scores = report["features"]["ribosome"]
-    for key in ("iou", "dice", "precision", "recall", "train_seconds", "segment_seconds", "voxels_per_second"):
+    for key in (
+        "iou",
+        "dice",
+        "precision",
+        "recall",
+        "train_seconds",
+        "segment_seconds",
+        "voxels_per_second",
+    ):
         assert np.isfinite(scores[key])
     assert 0.0 <= scores["iou"] <= scores["dice"] <= 1.0
     assert (keep / "ribosome.mrc").exists()

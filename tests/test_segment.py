@@ -24,10 +24,14 @@ VOXEL_SIZE = 12.5
 ORIGIN = (10.0, -20.0, 30.0)
 
 
-def _network(feature: str, seed: int, voxel_size: float = VOXEL_SIZE, binning: int = 1) -> FeatureNetwork:
+def _network(
+    feature: str, seed: int, voxel_size: float = VOXEL_SIZE, binning: int = 1
+) -> FeatureNetwork:
     model = build_model("tiny", seed=seed)
     recipe = Recipe(binning=binning).to_dict()
-    return FeatureNetwork(model, ModelInfo(feature=feature, arch="tiny", voxel_size=voxel_size, recipe=recipe))
+    return FeatureNetwork(
+        model, ModelInfo(feature=feature, arch="tiny", voxel_size=voxel_size, recipe=recipe)
+    )
 
 
 @pytest.fixture(scope="module")
@@ -47,9 +51,14 @@ def networks():
 
 def test_maps_keep_the_frame_and_equal_in_memory_application(tomogram_path, networks, tmp_path):
     paths = segment_volume(networks, tomogram_path, tmp_path, slab_size=2, engine="keras")
-    assert paths == [output_path(tmp_path, "TS_01", "membrane"), output_path(tmp_path, "TS_01", "ribosome")]
+    assert paths == [
+        output_path(tmp_path, "TS_01", "membrane"),
+        output_path(tmp_path, "TS_01", "ribosome"),
+    ]
     with open_volume(tomogram_path) as volume:
-        expected = segment_array(networks, volume.read(), voxel_size=VOXEL_SIZE, slab_size=5, engine="keras")
+        expected = segment_array(
+            networks, volume.read(), voxel_size=VOXEL_SIZE, slab_size=5, engine="keras"
+        )
     for path, reference in zip(paths, expected, strict=True):
         with open_volume(path) as result:
             assert result.shape == (5, 70, 54)
@@ -73,12 +82,16 @@ def test_fft_engine_gives_the_keras_maps(tomogram_path, networks, tmp_path):
 def test_uint8_output_stores_rounded_probabilities(tomogram_path, networks, tmp_path):
     float_path, byte_path = tmp_path / "f.mrc", tmp_path / "b.mrc"
     segment_volume(networks[:1], tomogram_path, out_paths=[float_path], engine="keras")
-    segment_volume(networks[:1], tomogram_path, out_paths=[byte_path], dtype="uint8", engine="keras")
+    segment_volume(
+        networks[:1], tomogram_path, out_paths=[byte_path], dtype="uint8", engine="keras"
+    )
     with open_volume(float_path) as f, open_volume(byte_path) as b:
         np.testing.assert_array_equal(b.read(), np.rint(f.read() * 255))
 
 
-def test_existing_output_is_refused_before_work_and_replaced_with_overwrite(tomogram_path, networks, tmp_path):
+def test_existing_output_is_refused_before_work_and_replaced_with_overwrite(
+    tomogram_path, networks, tmp_path
+):
     target = tmp_path / "map.mrc"
     target.write_bytes(b"keep me")
     with pytest.raises(OutputExistsError, match="--overwrite"):

@@ -46,6 +46,11 @@ class SliceSource:
         self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
 
     @property
+    def dtype(self) -> np.dtype:
+        """Stored type (probability maps may be uint8, 0-255)."""
+        return np.dtype(self._array.dtype)
+
+    @property
     def shape(self) -> tuple[int, int, int]:
         """``(z, y, x)``, with z = 1 for a 2D image."""
         shape = tuple(int(n) for n in self._array.shape)

@@ -49,10 +49,18 @@ class Overlay:
     visible: bool = True
 
     def slice_at(self, z: int) -> np.ndarray | None:
-        """The map on slice ``z``, or None when it has nothing there."""
+        """The map on slice ``z``, or None when it has nothing there.
+
+        Probability maps stored as uint8 (0-255, ``segment --dtype uint8``) come back in [0, 1].
+        """
         if self.source.is_2d:
-            return self.source.slice(0) if self.z is None or self.z == z else None
-        return self.source.slice(z)
+            if self.z is not None and self.z != z:
+                return None
+            z = 0
+        data = self.source.slice(z)
+        if self.kind == "probability" and self.source.dtype == np.uint8:
+            return data / np.float32(255)
+        return data
 
 
 def _zoom_text(scale: float) -> str:
