@@ -205,3 +205,26 @@ def test_coordinates_from_one_star_naming_micrographs(tmp_path):
     assert a.tolist() == [[4.0, 1.0], [5.0, 2.0]] and b.tolist() == [[6.0, 3.0]]
     with pytest.raises(BadInputError, match="one file per micrograph"):
         coordinates_per_micrograph([tmp_path / "all.star"] * 3, micrographs, "good")
+
+
+def test_box_in_angstrom_needs_a_pixel_size(project, tmp_path, capsys):
+    image = (np.random.default_rng(0).random((128, 128)) * 255).astype(np.uint8)
+    Image.fromarray(image).save(tmp_path / "teaching.png")
+    status = main(
+        [
+            "boxer",
+            "train",
+            "--micrographs",
+            str(tmp_path / "teaching.png"),
+            "--good",
+            project["good"][0],
+            "--background",
+            project["background"][0],
+            "--box-angstrom",
+            "440",
+            "--out",
+            str(tmp_path / "m"),
+        ]
+    )
+    assert status == 2
+    assert "has no pixel size" in capsys.readouterr().err

@@ -22,7 +22,7 @@ from tomoseg_nb.distributed import (
     segment_volumes,
 )
 from tomoseg_nb.distributed.cluster import usable_cores
-from tomoseg_nb.distributed.units import ModelFile, cached_network, model_fingerprint
+from tomoseg_nb.distributed.units import cached_network, model_fingerprint
 from tomoseg_nb.errors import BadInputError, CancelledError, OutputExistsError
 from tomoseg_nb.segment import FeatureNetwork
 
@@ -122,7 +122,8 @@ def test_workers_limit_tensorflow_threads_to_their_share(client):
         lambda: (os.environ["TF_NUM_INTRAOP_THREADS"], os.environ["TF_NUM_INTEROP_THREADS"])
     )
     assert len(threads) == 2
-    assert set(threads.values()) == {(str(max(1, usable_cores() // 2)), "1")}
+    share = str(max(1, usable_cores() // 2))
+    assert set(threads.values()) == {(share, share)}
 
 
 def test_interrupted_run_recomputes_only_unfinished_units(data, reference, client, tmp_path):
@@ -236,13 +237,14 @@ def test_workers_load_each_model_once_and_refuse_a_changed_file(data, tmp_path, 
     loads = []
     load = FeatureNetwork.load
     monkeypatch.setattr(FeatureNetwork, "load", lambda p: loads.append(p) or load(p))
-    model = ModelFile(str(path), "membrane", model_fingerprint(path))
-    assert cached_network(model) is cached_network(model)
+    planned = model_fingerprint(path)
+    network = cached_network(str(path), planned)
+    assert cached_network(str(path), planned) is network
     assert loads == [str(path)]
     path.with_suffix(".json").write_text(path.with_suffix(".json").read_text() + " ")
-    stale = ModelFile(str(path), "membrane", (0, 0, 0, 0))
+    assert cached_network(str(path), planned) is network  # units planned with it stay consistent
     with pytest.raises(BadInputError, match="changed while the segmentation was running"):
-        cached_network(stale)
+        cached_network(str(path), (planned[0] + 1, *planned[1:]))  # a version no longer on disk
 
 
 def test_manifest_of_another_program_is_refused(data, tmp_path):

@@ -44,7 +44,9 @@ def test_boxes_follow_clicks_keys_and_are_saved(tmp_path):
         ("background", 100, 150),
         ("bad", 20, 200),
     ]
-    assert "good 0" in picker.counts.value and "at least 5 good and background" in picker.counts.value
+    assert (
+        "good 0" in picker.counts.value and "at least 5 good and background" in picker.counts.value
+    )
     np.testing.assert_array_equal(picker.state.coordinates("bad"), [[20, 200]])
 
 

@@ -2,13 +2,13 @@
 
 import threading
 
-import numpy as np
 import pytest
 
 from tomoseg_nb.annotations import Project
 from tomoseg_nb.errors import CancelledError
+from tomoseg_nb.evaluate import build_project, simulate_annotation
 from tomoseg_nb.synthetic import simulate_tomogram
-from tomoseg_nb.volume import write_volume
+from tomoseg_nb.volume import open_volume, write_volume
 from tomoseg_nb.widgets.monitor import TrainingMonitor
 from tomoseg_nb.widgets.training_state import TrainingRun
 from tomoseg_nb.widgets.viewer import SliceViewer
@@ -16,23 +16,15 @@ from tomoseg_nb.widgets.viewer import SliceViewer
 
 @pytest.fixture(scope="module")
 def phantom_project(tmp_path_factory):
-    """A phantom with ribosome tiles painted from the ground truth, and empty negative tiles."""
+    """Ribosome tiles chosen and painted from a phantom's ground truth (simulated annotator)."""
     folder = tmp_path_factory.mktemp("monitor")
     phantom = simulate_tomogram((16, 128, 128), seed=2)
     path = write_volume(folder / "tomo.mrc", phantom.tomogram, voxel_size=phantom.voxel_size)
-    project = Project.create(folder / "project", tomogram=path)
-    project.add_feature("ribosome", tile_size=32)
-    ribosome = phantom.labels == phantom.label_ids["ribosome"]
-    for z, y, x in np.round(phantom.particles["ribosome"]).astype(int):
-        y, x = np.clip([y, x], 16, 128 - 16)
-        tile = project.add_tile("ribosome", z, y, x)
-        project.set_mask(tile.id, ribosome[z, y - 16 : y + 16, x - 16 : x + 16])
-    for z in (2, 8, 13):
-        for y in range(16, 113, 32):
-            for x in range(16, 113, 32):
-                if not ribosome[z, y - 16 : y + 16, x - 16 : x + 16].any():
-                    project.add_tile("ribosome", z, y, x, positive=False)
-    assert len(project.tiles_of("ribosome", positive=True)) == 3
+    tiles = simulate_annotation(
+        phantom.labels, phantom.label_ids["ribosome"], n_positive=3, n_negative=12, tile_size=32
+    )
+    with open_volume(path) as tomogram:
+        project = build_project(folder / "project", tomogram, "ribosome", tiles)
     yield project
     project.close()
 

@@ -40,14 +40,16 @@ def picks():
 
 
 def test_pick_viewer_threshold_and_circles(tomogram, picks):
-    viewer = PickViewer(tomogram, picks, radius_px=4, viewer=SliceViewer(tomogram, view_shape=(64, 64)))
+    viewer = PickViewer(
+        tomogram, picks, radius_px=4, viewer=SliceViewer(tomogram, view_shape=(64, 64))
+    )
     assert viewer.counts.value == "4 of 4 picks above the threshold, 4 kept"
     assert bytes(viewer.histogram.value).startswith(b"\x89PNG")
     with record_canvas_traffic() as traffic:
         viewer.threshold.value = 0.5
     assert viewer.counts.value == "3 of 4 picks above the threshold, 3 kept"
     # Slice 5 shows pick 0 at full radius and pick 2 (one slice away) slightly smaller.
-    (x, y, radii), = traffic.named("strokeCircles")
+    ((x, y, radii),) = traffic.named("strokeCircles")
     assert list(x) == [10.5, 50.5] and list(y) == [10.5, 20.5]  # pixel centres
     assert list(radii) == pytest.approx([4.0, np.sqrt(15)])
 

@@ -62,8 +62,7 @@ def test_tiles_near_the_edge_are_moved_inside(project):
     state = TileState(project, "membrane")
     _, tile = state.click(0, 3, 159)
     assert (tile.y, tile.x) == (16, 160 - 16)
-    y0, y1, x0, x1 = tile.bounds
-    assert (y0, x1) == (0, 160)
+    assert tile.bounds == (0, 32, 160 - 32, 160)
 
 
 def test_undo_brings_back_a_removed_tile_with_its_mask(project):

@@ -91,7 +91,7 @@ def test_overlays_draw_their_slice_and_single_slice_previews_only_there(tomogram
     assert grey_labels.shape == (100, 67, 4)
     assert (grey_labels[:10, :10] == [0, 255, 0, 255]).all()  # 30 px at 1/3 = 10 sent px
     assert (grey_labels[10:, 10:, 3] == 0).all()
-    assert (preview[..., 3] == 128).all()  # opacity 0.5 x p = 1
+    assert (preview[..., 3] == 8 * 17).all()  # opacity 0.5 x p = 1, rounded to 8 of 15 steps
     viewer.set_z(2)
     with record_canvas_traffic() as traffic:
         viewer.redraw_overlays()

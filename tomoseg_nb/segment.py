@@ -50,7 +50,8 @@ class FeatureNetwork:
         return cls(model, info)
 
 
-def _as_networks(models: Sequence[FeatureNetwork | str | os.PathLike]) -> list[FeatureNetwork]:
+def as_networks(models: Sequence[FeatureNetwork | str | os.PathLike]) -> list[FeatureNetwork]:
+    """Load the models given as paths; refuse none, or two for one feature."""
     networks = [m if isinstance(m, FeatureNetwork) else FeatureNetwork.load(m) for m in models]
     if not networks:
         raise BadInputError("no models given; pass at least one trained MODEL.keras")
@@ -144,7 +145,8 @@ def output_path(out_dir: str | os.PathLike, tomogram_name: str, feature: str) ->
     return Path(out_dir) / f"{tomogram_name}__{feature}.mrc"
 
 
-def _encode(probabilities: np.ndarray, dtype: str) -> np.ndarray:
+def encode_probabilities(probabilities: np.ndarray, dtype: str) -> np.ndarray:
+    """Probabilities in [0, 1] as stored: float32/float16 as they are, uint8 as round(255 p)."""
     if dtype == "uint8":
         return np.rint(probabilities * 255).astype(np.uint8)
     return probabilities.astype(dtype)
@@ -193,7 +195,7 @@ def segment_volume(
     list of Path
         The written probability maps, in the order of ``models``.
     """
-    networks = _as_networks(models)
+    networks = as_networks(models)
     with ExitStack() as stack:
         if not isinstance(volume, Volume):
             volume = stack.enter_context(open_volume(volume, ndim=3))
@@ -267,7 +269,7 @@ def write_probability_maps(
                 stop = min(depth, start + slab_size)
                 maps = compute(volume.slab(start, stop))
                 for output, probabilities in zip(outputs, maps, strict=True):
-                    output[start:stop] = _encode(probabilities, dtype)
+                    output[start:stop] = encode_probabilities(probabilities, dtype)
                 advance(stop - start)
     return paths
 
@@ -281,7 +283,7 @@ def segment_array(
     slab_size: int = 4,
 ) -> list[np.ndarray]:
     """In-memory twin of ``segment_volume``: float32 probability maps of a small array."""
-    networks = _as_networks(models)
+    networks = as_networks(models)
     tomogram = np.asarray(tomogram, dtype=np.float32)
     if tomogram.ndim == 2:
         return [

@@ -448,13 +448,21 @@ def create_volume(
         try:
             _set_frame(mrc, voxel_size, origin)
             yield mrc.data
-            if mrc.data.size <= 64 * 1024**2:
-                mrc.update_header_stats()
-            else:  # computing stats would page the whole output in; mark them as not set
-                mrc.reset_header_stats()
+            finish_mrc_header(mrc)
             mrc.flush()
         finally:
             mrc.close()
+
+
+HEADER_STATS_MAX_VOXELS = 64 * 1024**2
+
+
+def finish_mrc_header(mrc: mrcfile.mrcfile.MrcFile) -> None:
+    """Set min/max/mean/rms of a streamed output, or mark them unset when that would page in too much."""
+    if mrc.data.size <= HEADER_STATS_MAX_VOXELS:
+        mrc.update_header_stats()
+    else:
+        mrc.reset_header_stats()
 
 
 def _mrc_mode(dtype: np.dtype) -> int:

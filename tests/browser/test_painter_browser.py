@@ -90,7 +90,7 @@ def jupyterlab(tmp_path):
         f"--ServerApp.root_dir={root}",
         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
     ]
-    log = open(tmp_path / "jupyterlab.log", "wb")  # noqa: SIM115 - closed below
+    log = open(tmp_path / "jupyterlab.log", "wb")
     server = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:

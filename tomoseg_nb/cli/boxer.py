@@ -78,9 +78,11 @@ def run_train(args: argparse.Namespace) -> int:
 
     check_output_path(args.out, args.overwrite)  # fail before training, not after
     micrographs = [read_micrograph(path, pixel_size=args.pixel_size) for path in args.micrographs]
-    sizes = [m.pixel_size or 1.0 for m in micrographs]
+    known = [m.pixel_size for m in micrographs if m.pixel_size is not None]
+    # Files without a pixel size (PNG, an unset MRC header) are taken to share the others'.
+    sizes = [m.pixel_size or (known[0] if known else 1.0) for m in micrographs]
     if args.box_angstrom is not None:
-        if micrographs[0].pixel_size is None:
+        if not known:
             raise BadInputError(
                 f"{micrographs[0].path}: has no pixel size, so --box-angstrom cannot be converted; "
                 "give --pixel-size or --box in pixels"

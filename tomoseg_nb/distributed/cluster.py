@@ -96,11 +96,10 @@ def worker_environment(threads: int) -> dict[str, str]:
     """Environment for a worker process that may use ``threads`` cores for Keras.
 
     TensorFlow otherwise sizes its thread pools to every core of the node in each worker process,
-    so N workers would run N x cores threads and slow each other down. One inter-op thread is
-    enough: the networks are a single chain of convolutions.
+    so N workers would run N x cores threads and slow each other down.
     """
-    threads = max(1, int(threads))
-    return {"TF_NUM_INTRAOP_THREADS": str(threads), "TF_NUM_INTEROP_THREADS": "1"}
+    threads = str(max(1, int(threads)))
+    return {"TF_NUM_INTRAOP_THREADS": threads, "TF_NUM_INTEROP_THREADS": threads}
 
 
 def _distributed() -> Any:

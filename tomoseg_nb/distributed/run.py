@@ -25,21 +25,20 @@ import numpy as np
 from ..atomic import check_output_path
 from ..errors import BadInputError, CancelledError
 from ..progress import ProgressCallback, progress
-from ..volume import create_volume, open_volume
+from ..volume import create_volume, finish_mrc_header, open_volume
 from .manifest import Manifest, as_json, manifest_path
 from .units import (
     ModelFile,
     WorkUnit,
+    cached_network,
     file_stamp,
     model_fingerprint,
     plan_units,
-    remember_network,
     run_unit,
 )
 
 POLL_SECONDS = 0.1  # how often a waiting client looks for finished units and its cancel event
 MANIFEST_INTERVAL_SECONDS = 1.0  # most frequent manifest rewrite while units stream in
-HEADER_STATS_MAX_VOXELS = 64 * 1024**2  # same policy as volume.create_volume
 
 
 @dataclass
@@ -133,10 +132,7 @@ class _Tomogram:
             if not partial.exists():  # moved already by a run interrupted while finishing
                 continue
             with mrcfile.mmap(partial, mode="r+") as mrc:
-                if mrc.data.size <= HEADER_STATS_MAX_VOXELS:
-                    mrc.update_header_stats()
-                else:  # computing stats would page the whole output in
-                    mrc.reset_header_stats()
+                finish_mrc_header(mrc)
             os.replace(partial, final)
         self.manifest.complete = True
         self.dirty = True
@@ -285,7 +281,7 @@ def segment_volumes(
     -------
     SegmentationRun
     """
-    from ..segment import OUTPUT_DTYPES, _as_networks
+    from ..segment import OUTPUT_DTYPES, as_networks
 
     started = time.perf_counter()
     if dtype not in OUTPUT_DTYPES:
@@ -293,14 +289,14 @@ def segment_volumes(
             f"output dtype {dtype!r} not supported; choose one of {', '.join(OUTPUT_DTYPES)}"
         )
     out_dir = Path(out_dir).resolve()
-    model_paths = [Path(m).resolve() for m in models]
-    networks = _as_networks(model_paths)
+    paths = [str(Path(m).resolve()) for m in models]
+    fingerprints = [model_fingerprint(path) for path in paths]
+    # Loaded here to check them and learn their features; units run in this process reuse them.
+    networks = as_networks([cached_network(p, f) for p, f in zip(paths, fingerprints, strict=True)])
     model_files = tuple(
-        ModelFile(str(path), network.feature, model_fingerprint(path))
-        for path, network in zip(model_paths, networks, strict=True)
+        ModelFile(path, network.feature, fingerprint)
+        for path, network, fingerprint in zip(paths, networks, fingerprints, strict=True)
     )
-    for model, network in zip(model_files, networks, strict=True):
-        remember_network(model, network)  # units run in this process reuse them
     layout = {
         "dtype": dtype,
         "engine": engine,

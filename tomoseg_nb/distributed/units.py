@@ -122,32 +122,26 @@ _NETWORKS: dict[tuple[str, Fingerprint], object] = {}
 _NETWORKS_LOCK = threading.Lock()
 
 
-def cached_network(model: ModelFile) -> object:
-    """The ``FeatureNetwork`` of ``model``, loaded once per process and file version.
+def cached_network(path: str, fingerprint: Fingerprint) -> object:
+    """The ``FeatureNetwork`` saved at ``path``, loaded once per process and file version.
 
-    Refuses a file that changed since the run was planned: its units would otherwise mix maps of
-    two different networks in one output.
+    Refuses a file whose fingerprint is not ``fingerprint`` (it changed since the run was planned):
+    its units would otherwise mix maps of two different networks in one output.
     """
     from ..segment import FeatureNetwork
 
-    key = (model.path, tuple(model.fingerprint))
+    key = (path, tuple(fingerprint))
     with _NETWORKS_LOCK:
         if key not in _NETWORKS:
-            if model_fingerprint(model.path) != key[1]:
+            if model_fingerprint(path) != key[1]:
                 raise BadInputError(
-                    f"{model.path}: the model changed while the segmentation was running; "
+                    f"{path}: the model changed while the segmentation was running; "
                     "run the command again to segment with the new version"
                 )
-            for stale in [k for k in _NETWORKS if k[0] == model.path]:
+            for stale in [k for k in _NETWORKS if k[0] == path]:
                 del _NETWORKS[stale]
-            _NETWORKS[key] = FeatureNetwork.load(model.path)
+            _NETWORKS[key] = FeatureNetwork.load(path)
         return _NETWORKS[key]
-
-
-def remember_network(model: ModelFile, network: object) -> None:
-    """Seed this process's cache with a network the caller has already loaded."""
-    with _NETWORKS_LOCK:
-        _NETWORKS[(model.path, tuple(model.fingerprint))] = network
 
 
 def _limit_threads() -> None:
@@ -165,8 +159,10 @@ def _limit_threads() -> None:
         threads = get_worker().state.nthreads
     except (ImportError, ValueError):  # not running inside a Dask worker
         return
-    os.environ["TF_NUM_INTRAOP_THREADS"] = str(max(1, threads))
-    os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
+    from .cluster import worker_environment
+
+    for name, value in worker_environment(threads).items():
+        os.environ.setdefault(name, value)
 
 
 def _write_slab(path: str, z_start: int, slab: np.ndarray) -> None:
@@ -204,12 +200,12 @@ def run_unit(unit: WorkUnit) -> dict:
     Runs on a Dask worker (or in-process). Every slab is on disk (fsync'd) before this returns, so a
     unit the client records as done cannot be lost by a later crash.
     """
-    from ..segment import _encode, probability_slices
+    from ..segment import encode_probabilities, probability_slices
     from ..volume import open_volume
 
     _limit_threads()
     started = time.perf_counter()
-    networks = [cached_network(model) for model in unit.models]
+    networks = [cached_network(model.path, model.fingerprint) for model in unit.models]
     with open_volume(unit.tomogram, ndim=3) as volume:
         for start in range(unit.z_start, unit.z_stop, unit.slab_size):
             stop = min(unit.z_stop, start + unit.slab_size)
@@ -217,7 +213,7 @@ def run_unit(unit: WorkUnit) -> dict:
                 networks, volume.slab(start, stop), voxel_size=volume.voxel_size, engine=unit.engine
             )
             for output, probabilities in zip(unit.outputs, maps, strict=True):
-                _write_slab(output, start, _encode(probabilities, unit.dtype))
+                _write_slab(output, start, encode_probabilities(probabilities, unit.dtype))
     return {
         "seconds": round(time.perf_counter() - started, 4),
         "host": socket.gethostname(),

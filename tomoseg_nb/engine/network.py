@@ -10,6 +10,7 @@ it by FFT or in tiles would silently give a different answer.
 from __future__ import annotations
 
 import hashlib
+import itertools
 from dataclasses import dataclass
 from typing import Any
 
@@ -205,23 +206,21 @@ def describe_network(model: Any) -> Network:
 
 
 def _network(steps: list[Step]) -> Network:
-    channels = 1
-    for step in steps:
-        if isinstance(step, Conv):
-            if step.channels[0] != channels:
-                raise BadInputError(
-                    f"layer {step.name!r} expects {step.channels[0]} input channels but receives "
-                    f"{channels}; the engine needs a simple sequential stack"
-                )
-            channels = step.channels[1]
-    if not any(isinstance(step, Conv) for step in steps):
+    convolutions = [step for step in steps if isinstance(step, Conv)]
+    if not convolutions:
         raise BadInputError("the network has no Conv2D layer; nothing for the engine to run")
-    first = next(step for step in steps if isinstance(step, Conv))
-    if first.channels[0] != 1 or channels != 1:
+    channels = (convolutions[0].channels[0], convolutions[-1].channels[1])
+    if channels != (1, 1):
         raise BadInputError(
             f"the engine applies networks with one input and one output channel; this one has "
-            f"{first.channels[0]} in and {channels} out"
+            f"{channels[0]} in and {channels[1]} out"
         )
+    for before, after in itertools.pairwise(convolutions):
+        if after.channels[0] != before.channels[1]:
+            raise BadInputError(
+                f"layer {after.name!r} expects {after.channels[0]} input channels but receives "
+                f"{before.channels[1]}; the engine needs a simple sequential stack"
+            )
     stride, margin = 1, 0
     digest = hashlib.blake2b(digest_size=16)
     for step in steps:

@@ -44,7 +44,7 @@ def predict_slices(
     slices : ndarray, shape (n, y, x)
         Preprocessed float32 slices.
     engine : {"auto", "keras", "fft"}
-        ``"keras"`` runs ``model.predict_on_batch``; ``"fft"`` the FFT engine, which computes the
+        ``"keras"`` calls the Keras model on batches of tiles; ``"fft"`` the FFT engine, which computes the
         input's transform once for all models; ``"auto"`` asks ``choose_engine``.
     tile_px : int, optional
         Longest tile side (default 1024); slices up to this size are processed whole.
@@ -105,6 +105,8 @@ def _predict_group(
     batch_size: int | None,
 ) -> list[np.ndarray]:
     """Networks of one stride: shared padding, tiling and (FFT) input transforms."""
+    import keras
+
     stride = networks[0].stride
     count, height, width = slices.shape
     padded_shape = (-(-height // stride) * stride, -(-width // stride) * stride)
@@ -122,14 +124,14 @@ def _predict_group(
     ]
     for first in range(0, len(tiles), batch_size):
         chosen = tiles[first : first + batch_size]
-        batch = np.stack(
-            [slices[t.index, t.y : t.y + tile_y, t.x : t.x + tile_x] for t in chosen]
-        )
+        batch = np.stack([slices[t.index, t.y : t.y + tile_y, t.x : t.x + tile_x] for t in chosen])
         if engine == "fft":
             results = run_networks(networks, batch)
         else:
+            # a plain call: no compiled predict function to retrace for every new tile shape
             results = [
-                np.asarray(model.predict_on_batch(batch[..., None]))[..., 0] for model in models
+                keras.ops.convert_to_numpy(model(batch[..., None], training=False))[..., 0]
+                for model in models
             ]
         for output, result in zip(outputs, results, strict=True):
             for tile, tile_output in zip(chosen, result, strict=True):

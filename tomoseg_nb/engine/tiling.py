@@ -51,10 +51,11 @@ def plan_axis(length: int, tile_px: int, margin_px: int, stride: int) -> AxisTil
     if length <= tile_px:
         return AxisTiles(length, (0,), ((0, length),))
     usable = tile_px - 2 * margin_px
-    if usable < stride:
+    smallest = 2 * margin_px + max(margin_px, stride)  # at most 9x the work of one whole slice
+    if tile_px < smallest:
         raise BadInputError(
-            f"tile_px={tile_px} leaves no room inside the {margin_px}-pixel margin this network "
-            f"needs on each side; use tile_px of at least {2 * margin_px + 8 * stride}"
+            f"tile_px={tile_px} leaves too little room inside the {margin_px}-pixel margin this "
+            f"network needs on each side; use tile_px of at least {smallest}"
         )
     count = -(-length // usable)
     core = _round_up(-(-length // count), stride)

@@ -138,11 +138,10 @@ def trace_filaments(
     if closing_radius_angstrom is None:
         closing_radius_angstrom = 0.75 * radius_angstrom if radius_angstrom else 0.0
     _check_number("closing radius", closing_radius_angstrom, minimum=0.0)
-    mask = values >= threshold
+    walls = values >= threshold
     if closing_radius_angstrom > 0:
-        mask = _closing(mask, closing_radius_angstrom / voxel_size)
-    if fill_lumen:
-        mask = _fill_lumens(mask)
+        walls = _closing(walls, closing_radius_angstrom / voxel_size)
+    mask = _fill_lumens(walls) if fill_lumen else walls
     if not mask.any():
         return []
     from skimage.morphology import skeletonize
@@ -172,9 +171,12 @@ def trace_filaments(
     ]
     if radius_angstrom is None and chains:
         # The first estimate is pulled down by short spurs; the long chains are the filaments.
+        # Where a tube's lumen stayed open its skeleton runs in the wall, so take the upper range.
         voxels = np.concatenate([np.round(c[0]).astype(int) for c in chains])
-        radius_px = max(1.0, float(np.median(distance[tuple(voxels.T)])))
-    surface = _Surface(mask)
+        radius_px = max(1.0, float(np.percentile(distance[tuple(voxels.T)], 90)))
+    # Centre on the walls as segmented: filling may close only part of a lumen (near a face),
+    # and the boundary of that fill is no surface of the filament.
+    surface = _Surface(walls)
     filaments = []
     for chain, starts_free, ends_free in chains:
         axis = _extend(_smooth(chain, smoothing_px), distance, starts_free, ends_free)
@@ -351,27 +353,50 @@ class _Surface:
         plane = plane[np.hypot(plane[:, 0], plane[:, 1]) <= search]
         if len(plane) < 8:
             return None
-        # Algebraic (Kasa) fit x^2 + y^2 + D x + E y + F = 0, then geometric refinement.
+        # Algebraic (Kasa) fit x^2 + y^2 + D x + E y + F = 0 as a start, then a geometric fit.
         design = np.column_stack([plane, np.ones(len(plane))])
         (d, e, f), *_ = np.linalg.lstsq(design, -(plane**2).sum(axis=1), rcond=None)
         centre = np.array([-d / 2, -e / 2])
-        radius_squared = centre @ centre - f
-        if not 0 < radius_squared <= search**2:
+        if not 0 < centre @ centre - f <= search**2:
             return None
-        radius = float(np.sqrt(radius_squared))
-        for _ in range(5):  # Gauss-Newton on the distances to the circle
-            delta = plane - centre
-            distance = np.maximum(np.hypot(delta[:, 0], delta[:, 1]), 1e-9)
-            jacobian = np.column_stack([-delta / distance[:, None], -np.ones(len(plane))])
-            step, *_ = np.linalg.lstsq(jacobian, -(distance - radius), rcond=None)
-            centre, radius = centre + step[:2], radius + step[2]
-        if not 0.5 * radius_px <= radius <= search or np.hypot(*centre) > search:
+        centre, outer = _concentric_circles(plane, centre)
+        if outer is None or not 0.5 * radius_px <= outer[1] <= search or np.hypot(*centre) > search:
             return None
-        angles = np.sort(np.arctan2(plane[:, 1] - centre[1], plane[:, 0] - centre[0]))
+        rim = plane[outer[0]]
+        angles = np.sort(np.arctan2(rim[:, 1] - centre[1], rim[:, 0] - centre[0]))
         widest_gap = np.max(np.diff(np.concatenate([angles, angles[:1] + 2 * np.pi])))
-        if widest_gap > 1.1 * np.pi:  # under half a circle: the axis is not in view
+        if widest_gap > np.pi:  # under half a circle: the axis is not in view
             return None
         return centre
+
+
+def _concentric_circles(
+    points: np.ndarray, centre: np.ndarray, iterations: int = 6
+) -> tuple[np.ndarray, tuple[np.ndarray, float] | None]:
+    """Geometric fit of one circle, or two concentric ones (a hollow tube's inner and outer surface).
+
+    Fitting one circle to both surfaces of a tube seen on one side only drags the centre toward
+    that side; fitting the two radii separately around one centre does not. Each point belongs
+    to the radius it is nearer to. Returns the centre and ``(outer points mask, outer radius)``.
+    """
+    distance = np.hypot(*(points - centre).T)
+    radii = np.percentile(distance, [20, 80])
+    if radii[1] - radii[0] < 2.0:
+        radii = np.array([distance.mean()])
+    for _ in range(iterations):
+        delta = points - centre
+        distance = np.maximum(np.hypot(delta[:, 0], delta[:, 1]), 1e-9)
+        group = np.argmin(np.abs(distance[:, None] - radii[None, :]), axis=1)
+        members = np.eye(len(radii))[group]
+        jacobian = np.column_stack([-delta / distance[:, None], -members])
+        step, *_ = np.linalg.lstsq(jacobian, -(distance - radii[group]), rcond=None)
+        centre, radii = centre + step[:2], radii + step[2:]
+        if not np.all(np.isfinite(radii)) or radii.min() <= 0:
+            return centre, None
+    delta = points - centre
+    group = np.argmin(np.abs(np.hypot(delta[:, 0], delta[:, 1])[:, None] - radii[None, :]), axis=1)
+    outer = int(np.argmax(radii))
+    return centre, (group == outer, float(radii[outer]))
 
 
 def _why_no_filaments(values: np.ndarray, threshold: float) -> str:

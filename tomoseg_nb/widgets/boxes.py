@@ -30,7 +30,14 @@ CLASS_LABELS = {
     "background": "background (b)",
     "bad": "bad: contamination, aggregate (x)",
 }
-CLASS_KEYS = {"g": "good", "1": "good", "b": "background", "2": "background", "x": "bad", "3": "bad"}
+CLASS_KEYS = {
+    "g": "good",
+    "1": "good",
+    "b": "background",
+    "2": "background",
+    "x": "bad",
+    "3": "bad",
+}
 MIN_GOOD_AND_BACKGROUND = 5
 """The boxer needs at least this many good and background references (as EMAN2 e2boxer)."""
 
@@ -122,8 +129,6 @@ class BoxPicker(widgets.VBox):
             centres = self.state.coordinates(label)
             if not len(centres):
                 continue
-            left, top = view.image_to_canvas(
-                centres[:, 0] - size / 2, centres[:, 1] - size / 2
-            )
+            left, top = view.image_to_canvas(centres[:, 0] - size / 2, centres[:, 1] - size / 2)
             layer.stroke_style = CLASS_COLOURS[label]
             layer.stroke_rects(left, top, side, side)

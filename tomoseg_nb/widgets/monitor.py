@@ -101,7 +101,9 @@ class TrainingMonitor(widgets.VBox):
 
         features = list(project.features)
         self.feature_dropdown = widgets.Dropdown(
-            options=features, value=feature or (features[0] if features else None), description="feature"
+            options=features,
+            value=feature or (features[0] if features else None),
+            description="feature",
         )
         self.arch_dropdown = widgets.Dropdown(
             options=list(ARCHITECTURES), value=DEFAULT_ARCH, description="network"

@@ -40,8 +40,8 @@ class PainterState:
     Examples
     --------
     >>> state = PainterState(np.zeros((8, 8), bool), brush_radius=0.5)
-    >>> state.press(2, 1); state.drag(2, 5); state.release()
-    True
+    >>> state.press(2, 1), state.drag(2, 5), state.release()  # changed, changed, one undo step
+    (True, True, True)
     >>> np.flatnonzero(state.mask[2]).tolist()
     [1, 2, 3, 4, 5]
     >>> state.undo(); int(state.mask.sum())

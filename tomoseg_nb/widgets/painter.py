@@ -266,7 +266,7 @@ class MaskPainter(widgets.VBox):
 
     def _tile_image(self, tile: Tile) -> np.ndarray:
         y0, _, x0, _ = tile.bounds
-        fill = float(np.mean(self.source.slice(tile.z)[:: 16, :: 16]))
+        fill = float(np.mean(self.source.slice(tile.z)[::16, ::16]))
         return self.source.region(tile.z, y0, x0, tile.size, fill)
 
     def _window(self) -> Window:

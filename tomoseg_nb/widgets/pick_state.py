@@ -76,8 +76,7 @@ class PickReview:
         """Toggle the nearest shown pick within the radius of ``position``; its index, or None."""
         if len(position) != self.coordinates.shape[1]:
             raise BadInputError(
-                f"click has {len(position)} coordinates but picks have "
-                f"{self.coordinates.shape[1]}"
+                f"click has {len(position)} coordinates but picks have {self.coordinates.shape[1]}"
             )
         candidates = np.flatnonzero(self.shown())
         if candidates.size == 0:

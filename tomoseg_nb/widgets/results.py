@@ -121,7 +121,10 @@ class PickViewer(widgets.VBox):
         low = float(scores.min()) if len(scores) else 0.0
         high = float(scores.max()) if len(scores) else 1.0
         self.review = PickReview(
-            picks.coordinates, scores, radius_px=radius_px, threshold=low if threshold is None else threshold
+            picks.coordinates,
+            scores,
+            radius_px=radius_px,
+            threshold=low if threshold is None else threshold,
         )
         self.viewer = viewer if viewer is not None else SliceViewer(volume)
         self.threshold = widgets.FloatSlider(
@@ -186,8 +189,7 @@ class PickViewer(widgets.VBox):
     def _refresh(self) -> None:
         shown, kept = self.review.shown(), self.review.kept()
         self.counts.value = (
-            f"{int(shown.sum())} of {len(shown)} picks above the threshold, "
-            f"{int(kept.sum())} kept"
+            f"{int(shown.sum())} of {len(shown)} picks above the threshold, {int(kept.sum())} kept"
         )
         self.histogram.value = self._histogram_png()
         self.viewer.redraw_marks()

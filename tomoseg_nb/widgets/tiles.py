@@ -96,7 +96,7 @@ class TilePicker(widgets.VBox):
                 self.status,
             ]
         )
-        self._refresh()
+        self.refresh()
 
     # actions -------------------------------------------------------------------------------------
     def click(self, z: int, y: int, x: int) -> None:
@@ -107,7 +107,7 @@ class TilePicker(widgets.VBox):
             self.status.value = f"<b>Not done:</b> {error}"
             return
         self.status.value = f"{action} {_describe(tile)}"
-        self._refresh()
+        self.refresh()
         if action == "added" and tile.positive:
             self.select(tile.id)
 
@@ -118,7 +118,7 @@ class TilePicker(widgets.VBox):
             self.status.value = "nothing to undo"
         else:
             self.status.value = f"undo: {done[0]} {_describe(done[1])}"
-        self._refresh()
+        self.refresh()
 
     def select(self, tile_id: str | None) -> None:
         """Make ``tile_id`` the selected tile (highlighted; the mask painter follows)."""
@@ -163,7 +163,7 @@ class TilePicker(widgets.VBox):
 
     def _feature_changed(self, change: dict) -> None:
         self.state.feature = change["new"]
-        self._refresh()
+        self.refresh()
 
     def _mode_changed(self, change: dict) -> None:
         self.state.positive = bool(change["new"])
@@ -177,7 +177,7 @@ class TilePicker(widgets.VBox):
             return
         tile = self.state.remove(self.tile_list.value)
         self.status.value = f"removed {_describe(tile)}"
-        self._refresh()
+        self.refresh()
         self.select(None)
 
     def _key(self, key: str) -> bool:
@@ -189,9 +189,13 @@ class TilePicker(widgets.VBox):
             return True
         return False
 
-    def _refresh(self) -> None:
+    def refresh(self) -> None:
+        """Update counters, tile list and outlines (after the project changed elsewhere)."""
         self.counts.value = self.state.counts_text()
-        options = [(_describe(t), t.id) for t in self.state.tiles()]
+        options = [
+            (_describe(t, self.project.mask(t.id).any() if t.positive else False), t.id)
+            for t in self.state.tiles()
+        ]
         selected = self.state.selected
         self.tile_list.options = options
         self.tile_list.value = selected if selected in {v for _, v in options} else None
@@ -213,6 +217,7 @@ class TilePicker(widgets.VBox):
         layer.set_line_dash([])
 
 
-def _describe(tile: Tile) -> str:
+def _describe(tile: Tile, painted: bool = False) -> str:
     sign = "+" if tile.positive else "-"
-    return f"{sign} {tile.feature} z {tile.z}, y {tile.y}, x {tile.x}"
+    todo = " (painted)" if painted else (" (to paint)" if tile.positive else "")
+    return f"{sign} {tile.feature} z {tile.z}, y {tile.y}, x {tile.x}{todo}"

@@ -304,9 +304,7 @@ class SliceViewer(widgets.VBox):
         window = self.state.window()
         if window is not None:
             low, high = self.contrast
-            block = slice_image(
-                self.current_slice(), window, low, high, lowpass_px=self.lowpass_px
-            )
+            block = slice_image(self.current_slice(), window, low, high, lowpass_px=self.lowpass_px)
             put_block(layer, block, window)
 
     def _draw_overlays(self) -> None:
