@@ -185,9 +185,15 @@ def test_choose_engine():
     assert choose_engine(build_model("eman2", seed=0), device="cpu") == "fft"
     assert choose_engine([build_model("eman2", seed=0)], device="gpu") == "keras"
     assert choose_engine([small], device="cpu") == "keras"
+    fast = build_model("fast", seed=0)  # 7 x 7 kernels: FFT to apply, Keras to train
+    assert choose_engine(fast, device="cpu") == "fft"
+    assert choose_engine(fast, device="cpu", purpose="train") == "keras"
+    assert choose_engine(build_model("eman2", seed=0), device="cpu", purpose="train") == "fft"
     assert choose_engine(build_model("eman2", seed=0)) in ("fft", "keras")
     with pytest.raises(BadInputError, match="device"):
         choose_engine(small, device="tpu9")
+    with pytest.raises(BadInputError, match="purpose"):
+        choose_engine(small, device="cpu", purpose="fun")
 
 
 def _sgd_step(model, x, y):

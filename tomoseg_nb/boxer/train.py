@@ -93,8 +93,15 @@ def train_boxer(
         good, good_shifts = augment_boxes(
             references.good, samples_per_class, box, max_shift_px=shift, rng=rng
         )
+        # Bad boxes are negatives for the picker too (EMAN2 uses background only): contamination
+        # then rarely becomes a candidate, and the classifier vetoes what still gets through.
+        negatives = (
+            references.background
+            if not has_bad
+            else np.concatenate([references.background, references.bad])
+        )
         empty, _ = augment_boxes(
-            references.background, samples_per_class, box, max_shift_px=shift, rng=rng
+            negatives, samples_per_class * (2 if has_bad else 1), box, max_shift_px=shift, rng=rng
         )
         x = np.concatenate([good, empty])[..., None]
         y = np.concatenate(

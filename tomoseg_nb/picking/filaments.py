@@ -178,10 +178,14 @@ def trace_filaments(
     # and the boundary of that fill is no surface of the filament.
     surface = _Surface(walls)
     filaments = []
-    for chain, starts_free, ends_free in chains:
-        axis = _extend(_smooth(chain, smoothing_px), distance, starts_free, ends_free)
-        axis = _smooth(surface.centre(axis, radius_px=radius_px), smoothing_px)
-        filaments.append(Filament(axis))
+    axes = [_extend(_smooth(c, smoothing_px), distance, free0, free1) for c, free0, free1 in chains]
+    centred = [surface.centre(axis, radius_px=radius_px) for axis in axes]
+    if any(c is not None for c in centred):
+        # Where cross-sections can be measured, an axis with none (a wall or a tube seen from
+        # outside the volume) is not a filament in view. Thin filaments fit no circle anywhere:
+        # then the skeleton is the axis.
+        axes = [c for c in centred if c is not None]
+    filaments = [Filament(_smooth(axis, smoothing_px)) for axis in axes]
     return _without_overlaps([f for f in filaments if f.length_px >= min_length_px], radius_px)
 
 
@@ -296,17 +300,19 @@ class _Surface:
         self.points = np.argwhere(mask & ~inner).astype(np.float64)
         self.tree = cKDTree(self.points) if len(self.points) else None
 
-    def centre(self, axis: np.ndarray, *, radius_px: float, step_px: float = 2.0) -> np.ndarray:
+    def centre(
+        self, axis: np.ndarray, *, radius_px: float, step_px: float = 2.0
+    ) -> np.ndarray | None:
         """Axis points every ``step_px``, each moved to the centre of the surface circle around it.
 
         A circle is accepted when it has a radius between half and 1.5 times ``radius_px`` and the
         surface covers more than half of it. A tube whose axis lies outside the volume shows less
         than half its circle, and an end cap or a stray blob fits no such circle: those points are
-        dropped, so an axis ends where the filament leaves the volume or ends. Without any accepted
-        circle the axis is returned unchanged (nothing to centre on).
+        dropped, so an axis ends where the filament leaves the volume or ends. None when no circle
+        is accepted anywhere along the axis.
         """
         if self.tree is None or len(axis) < 2:
-            return axis
+            return None
         steps = np.linalg.norm(np.diff(axis, axis=0), axis=1)
         arc = np.concatenate([[0.0], np.cumsum(steps)])
         n = max(2, int(arc[-1] // step_px) + 1)
@@ -316,7 +322,7 @@ class _Surface:
         fits = [self._fit(p, t, radius_px) for p, t in zip(points, tangents, strict=True)]
         centred = np.array([f for f in fits if f is not None]).reshape(-1, 3)
         if len(centred) == 0:
-            return axis
+            return None
         last = np.asarray(self.shape, dtype=np.float64) - 1
         return np.clip(centred, 0.0, last)
 
