@@ -16,7 +16,8 @@ What it measures
      rotations each, same peak finding) at the best threshold of the same sweep: the baseline is
      given its oracle threshold, the CNN is not.
    - picks on contamination (centre within half a diameter of it) and on aggregates, with and
-     without the classifier network's veto.
+     without the classifier network's veto, for the default picker (bad references are negatives
+     for it too) and for an EMAN2-style picker trained on background negatives only.
 2. Speed: autopicking a 4096 x 4096 micrograph (median of 3), split into preprocessing, picker
    network, and peaks + classifier; training time of both networks at the defaults.
 """
@@ -225,6 +226,17 @@ def main() -> None:
         )
     )
     print(line("CNN picker alone (classifier veto off)", without))
+    eman2_style = train_boxer(
+        references, epochs=epochs, seed=args.seed, picker_rejects_bad=False, **architecture
+    )
+    eman2 = [autopick(eman2_style, p.image) for p in held_out]
+    print(
+        line(
+            "EMAN2-style picker (background negatives only)",
+            score([r.candidates for r in eman2], held_out),
+        )
+    )
+    print(line("EMAN2-style picker + classifier veto", score([r.picks for r in eman2], held_out)))
     cnn_threshold, cnn_best = sweep(model, held_out, "cnn")
     print(line(f"CNN, best picker threshold ({cnn_threshold:g})", cnn_best))
     template_threshold, template = sweep(model, held_out, "template")

@@ -9,14 +9,16 @@ from matplotlib.figure import Figure
 
 from tomoseg_nb.annotations import Project
 from tomoseg_nb.cli import main
+from tomoseg_nb.engine import choose_engine
 from tomoseg_nb.errors import BadInputError, CancelledError
-from tomoseg_nb.models import load_model, output_stride
+from tomoseg_nb.models import build_model, load_model, output_stride
 from tomoseg_nb.plots.training import plot_loss, plot_probability_histogram, plot_tile_gallery
 from tomoseg_nb.preprocess import preprocess_slab, preprocess_slice
 from tomoseg_nb.synthetic import simulate_tomogram
 from tomoseg_nb.train import (
     best_threshold,
     predict_tiles,
+    resolve_engine,
     split_tiles,
     train_feature,
     train_on_tiles,
@@ -183,6 +185,31 @@ def test_same_seed_same_network():
     for a, b in zip(first.model.get_weights(), again.model.get_weights(), strict=True):
         np.testing.assert_allclose(a, b, atol=1e-5)
     np.testing.assert_array_equal(first.validation_indices, again.validation_indices)
+
+
+def test_fft_engine_trains_the_same_network():
+    """The spectral twin computes the same convolutions: the same run gives the same losses."""
+    images, masks, positive = _small_tiles()
+    options = {"arch": "tiny", "epochs": 2, "copies": 2, "seed": 4}
+    direct = train_on_tiles(images, masks, positive, engine="keras", **options)
+    spectral = train_on_tiles(images, masks, positive, engine="fft", **options)
+    assert spectral.engine == "fft" and direct.engine == "keras"
+    np.testing.assert_allclose(spectral.history["loss"], direct.history["loss"], rtol=1e-3)
+    assert [type(layer).__name__ for layer in spectral.model.layers[1:]] == [
+        "Conv2D",
+        "MaxPooling2D",
+        "Conv2D",
+        "Conv2D",
+    ]
+    for a, b in zip(spectral.model.get_weights(), direct.model.get_weights(), strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-3)
+
+
+def test_auto_engine_follows_choose_engine():
+    for arch in ("eman2", "tiny"):
+        model = build_model(arch)
+        assert resolve_engine("auto", model) == choose_engine([model], purpose="train")
+    assert resolve_engine("keras", model) == "keras"
 
 
 def test_cancel_stops_after_the_current_batch():

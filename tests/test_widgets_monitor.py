@@ -4,7 +4,6 @@ import threading
 
 import pytest
 
-from tomoseg_nb.annotations import Project
 from tomoseg_nb.errors import CancelledError
 from tomoseg_nb.evaluate import build_project, simulate_annotation
 from tomoseg_nb.synthetic import simulate_tomogram

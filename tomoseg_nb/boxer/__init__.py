@@ -13,7 +13,7 @@ Typical use::
 
 Modules: ``preprocess`` (working scale, filters), ``references`` (boxes from coordinates),
 ``augment``, ``networks``, ``train``, ``peaks`` (shared peak finding), ``autopick``, ``template``
-(baseline), ``model`` (save / load).
+(baseline), ``model`` (save / load), ``files`` (micrographs, coordinate and pick files).
 """
 
 from __future__ import annotations
@@ -39,6 +39,9 @@ _PUBLIC = {
     "picker_map": "autopick",
     "rotated_templates": "template",
     "template_score_map": "template",
+    "read_micrograph": "files",
+    "coordinates_per_micrograph": "files",
+    "write_micrograph_picks": "files",
     "BoxerInfo": "model",
     "BoxerModel": "model",
     "save_boxer": "model",

@@ -3,7 +3,8 @@
 The picker is a plain Conv2D / MaxPool2D / ReLU stack (EMAN2 e2boxer's layout: 15x15 kernels, one
 2x pooling, linear output) so it applies to a whole micrograph of any size and ``engine`` can run it
 with FFT convolutions. Trained to answer a Gaussian bump at a particle's centre and zero on
-background, its output is a map whose peaks are the picks. The classifier sees one box at a time and
+background (and bad boxes), its output is a map whose peaks are the picks. The classifier sees one
+box at a time and
 says whether it holds a good particle or something to reject (contamination, an aggregate, carbon).
 """
 

@@ -1,8 +1,9 @@
 """Train the boxer's picker (good vs background) and classifier (good vs bad) from references.
 
 As EMAN2 e2boxer: a dozen references per class are augmented to a few hundred samples; the picker
-learns a Gaussian bump at a good particle's centre and zero on background; the classifier, trained
-only when bad references exist, learns to tell good particles from contamination and aggregates.
+learns a Gaussian bump at a good particle's centre and zero on background (and, unlike EMAN2, on
+the bad references too); the classifier, trained only when bad references exist, learns to tell
+good particles from contamination and aggregates.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ def train_boxer(
     learning_rate: float = 1e-3,
     filters: tuple[int, int] = (8, 8),
     kernel_px: int = 9,
+    picker_rejects_bad: bool = True,
     threshold: float = 1.0,
     classifier_threshold: float = 0.5,
     seed: int = 0,
@@ -61,6 +63,10 @@ def train_boxer(
         Channels of the picker's two hidden layers (and of the classifier's).
     kernel_px : int
         Side of the picker's convolution kernels (odd).
+    picker_rejects_bad : bool
+        Train the picker on bad references as negatives too (zero target), so contamination and
+        aggregates rarely become candidates. False trains it on background only, as EMAN2 does,
+        leaving all of the rejection to the classifier.
     threshold, classifier_threshold : float
         Defaults stored with the model for picking (see ``autopick``).
     seed : int
@@ -95,13 +101,15 @@ def train_boxer(
         )
         # Bad boxes are negatives for the picker too (EMAN2 uses background only): contamination
         # then rarely becomes a candidate, and the classifier vetoes what still gets through.
-        negatives = (
-            references.background
-            if not has_bad
-            else np.concatenate([references.background, references.bad])
-        )
+        negatives = [references.background]
+        if has_bad and picker_rejects_bad:
+            negatives.append(references.bad)
         empty, _ = augment_boxes(
-            negatives, samples_per_class * (2 if has_bad else 1), box, max_shift_px=shift, rng=rng
+            np.concatenate(negatives),
+            samples_per_class * len(negatives),
+            box,
+            max_shift_px=shift,
+            rng=rng,
         )
         x = np.concatenate([good, empty])[..., None]
         y = np.concatenate(

@@ -297,7 +297,10 @@ def _run_stage(
             spectra = _forward(_gather(buffer, geometry, chosen))
             if key is not None:
                 shared[key, part.start, part.stop] = spectra
-        blocks = _inverse(_mix(spectra, kernels), geometry)
+        mixed = _mix(spectra, kernels)
+        del spectra  # bounds the working set: at most two spectra-sized arrays per thread
+        blocks = _inverse(mixed, geometry)
+        del mixed
         for k, (i, j, b) in enumerate(chosen):
             result = _finish(blocks[:, :, k], stage.conv, stage.after)
             y0, x0 = i * vy, j * vx

@@ -179,12 +179,12 @@ def trace_filaments(
     surface = _Surface(walls)
     filaments = []
     axes = [_extend(_smooth(c, smoothing_px), distance, free0, free1) for c, free0, free1 in chains]
-    centred = [surface.centre(axis, radius_px=radius_px) for axis in axes]
-    if any(c is not None for c in centred):
+    centred = [piece for axis in axes for piece in surface.centre(axis, radius_px=radius_px)]
+    if centred:
         # Where cross-sections can be measured, an axis with none (a wall or a tube seen from
         # outside the volume) is not a filament in view. Thin filaments fit no circle anywhere:
         # then the skeleton is the axis.
-        axes = [c for c in centred if c is not None]
+        axes = centred
     filaments = [Filament(_smooth(axis, smoothing_px)) for axis in axes]
     return _without_overlaps([f for f in filaments if f.length_px >= min_length_px], radius_px)
 
@@ -302,17 +302,18 @@ class _Surface:
 
     def centre(
         self, axis: np.ndarray, *, radius_px: float, step_px: float = 2.0
-    ) -> np.ndarray | None:
+    ) -> list[np.ndarray]:
         """Axis points every ``step_px``, each moved to the centre of the surface circle around it.
 
         A circle is accepted when it has a radius between half and 1.5 times ``radius_px`` and the
-        surface covers more than half of it. A tube whose axis lies outside the volume shows less
+        surface covers at least half of it. A tube whose axis lies outside the volume shows less
         than half its circle, and an end cap or a stray blob fits no such circle: those points are
-        dropped, so an axis ends where the filament leaves the volume or ends. None when no circle
-        is accepted anywhere along the axis.
+        dropped, so an axis ends where the filament leaves the volume or ends. Gaps of up to
+        three points (a crossing filament in the way) are bridged; the accepted runs of at least
+        four points are returned, none when no circle fits anywhere.
         """
         if self.tree is None or len(axis) < 2:
-            return None
+            return []
         steps = np.linalg.norm(np.diff(axis, axis=0), axis=1)
         arc = np.concatenate([[0.0], np.cumsum(steps)])
         n = max(2, int(arc[-1] // step_px) + 1)
@@ -320,11 +321,15 @@ class _Surface:
         points = np.column_stack([np.interp(targets, arc, axis[:, d]) for d in range(3)])
         tangents = np.gradient(points, axis=0)
         fits = [self._fit(p, t, radius_px) for p, t in zip(points, tangents, strict=True)]
-        centred = np.array([f for f in fits if f is not None]).reshape(-1, 3)
-        if len(centred) == 0:
-            return None
+        fitted = np.array([f is not None for f in fits])
+        bridged = fitted | (ndimage.binary_closing(np.pad(fitted, 2), np.ones(5, bool))[2:-2])
         last = np.asarray(self.shape, dtype=np.float64) - 1
-        return np.clip(centred, 0.0, last)
+        pieces = []
+        for run in np.split(np.arange(n), np.flatnonzero(np.diff(bridged.astype(int))) + 1):
+            good = [fits[i] for i in run if fits[i] is not None]
+            if bridged[run[0]] and len(good) >= 4:
+                pieces.append(np.clip(np.array(good), 0.0, last))
+        return pieces
 
     def _fit(self, point: np.ndarray, tangent: np.ndarray, radius_px: float) -> np.ndarray | None:
         """Centre of the surface circle in the plane normal to ``tangent`` near ``point``, or None.

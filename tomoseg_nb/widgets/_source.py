@@ -90,3 +90,10 @@ class SliceSource:
     def value(self, z: int, y: int, x: int) -> float:
         """One voxel."""
         return float(self.slice(z)[y, x])
+
+
+def as_source(
+    data: SliceSource | Volume | np.ndarray | str | os.PathLike, name: str | None = None
+) -> SliceSource:
+    """``data`` as a SliceSource; an existing one is shared (one reader and cache per tomogram)."""
+    return data if isinstance(data, SliceSource) else SliceSource(data, name=name)

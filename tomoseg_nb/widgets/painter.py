@@ -25,7 +25,7 @@ from ..errors import TomosegError
 from ..volume import Volume
 from ._canvas import Throttle, layered_canvas, put_block
 from ._render import auto_contrast, mask_rgba, slice_image
-from ._source import SliceSource
+from ._source import as_source
 from .paint_state import MODES, PainterState
 from .tile_state import persist
 from .view_state import Window
@@ -68,7 +68,7 @@ class MaskPainter(widgets.VBox):
                 )
             volume = project.tomogram
         self.project = project
-        self.source = volume if isinstance(volume, SliceSource) else SliceSource(volume)
+        self.source = as_source(volume)
         self.canvas_px = canvas_px
         self.feature = feature if feature is not None else next(iter(project.features), None)
         self.tile: Tile | None = None

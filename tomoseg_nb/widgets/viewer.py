@@ -21,7 +21,7 @@ from ipycanvas import Canvas, hold_canvas
 from ..volume import Volume
 from ._canvas import Throttle, layered_canvas, put_block
 from ._render import auto_contrast, overlay_image, palette_colour, slice_image
-from ._source import SliceSource
+from ._source import SliceSource, as_source
 from .view_state import ViewState
 
 DEFAULT_VIEW_SHAPE = (640, 640)
@@ -93,7 +93,7 @@ class SliceViewer(widgets.VBox):
         view_shape: tuple[int, int] = DEFAULT_VIEW_SHAPE,
         contrast: tuple[float, float] | None = None,
     ):
-        self.source = volume if isinstance(volume, SliceSource) else SliceSource(volume)
+        self.source = as_source(volume)
         n_slices, height, width = self.source.shape
         self.state = ViewState((height, width), n_slices=n_slices, view_shape=view_shape)
         self.canvas = layered_canvas(3, *self.state.view_shape)
@@ -128,7 +128,7 @@ class SliceViewer(widgets.VBox):
             description="contrast",
             readout_format=".3g",
             continuous_update=False,
-            layout=widgets.Layout(width="320px"),
+            layout=widgets.Layout(width="400px"),
         )
         self.auto_button = widgets.Button(description="Auto", tooltip="Contrast from this slice")
         self.lowpass_slider = widgets.FloatSlider(
@@ -222,7 +222,7 @@ class SliceViewer(widgets.VBox):
         """
         if kind not in ("probability", "labels"):
             raise ValueError(f"overlay kind {kind!r}: use 'probability' or 'labels'")
-        source = data if isinstance(data, SliceSource) else SliceSource(data, name=name)
+        source = as_source(data, name=name)
         expected = self.source.shape[1:] if source.is_2d else self.source.shape
         if source.shape[-len(expected) :] != tuple(expected):
             raise ValueError(
