@@ -121,18 +121,10 @@ def test_eman2_rules_on_a_hand_made_map() -> None:
     closer = pick_particles(values, threshold=0.5, min_distance_px=3.0, min_mass=0.5)
     assert closer.coordinates.tolist() == [[4, 11, 19], [4, 6, 6]]
     # A scalar edge applies to y and x only (EMAN2); three numbers to z, y, x.
-    assert (
-        len(pick_particles(values, threshold=0.5, min_distance_px=2, min_mass=0.5, edge_px=6.5))
-        == 2
-    )
-    assert (
-        len(
-            pick_particles(
-                values, threshold=0.5, min_distance_px=2, min_mass=0.5, edge_px=(5, 0, 0)
-            )
-        )
-        == 0
-    )
+    rules = {"threshold": 0.5, "min_distance_px": 2, "min_mass": 0.5}
+    assert len(pick_particles(values, edge_px=6.5, **rules)) == 2
+    with pytest.warns(EmptyResultWarning, match="3 by edge"):
+        assert len(pick_particles(values, edge_px=(5, 0, 0), **rules)) == 0
 
 
 def test_size_limits_in_voxels_and_cubic_angstrom_agree(particles: dict) -> None:
@@ -361,7 +353,9 @@ def test_score_filaments_measures_distance_and_coverage() -> None:
     half = axis[::5][:5]
     score = score_filaments(half, [axis], max_distance_px=1.0, spacing_px=5.0)
     assert score.within == 1.0 and 0.45 < score.coverage < 0.6
-    shifted = score_filaments(axis[::5] + np.array([0, 3, 0]), [axis], max_distance_px=1.0, spacing_px=5.0)
+    shifted = score_filaments(
+        axis[::5] + np.array([0, 3, 0]), [axis], max_distance_px=1.0, spacing_px=5.0
+    )
     assert shifted.within == 0.0 and shifted.median_distance_px == pytest.approx(3.0)
 
 

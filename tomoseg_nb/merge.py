@@ -26,7 +26,8 @@ from scipy import ndimage
 
 from .atomic import check_output_path, write_json_atomic
 from .errors import BadInputError, EmptyResultWarning, MissingInputError
-from .progress import ProgressCallback, progress
+from .progress import ProgressCallback
+from .progress import progress as progress_bar
 from .volume import Volume, create_volume, open_volume
 
 BACKGROUND = "background"
@@ -398,7 +399,7 @@ def merge_files(
     avoid: Sequence[Context] = (),
     slab_size: int = 16,
     overwrite: bool = False,
-    progress_callback: ProgressCallback | None = None,
+    progress: ProgressCallback | None = None,
 ) -> MergeResult:
     """Merge probability-map files into a label MRC and its JSON name map, slab by slab.
 
@@ -419,7 +420,7 @@ def merge_files(
         Slices merged per step.
     overwrite : bool
         Replace existing outputs.
-    progress_callback : callable, optional
+    progress : callable, optional
         ``callback(done, total)`` in slices.
 
     Warns
@@ -461,7 +462,7 @@ def merge_files(
                 origin=volumes[0].origin,
                 overwrite=overwrite,
             ) as out,
-            progress(shape[0], "merge", progress_callback) as advance,
+            progress_bar(shape[0], "merging", progress) as advance,
         ):
             for z0 in range(0, shape[0], slab_size):
                 z1 = min(shape[0], z0 + slab_size)

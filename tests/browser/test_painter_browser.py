@@ -116,13 +116,15 @@ def jupyterlab(tmp_path):
         log.close()
 
 
-def launch_chromium(playwright):
+@pytest.fixture
+def chromium() -> Path:
+    """Debian's chromium; checked first so a missing browser fails at once, saying what to do."""
     if not CHROMIUM.exists():
         pytest.fail(
             f"{CHROMIUM} not found: the browser test needs Debian's chromium; install it with "
             "`apt-get install -y chromium` (Playwright's own browser download is not used)"
         )
-    return playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+    return CHROMIUM
 
 
 def stroke_mask(root: Path) -> tuple[str, np.ndarray] | None:
@@ -138,13 +140,13 @@ def stroke_mask(root: Path) -> tuple[str, np.ndarray] | None:
     return None
 
 
-def test_brush_stroke_in_jupyterlab_is_saved_to_the_project(jupyterlab):
+def test_brush_stroke_in_jupyterlab_is_saved_to_the_project(chromium, jupyterlab):
     from playwright.sync_api import sync_playwright
 
     url, token, root = jupyterlab
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as playwright:
-        browser = launch_chromium(playwright)
+        browser = playwright.chromium.launch(executable_path=str(chromium), args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.set_default_timeout(STARTUP_S * 1000)
         try:

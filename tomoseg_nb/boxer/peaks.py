@@ -45,7 +45,7 @@ def find_peaks(
     >>> score = np.zeros((32, 32)); score[8, 8] = 2.0; score[9, 9] = 1.5; score[20, 24] = 1.0
     >>> coordinates, values = find_peaks(score, threshold_sigma=1.0, min_distance_px=4)
     >>> np.round(coordinates).astype(int).tolist(), values.tolist()
-    [[8, 8], [20, 24]], [2.0, 1.0]
+    ([[8, 8], [20, 24]], [2.0, 1.0])
     """
     score_map = np.asarray(score_map, dtype=np.float32)
     threshold = map_threshold(score_map, threshold_sigma)

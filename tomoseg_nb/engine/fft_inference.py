@@ -28,8 +28,8 @@ from threadpoolctl import ThreadpoolController
 
 from .network import Conv, Network, Pool, Relu
 
-SPECTRA_BUDGET_BYTES = 128 * 2**20
-"""Kernel spectra of one layer at most this big (the 40 x 40 channel layer: 144-point FFT blocks)."""
+SPECTRA_BUDGET_BYTES = 64 * 2**20
+"""Kernel spectra of one layer at most this big (40 x 40 channels: FFT blocks of at most 102)."""
 MAX_FFT_PX = 288
 """Longest block FFT: larger transforms fall out of the CPU caches and run slower per pixel."""
 CACHE_BYTES = 1024 * 2**20

@@ -23,8 +23,9 @@ from .tiling import plan_tiles
 
 DEFAULT_TILE_PX = 1024
 """Tiles at most this long: bounds the working set for any slice size."""
-BATCH_PIXELS = {"fft": 2**22, "keras": 2**20}
-"""Input pixels per batch of tiles when ``batch_size`` is not given."""
+BATCH_PIXELS = 2**20
+"""Input pixels per batch of tiles when ``batch_size`` is not given (bounds the working set: about
+200 MB for the EMAN2 network with the FFT engine, including its cached kernel spectra)."""
 
 
 def predict_slices(
@@ -49,7 +50,7 @@ def predict_slices(
     tile_px : int, optional
         Longest tile side (default 1024); slices up to this size are processed whole.
     batch_size : int, optional
-        Tiles per batch (default: about 4 Mpixel for FFT, 1 Mpixel for Keras).
+        Tiles per batch (default: about 1 Mpixel).
 
     Returns
     -------
@@ -117,7 +118,7 @@ def _predict_group(
     margin = max(network.margin_px for network in networks)
     (tile_y, tile_x), tiles = plan_tiles(count, padded_shape, tile_px, margin, stride)
     if batch_size is None:
-        batch_size = max(1, BATCH_PIXELS[engine] // (tile_y * tile_x))
+        batch_size = max(1, BATCH_PIXELS // (tile_y * tile_x))
     outputs = [
         np.empty((count, padded_shape[0] // stride, padded_shape[1] // stride), np.float32)
         for _ in networks

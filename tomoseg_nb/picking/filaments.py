@@ -5,9 +5,13 @@ For microtubules, actin and other filaments, subtomogram averaging wants points 
 The map is thresholded, hollow tubes are filled (a microtubule's wall segments as a ring in
 cross-section), the mask is thinned to a one-voxel skeleton, side branches shorter than the
 pruning length are removed, branches meeting at a junction are joined where they continue
-straight (two crossing filaments stay two filaments), every axis is smoothed by a spline and
-extended to the filament's end, and points are placed every ``spacing`` along it with RELION
-Euler angles that put a reference's Z axis along the local tangent (helical convention).
+straight (two crossing filaments stay two filaments), and each axis is smoothed by a spline and
+extended to the filament's end. Thinning only approximates the axis (it drifts into a tube's
+wall where the lumen stayed open, and into the remaining wall where a face cuts the tube), so
+every couple of voxels the axis is moved to the centre of a circle fitted to the segmented walls
+in the plane across it, and dropped where less than half a circle is in view (the axis has left
+the volume). Points are placed every ``spacing`` along the result, with RELION Euler angles that
+put a reference's Z axis along the local tangent (helical convention).
 """
 
 from __future__ import annotations
@@ -47,32 +51,24 @@ class Filament:
     @property
     def length_px(self) -> float:
         """Axis length in map voxels."""
-        return (
-            float(np.linalg.norm(np.diff(self.axis, axis=0), axis=1).sum())
-            if len(self.axis) > 1
-            else 0.0
-        )
+        return _length(self.axis)
 
     def sample(self, spacing_px: float) -> tuple[np.ndarray, np.ndarray]:
-        """Points every ``spacing_px`` along the axis, centred on it, and unit tangents (both z, y, x)."""
+        """Points every ``spacing_px`` along the axis, centred on it, and unit tangents (z, y, x)."""
         steps = np.linalg.norm(np.diff(self.axis, axis=0), axis=1)
         arc = np.concatenate([[0.0], np.cumsum(steps)])
+
+        def at(positions: np.ndarray) -> np.ndarray:
+            return np.column_stack([np.interp(positions, arc, self.axis[:, d]) for d in range(3)])
+
         n = int(arc[-1] // spacing_px) + 1
         targets = (arc[-1] - (n - 1) * spacing_px) / 2 + spacing_px * np.arange(n)
-        points = np.column_stack([np.interp(targets, arc, self.axis[:, d]) for d in range(3)])
-        # Tangent: the axis direction over about one spacing, which the spline already made smooth.
-        half = min(spacing_px, arc[-1]) / 2
-        ahead = np.column_stack([np.interp(targets + half, arc, self.axis[:, d]) for d in range(3)])
-        behind = np.column_stack(
-            [np.interp(targets - half, arc, self.axis[:, d]) for d in range(3)]
-        )
-        tangents = ahead - behind
+        # Tangent: the axis direction over one spacing, which the spline has already smoothed.
+        half = max(min(spacing_px, arc[-1]) / 2, 1e-6)
+        tangents = at(targets + half) - at(targets - half)
         norms = np.linalg.norm(tangents, axis=1, keepdims=True)
-        fallback = self.axis[-1] - self.axis[0]
-        tangents = np.where(
-            norms > 0, tangents / np.where(norms > 0, norms, 1), fallback / np.linalg.norm(fallback)
-        )
-        return points, tangents
+        tangents = np.where(norms > 0, tangents / np.where(norms > 0, norms, 1.0), [1.0, 0.0, 0.0])
+        return at(targets), tangents
 
 
 def trace_filaments(
@@ -100,10 +96,10 @@ def trace_filaments(
         Angstrom per voxel of the map.
     radius_angstrom : float, optional
         Outer radius of the filament (microtubule 125 A, actin 35 A). Default: measured on the
-        mask as the median distance from the skeleton to the surface, right for solid filaments and
-        closed tubes. Give it when a network marks only parts of a tube's wall (the missing wedge
-        often hides the top and bottom walls): the walls are then bridged by a closing of 0.75
-        times the radius before tracing.
+        mask as the distance from the skeleton to the surface along the long filaments, right for
+        solid filaments and closed tubes. Give it when a network marks only parts of a tube's wall
+        (the missing wedge often hides the walls facing z): the walls are then bridged by a
+        closing of 0.75 times the radius before tracing, and circles of this radius centre the axis.
     fill_lumen : bool
         Fill cavities enclosed in any z, y or x slice, so a hollow tube (a microtubule segmented as
         its wall) is thinned to its axis rather than to a ring. Nothing is bridged between
@@ -127,8 +123,9 @@ def trace_filaments(
     -------
     list of Filament
         Longest first. Each axis is centred on the filament's cross-section (a circle fitted to
-        the mask's surface around it, which also finds the axis of a tube cut open by the volume's
-        faces) and stops where the axis leaves the volume.
+        the segmented walls around it, which also finds the axis of a tube cut open by a face of
+        the volume) and stops where the axis leaves the volume. Without circles to fit anywhere
+        (filaments a few voxels thin) the smoothed skeleton is the axis.
     """
     values = _probability_volume(probability_map)
     _check_number("threshold", threshold)
@@ -176,8 +173,7 @@ def trace_filaments(
         radius_px = max(1.0, float(np.percentile(distance[tuple(voxels.T)], 90)))
     # Centre on the walls as segmented: filling may close only part of a lumen (near a face),
     # and the boundary of that fill is no surface of the filament.
-    surface = _Surface(walls)
-    filaments = []
+    surface = _Surface(walls, outer_radius=None if radius_angstrom is None else radius_px)
     axes = [_extend(_smooth(c, smoothing_px), distance, free0, free1) for c, free0, free1 in chains]
     centred = [piece for axis in axes for piece in surface.centre(axis, radius_px=radius_px)]
     if centred:
@@ -186,7 +182,9 @@ def trace_filaments(
         # then the skeleton is the axis.
         axes = centred
     filaments = [Filament(_smooth(axis, smoothing_px)) for axis in axes]
-    return _without_overlaps([f for f in filaments if f.length_px >= min_length_px], radius_px)
+    # Chains were held to the minimum length; what centring cut out of them (at a crossing, where
+    # the tube leaves the volume) need only be longer than the filament is wide.
+    return _without_overlaps([f for f in filaments if f.length_px >= 2 * radius_px], radius_px)
 
 
 def _without_overlaps(filaments: list[Filament], radius_px: float) -> list[Filament]:
@@ -292,11 +290,12 @@ def pick_filaments(
 class _Surface:
     """The mask's surface voxels (faces of the volume excluded), for centring axes on them."""
 
-    def __init__(self, mask: np.ndarray) -> None:
+    def __init__(self, mask: np.ndarray, outer_radius: float | None = None) -> None:
         # border_value=1: the volume's faces are not surface, so a tube cut open by a face keeps
         # only its real (curved) surface, whose circle still has the tube's axis as centre.
         inner = ndimage.binary_erosion(mask, border_value=1)
         self.shape = mask.shape
+        self.outer_radius = outer_radius
         self.points = np.argwhere(mask & ~inner).astype(np.float64)
         self.tree = cKDTree(self.points) if len(self.points) else None
 
@@ -370,10 +369,12 @@ class _Surface:
         centre = np.array([-d / 2, -e / 2])
         if not 0 < centre @ centre - f <= search**2:
             return None
-        centre, outer = _concentric_circles(plane, centre)
+        centre, outer = _concentric_circles(plane, centre, outer_radius=self.outer_radius)
         if outer is None or not 0.5 * radius_px <= outer[1] <= search or np.hypot(*centre) > search:
             return None
         rim = plane[outer[0]]
+        if len(rim) < 3:
+            return None
         angles = np.sort(np.arctan2(rim[:, 1] - centre[1], rim[:, 0] - centre[0]))
         widest_gap = np.max(np.diff(np.concatenate([angles, angles[:1] + 2 * np.pi])))
         if widest_gap > np.pi:  # under half a circle: the axis is not in view
@@ -382,26 +383,36 @@ class _Surface:
 
 
 def _concentric_circles(
-    points: np.ndarray, centre: np.ndarray, iterations: int = 6
+    points: np.ndarray,
+    centre: np.ndarray,
+    *,
+    outer_radius: float | None = None,
+    iterations: int = 6,
 ) -> tuple[np.ndarray, tuple[np.ndarray, float] | None]:
     """Geometric fit of one circle, or two concentric ones (a hollow tube's inner and outer surface).
 
     Fitting one circle to both surfaces of a tube seen on one side only drags the centre toward
     that side; fitting the two radii separately around one centre does not. Each point belongs
-    to the radius it is nearer to. Returns the centre and ``(outer points mask, outer radius)``.
+    to the radius it is nearer to. With ``outer_radius`` known, only the centre (and the inner
+    radius) is fitted, which keeps short arcs from bending the circle. Returns the centre and
+    ``(outer points mask, outer radius)``.
     """
     distance = np.hypot(*(points - centre).T)
     radii = np.percentile(distance, [20, 80])
     if radii[1] - radii[0] < 2.0:
         radii = np.array([distance.mean()])
+    free = np.ones(len(radii), dtype=bool)
+    if outer_radius is not None:
+        radii[-1], free[-1] = outer_radius, False
     for _ in range(iterations):
         delta = points - centre
         distance = np.maximum(np.hypot(delta[:, 0], delta[:, 1]), 1e-9)
         group = np.argmin(np.abs(distance[:, None] - radii[None, :]), axis=1)
-        members = np.eye(len(radii))[group]
+        members = np.eye(len(radii))[group][:, free]
         jacobian = np.column_stack([-delta / distance[:, None], -members])
         step, *_ = np.linalg.lstsq(jacobian, -(distance - radii[group]), rcond=None)
-        centre, radii = centre + step[:2], radii + step[2:]
+        centre = centre + step[:2]
+        radii[free] += step[2:]
         if not np.all(np.isfinite(radii)) or radii.min() <= 0:
             return centre, None
     delta = points - centre

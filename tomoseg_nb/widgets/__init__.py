@@ -27,6 +27,7 @@ _PUBLIC = {
     "BoxState": "box_state",
     "PickReview": "pick_state",
     "TrainingRun": "training_state",
+    "BackgroundTask": "task_state",
 }
 
 __all__ = sorted(_PUBLIC)
