@@ -35,7 +35,7 @@ from scipy import ndimage
 os.environ.setdefault("TOMOSEG_NB_PROGRESS", "0")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from tomoseg_nb.boxer.autopick import autopick, classify_boxes, picker_map
+from tomoseg_nb.boxer.pick import autopick, classify_boxes, picker_map
 from tomoseg_nb.boxer.networks import PICKER_STRIDE
 from tomoseg_nb.boxer.peaks import find_peaks
 from tomoseg_nb.boxer.preprocess import prepare_micrograph

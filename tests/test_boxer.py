@@ -5,7 +5,7 @@ import warnings
 import numpy as np
 import pytest
 
-from tomoseg_nb.boxer.autopick import autopick, autopick_micrographs
+from tomoseg_nb.boxer.pick import autopick, autopick_micrographs
 from tomoseg_nb.boxer.model import load_boxer, save_boxer
 from tomoseg_nb.boxer.references import MIN_REFERENCES, collect_references, extract_boxes
 from tomoseg_nb.boxer.train import train_boxer
@@ -89,7 +89,7 @@ def test_picker_learns(model, phantoms):
 def test_classifier_tells_particles_from_contamination(model, phantoms):
     held_out = phantoms[2]
     refs = phantom_references(held_out, n_good=10, n_background=0, n_bad=10, seed=1)
-    from tomoseg_nb.boxer.autopick import classify_boxes
+    from tomoseg_nb.boxer.pick import classify_boxes
     from tomoseg_nb.boxer.preprocess import prepare_micrograph
 
     prepared, frame = prepare_micrograph(

@@ -6,7 +6,7 @@ from matplotlib.figure import Figure
 from scipy import ndimage
 
 from tomoseg_nb.boxer.augment import augment_boxes
-from tomoseg_nb.boxer.autopick import AutopickResult
+from tomoseg_nb.boxer.pick import AutopickResult
 from tomoseg_nb.boxer.networks import PICKER_STRIDE, build_picker, picker_targets
 from tomoseg_nb.boxer.peaks import find_peaks
 from tomoseg_nb.boxer.preprocess import BoxerRecipe, WorkingFrame, prepare_micrograph

@@ -132,7 +132,7 @@ def test_interrupted_run_recomputes_only_unfinished_units(data, reference, clien
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        segment(data, tmp_path, client=client, progress_callback=interrupt)
+        segment(data, tmp_path, client=client, progress=interrupt)
     first = {m: manifest(tmp_path, m) for m in ("TS_01", "TS_02")}
     recorded = {(m, unit): record for m, man in first.items() for unit, record in man.units.items()}
     assert 2 <= len(recorded) < 6
@@ -210,7 +210,7 @@ def test_changed_model_or_tomogram_voids_the_manifest(data, tmp_path):
     cancel = threading.Event()
     out = tmp_path / "unfinished"
     with pytest.raises(CancelledError, match="run the same command again"):
-        segment(data, out, cancel=cancel, progress_callback=lambda done, total: cancel.set())
+        segment(data, out, cancel=cancel, progress=lambda done, total: cancel.set())
     assert len(manifest(out, "TS_01").units) == 1
     tomogram = data["tomograms"][0]
     stat = tomogram.stat()

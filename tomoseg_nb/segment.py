@@ -24,7 +24,8 @@ from scipy import ndimage
 
 from .atomic import check_output_path
 from .errors import BadInputError, CancelledError
-from .progress import ProgressCallback, progress
+from .progress import ProgressCallback
+from .progress import progress as progress_bar
 from .volume import Volume, create_volume, open_volume
 
 OUTPUT_DTYPES = ("float32", "float16", "uint8")
@@ -162,7 +163,7 @@ def segment_volume(
     dtype: str = "float32",
     slab_size: int = 4,
     overwrite: bool = False,
-    progress_callback: ProgressCallback | None = None,
+    progress: ProgressCallback | None = None,
     cancel: threading.Event | None = None,
 ) -> list[Path]:
     """Segment a whole tomogram with every network, writing one probability map per network.
@@ -185,7 +186,7 @@ def segment_volume(
         Slices read and processed together; memory grows linearly with it.
     overwrite : bool
         Replace outputs that exist (otherwise refused before any work is done).
-    progress_callback : callable, optional
+    progress : callable, optional
         ``callback(slices_done, total_slices)``.
     cancel : threading.Event, optional
         Set it to stop; no output file is left behind.
@@ -217,7 +218,7 @@ def segment_volume(
             dtype=dtype,
             slab_size=slab_size,
             overwrite=overwrite,
-            progress_callback=progress_callback,
+            progress=progress,
             cancel=cancel,
         )
 
@@ -230,7 +231,7 @@ def write_probability_maps(
     dtype: str = "float32",
     slab_size: int = 4,
     overwrite: bool = False,
-    progress_callback: ProgressCallback | None = None,
+    progress: ProgressCallback | None = None,
     cancel: threading.Event | None = None,
 ) -> list[Path]:
     """Stream ``compute(slab) -> [map per output]`` over a tomogram into probability-map files.
@@ -260,7 +261,7 @@ def write_probability_maps(
             for path in paths
         ]
         depth = volume.shape[0]
-        with progress(depth, f"segment {volume.name}", progress_callback) as advance:
+        with progress_bar(depth, f"segment {volume.name}", progress) as advance:
             for start in range(0, depth, slab_size):
                 if cancel is not None and cancel.is_set():
                     raise CancelledError(

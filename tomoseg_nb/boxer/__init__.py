@@ -12,8 +12,10 @@ Typical use::
     result = autopick(model, micrograph)   # result.picks, result.candidates, both scores
 
 Modules: ``preprocess`` (working scale, filters), ``references`` (boxes from coordinates),
-``augment``, ``networks``, ``train``, ``peaks`` (shared peak finding), ``autopick``, ``template``
-(baseline), ``model`` (save / load), ``files`` (micrographs, coordinate and pick files).
+``augment``, ``networks``, ``train``, ``peaks`` (shared peak finding), ``pick`` (autopicking),
+``template`` (baseline), ``model`` (save / load), ``files`` (micrographs, coordinate and pick
+files). No module shares a name with a function, so ``from tomoseg_nb.boxer import autopick``
+gives the function.
 """
 
 from __future__ import annotations
@@ -33,10 +35,10 @@ _PUBLIC = {
     "build_classifier": "networks",
     "train_boxer": "train",
     "find_peaks": "peaks",
-    "AutopickResult": "autopick",
-    "autopick": "autopick",
-    "autopick_micrographs": "autopick",
-    "picker_map": "autopick",
+    "AutopickResult": "pick",
+    "autopick": "pick",
+    "autopick_micrographs": "pick",
+    "picker_map": "pick",
     "rotated_templates": "template",
     "template_score_map": "template",
     "read_micrograph": "files",

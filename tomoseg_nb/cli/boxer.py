@@ -119,7 +119,7 @@ def run_pick(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ..atomic import check_output_path
-    from ..boxer.autopick import autopick_micrographs
+    from ..boxer.pick import autopick_micrographs
     from ..boxer.files import pick_path, write_micrograph_picks
     from ..boxer.model import load_boxer
     from ..errors import BadInputError

@@ -24,7 +24,8 @@ import numpy as np
 
 from ..atomic import check_output_path
 from ..errors import BadInputError, CancelledError
-from ..progress import ProgressCallback, progress
+from ..progress import ProgressCallback
+from ..progress import progress as progress_bar
 from ..volume import create_volume, finish_mrc_header, open_volume
 from .manifest import Manifest, as_json, manifest_path
 from .units import (
@@ -236,7 +237,7 @@ def segment_volumes(
     features_per_unit: int | None = None,
     overwrite: bool = False,
     retries: int = 1,
-    progress_callback: ProgressCallback | None = None,
+    progress: ProgressCallback | None = None,
     cancel: threading.Event | None = None,
 ) -> SegmentationRun:
     """Segment many tomograms with every network, in parallel on a Dask cluster, resumably.
@@ -272,7 +273,7 @@ def segment_volumes(
     retries : int
         Extra attempts for a unit that raises (e.g. a transient file-system error). Units of a worker
         that dies are rescheduled by Dask regardless.
-    progress_callback : callable, optional
+    progress : callable, optional
         ``callback(units_done, units_to_do)``.
     cancel : threading.Event, optional
         Set it to stop; finished units stay recorded, so the next call resumes.
@@ -320,7 +321,7 @@ def segment_volumes(
     total = sum(len(job.units) for job in jobs)
     description = f"segment {len(jobs)} tomogram{'s' if len(jobs) != 1 else ''}"
     try:
-        with progress(len(todo), description, progress_callback) as advance:
+        with progress_bar(len(todo), description, progress) as advance:
             if client is None:
                 _run_here(todo, advance, cancel)
             else:

@@ -211,7 +211,6 @@ class MergePanel(_TaskPanel):
             self.results_dir / LABELS_NAME,
             threshold=self.threshold.value,
             overwrite=self.overwrite.value,
-            progress_keyword="progress",
             cancel_keyword=None,
         )
 

@@ -59,7 +59,7 @@ class BackgroundTask:
         self,
         function: Callable[..., Any],
         *args: Any,
-        progress_keyword: str | None = "progress_callback",
+        progress_keyword: str | None = "progress",
         cancel_keyword: str | None = "cancel",
         name: str = "tomoseg_nb task",
         **kwargs: Any,

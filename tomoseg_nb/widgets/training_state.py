@@ -81,7 +81,6 @@ class TrainingRun(BackgroundTask):
             feature,
             epochs=int(epochs),
             callbacks=callbacks,
-            progress_keyword="progress",
             name=f"tomoseg_nb training {feature}",
             **options,
         )
