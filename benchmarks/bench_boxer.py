@@ -35,9 +35,9 @@ from scipy import ndimage
 os.environ.setdefault("TOMOSEG_NB_PROGRESS", "0")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from tomoseg_nb.boxer.pick import autopick, classify_boxes, picker_map
 from tomoseg_nb.boxer.networks import PICKER_STRIDE
 from tomoseg_nb.boxer.peaks import find_peaks
+from tomoseg_nb.boxer.pick import autopick, classify_boxes, picker_map
 from tomoseg_nb.boxer.preprocess import prepare_micrograph
 from tomoseg_nb.boxer.references import collect_references
 from tomoseg_nb.boxer.train import train_boxer

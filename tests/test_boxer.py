@@ -5,8 +5,8 @@ import warnings
 import numpy as np
 import pytest
 
-from tomoseg_nb.boxer.pick import autopick, autopick_micrographs
 from tomoseg_nb.boxer.model import load_boxer, save_boxer
+from tomoseg_nb.boxer.pick import autopick, autopick_micrographs
 from tomoseg_nb.boxer.references import MIN_REFERENCES, collect_references, extract_boxes
 from tomoseg_nb.boxer.train import train_boxer
 from tomoseg_nb.errors import BadInputError, MissingInputError, OutputExistsError
@@ -161,7 +161,7 @@ def test_batch_of_micrographs(model, phantoms, tmp_path):
         autopick_micrographs(
             model,
             [path, phantoms[1].image],
-            progress_callback=lambda done, total: seen.append((done, total)),
+            progress=lambda done, total: seen.append((done, total)),
         )
     )
     assert [r.picks.tomogram for r in results] == ["held_out", "micrograph_2"]

@@ -6,9 +6,9 @@ from matplotlib.figure import Figure
 from scipy import ndimage
 
 from tomoseg_nb.boxer.augment import augment_boxes
-from tomoseg_nb.boxer.pick import AutopickResult
 from tomoseg_nb.boxer.networks import PICKER_STRIDE, build_picker, picker_targets
 from tomoseg_nb.boxer.peaks import find_peaks
+from tomoseg_nb.boxer.pick import AutopickResult
 from tomoseg_nb.boxer.preprocess import BoxerRecipe, WorkingFrame, prepare_micrograph
 from tomoseg_nb.boxer.template import circular_mask, rotated_templates, template_score_map
 from tomoseg_nb.coords import Picks
@@ -160,3 +160,12 @@ def test_plots_return_figures():
     assert "1 kept, 1 vetoed" in figure.axes[0].get_title()
     histograms = plot_score_histograms([result, result])
     assert len(histograms.axes) == 2 and "2 of 4 vetoed" in histograms.axes[1].get_title()
+
+
+def test_package_exports_the_functions():
+    import tomoseg_nb.boxer as boxer
+    import tomoseg_nb.boxer.pick  # noqa: F401 (a loaded submodule must not shadow a function)
+
+    for name in boxer.__all__:
+        assert not isinstance(getattr(boxer, name), type(boxer)), name
+    assert boxer.autopick.__name__ == "autopick"

@@ -241,3 +241,17 @@ def test_mesh_of_a_probability_map_and_of_a_merged_label(maps: dict, capsys) -> 
     assert "no label 'nucleus'" in capsys.readouterr().err
     assert main(["mesh", str(maps["paths"]["ribosome"]), "--out", str(out)]) == 2
     assert "exists" in capsys.readouterr().err
+
+
+def test_pick_diameter_sets_distance_and_size_rules(maps: dict, capsys) -> None:
+    z, y, x = np.indices(maps["ribosome"].shape)
+    small = np.exp(-((z - 8) ** 2 + (y - 26) ** 2 + (x - 26) ** 2) / 3.0).astype(np.float32)
+    path = write_volume(
+        maps["dir"] / "TS_07__mixed.mrc", np.maximum(maps["ribosome"], small), voxel_size=40.0
+    )
+    base = ["pick", str(path), "--threshold", "0.5", "--min-mass", "1", "--format", "csv"]
+    assert main([*base, "--min-distance", "3", "--out", str(maps["dir"] / "all.csv")]) == 0
+    assert len(read_picks(maps["dir"] / "all.csv")) == 3
+    assert main([*base, "--diameter", "250", "--out", str(maps["dir"] / "big.csv")]) == 0
+    assert len(read_picks(maps["dir"] / "big.csv")) == 2
+    assert "dropped 1 by size" in capsys.readouterr().out

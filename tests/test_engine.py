@@ -114,6 +114,23 @@ def test_models_of_different_strides_together(eman2, odd_network, slices):
     np.testing.assert_array_equal(fft[0], fft[2])
 
 
+def test_input_transform_is_shared_only_when_the_input_is_the_same(eman2, slices):
+    leading_relu = keras.Sequential(
+        [
+            keras.Input((None, None, 1)),
+            layers.ReLU(),  # its first convolution sees relu(slice), not the slice
+            layers.Conv2D(4, 15, padding="same", activation="relu"),
+            layers.MaxPooling2D(2),
+            layers.Conv2D(1, 3, padding="same"),
+        ]
+    )
+    _randomise(leading_relu, seed=4)
+    part = slices[:1, :80, :60]
+    fft = predict_slices([eman2, leading_relu], part, engine="fft")
+    assert _relative(fft[0], _reference(eman2, part, 2)) < TOLERANCE
+    assert _relative(fft[1], _reference(leading_relu, part, 2)) < TOLERANCE
+
+
 def test_cached_kernel_spectra_follow_new_weights(slices):
     model = _randomise(build_model("tiny", seed=0), seed=5)
     part = slices[:1, :64, :64]

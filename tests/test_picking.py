@@ -285,9 +285,11 @@ def test_tube_seen_only_from_the_side_needs_its_radius() -> None:
     shape = (40, 56, 100)
     side = lambda radial: np.abs(radial[:, 0]) < 4.0  # noqa: E731
     mask, axis = _tube(shape, (20, 28, 5), (0, 0.1, 1), 90, outer=10.0, inner=7.0, keep=side)
-    picks = pick_filaments(
-        mask.astype(np.float32), threshold=0.5, spacing_angstrom=5.0, radius_angstrom=10.0
-    )
+    walls = mask.astype(np.float32)
+    with pytest.warns(UserWarning, match="flat, not round"):
+        alone = pick_filaments(walls, threshold=0.5, spacing_angstrom=5.0)
+    assert score_filaments(alone, [axis], max_distance_px=2.0, spacing_px=5.0).within < 0.5
+    picks = pick_filaments(walls, threshold=0.5, spacing_angstrom=5.0, radius_angstrom=10.0)
     score = score_filaments(picks, [axis], max_distance_px=2.0, spacing_px=5.0, shape=shape)
     assert score.within >= 0.9 and score.coverage >= 0.8
 

@@ -26,8 +26,7 @@ from scipy import ndimage
 
 from .atomic import check_output_path, write_json_atomic
 from .errors import BadInputError, EmptyResultWarning, MissingInputError
-from .progress import ProgressCallback
-from .progress import progress as progress_bar
+from .progress import ProgressCallback, progress_bar
 from .volume import Volume, create_volume, open_volume
 
 BACKGROUND = "background"

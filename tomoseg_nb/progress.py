@@ -19,7 +19,7 @@ def bars_enabled() -> bool:
 
 
 @contextmanager
-def progress(
+def progress_bar(
     total: int,
     description: str,
     callback: ProgressCallback | None = None,

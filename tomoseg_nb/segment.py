@@ -24,8 +24,7 @@ from scipy import ndimage
 
 from .atomic import check_output_path
 from .errors import BadInputError, CancelledError
-from .progress import ProgressCallback
-from .progress import progress as progress_bar
+from .progress import ProgressCallback, progress_bar
 from .volume import Volume, create_volume, open_volume
 
 OUTPUT_DTYPES = ("float32", "float16", "uint8")

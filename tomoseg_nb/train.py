@@ -44,8 +44,7 @@ from .models import (
     probability,
 )
 from .preprocess import DEFAULT_RECIPE, Recipe
-from .progress import ProgressCallback
-from .progress import progress as progress_bar
+from .progress import ProgressCallback, progress_bar
 from .volume import Volume
 
 THRESHOLDS = np.round(np.arange(0.1, 0.91, 0.05), 2)

@@ -21,7 +21,7 @@ from scipy import ndimage
 
 from ..coords import Picks
 from ..errors import BadInputError
-from ..progress import ProgressCallback, progress
+from ..progress import ProgressCallback, progress_bar
 from .model import BoxerModel
 from .networks import PICKER_STRIDE
 from .peaks import find_peaks
@@ -236,7 +236,7 @@ def autopick_micrographs(
     classifier_threshold: float | None = None,
     method: str = "cnn",
     engine: str = "auto",
-    progress_callback: ProgressCallback | None = None,
+    progress: ProgressCallback | None = None,
 ) -> Iterator[AutopickResult]:
     """Yield ``autopick`` results micrograph by micrograph (read one at a time, so any number fits).
 
@@ -250,7 +250,7 @@ def autopick_micrographs(
     pixel_size : float, optional
         Overrides the files' pixel sizes. Files without one (PNG / JPEG, or 1.0 in an MRC header)
         are taken to have the training pixel size.
-    progress_callback : callable, optional
+    progress : callable, optional
         ``callback(done, total)`` after each micrograph.
 
     Other parameters are those of ``autopick``.
@@ -260,7 +260,7 @@ def autopick_micrographs(
     options = dict(
         threshold=threshold, classifier_threshold=classifier_threshold, method=method, engine=engine
     )
-    with progress(len(micrographs), "autopicking", progress_callback) as advance:
+    with progress_bar(len(micrographs), "autopicking", progress) as advance:
         for index, item in enumerate(micrographs):
             if isinstance(item, np.ndarray):
                 image, size, name = item, pixel_size, f"micrograph_{index + 1}"

@@ -13,7 +13,7 @@ import warnings
 
 import numpy as np
 
-from ..progress import ProgressCallback, progress
+from ..progress import ProgressCallback, progress_bar
 from .augment import augment_boxes
 from .model import BoxerInfo, BoxerModel
 from .networks import build_classifier, build_picker, picker_targets
@@ -43,7 +43,7 @@ def train_boxer(
     threshold: float = 1.0,
     classifier_threshold: float = 0.5,
     seed: int = 0,
-    progress_callback: ProgressCallback | None = None,
+    progress: ProgressCallback | None = None,
 ) -> BoxerModel:
     """Train both networks of a boxer from ``references`` (``collect_references``).
 
@@ -71,7 +71,7 @@ def train_boxer(
         Defaults stored with the model for picking (see ``autopick``).
     seed : int
         Seed of the augmentation and of the weight initialisation.
-    progress_callback : callable, optional
+    progress : callable, optional
         ``callback(done, total)`` after each epoch of each network.
 
     Returns
@@ -95,7 +95,7 @@ def train_boxer(
             stacklevel=2,
         )
     history: dict[str, list[float]] = {}
-    with progress(epochs * (2 if has_bad else 1), "training boxer", progress_callback) as advance:
+    with progress_bar(epochs * (2 if has_bad else 1), "training boxer", progress) as advance:
         good, good_shifts = augment_boxes(
             references.good, samples_per_class, box, max_shift_px=shift, rng=rng
         )

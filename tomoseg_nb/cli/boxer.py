@@ -119,9 +119,9 @@ def run_pick(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ..atomic import check_output_path
-    from ..boxer.pick import autopick_micrographs
     from ..boxer.files import pick_path, write_micrograph_picks
     from ..boxer.model import load_boxer
+    from ..boxer.pick import autopick_micrographs
     from ..errors import BadInputError
 
     stems: dict[str, str] = {}

@@ -68,6 +68,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     rules = parser.add_argument_group("particle rules")
     rules.add_argument(
+        "--diameter",
+        type=float,
+        metavar="A",
+        help="particle diameter, Angstrom: unless given, --min-distance becomes its radius and "
+        "--min-volume a quarter of its ball (keeps smaller complexes out)",
+    )
+    rules.add_argument(
         "--min-mass", type=float, default=20.0, metavar="M", help="minimum summed probability (20)"
     )
     rules.add_argument("--min-size", type=float, metavar="N", help="minimum particle size, voxels")
@@ -125,9 +132,14 @@ def run(args: argparse.Namespace) -> int:
         raise BadInputError(f"unknown --format {args.format!r}; choose one of {', '.join(FORMATS)}")
     if args.mode == "filament" and args.spacing is None:
         raise BadInputError("filament mode needs --spacing (Angstrom between points, e.g. 82)")
-    if args.mode != "filament" and args.min_distance is None:
+    if args.mode != "filament" and args.min_distance is None and args.diameter is None:
         raise BadInputError(
-            "particle picking needs --min-distance (map voxels, about a particle radius)"
+            "particle picking needs --min-distance (map voxels, about a particle radius) or "
+            "--diameter (Angstrom)"
+        )
+    if args.diameter is not None and not args.diameter > 0:
+        raise BadInputError(
+            f"--diameter must be a positive number of Angstrom, got {args.diameter}"
         )
     check_output_path(args.out, args.overwrite)
 
@@ -168,6 +180,7 @@ def run(args: argparse.Namespace) -> int:
             )
             summary = f"{len(picks)} filament points"
         else:
+            _apply_diameter(args, voxel_size)
             candidates = find_particle_candidates(
                 probability,
                 threshold=args.threshold,
@@ -198,3 +211,15 @@ def _names(stem: str) -> tuple[str, str]:
     """``TS_01__ribosome`` (segment's naming) -> ("TS_01", "ribosome"); otherwise (stem, "")."""
     tomogram, separator, feature = stem.rpartition("__")
     return (tomogram, feature) if separator else (stem, "")
+
+
+def _apply_diameter(args: argparse.Namespace, voxel_size: float) -> None:
+    """Fill the distance and size rules a particle diameter implies, where not given."""
+    import math
+
+    if args.diameter is None:
+        return
+    if args.min_distance is None:
+        args.min_distance = args.diameter / 2 / voxel_size
+    if args.min_size is None and args.min_volume is None:
+        args.min_volume = 0.25 * 4 / 3 * math.pi * (args.diameter / 2) ** 3

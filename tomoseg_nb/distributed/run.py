@@ -24,8 +24,7 @@ import numpy as np
 
 from ..atomic import check_output_path
 from ..errors import BadInputError, CancelledError
-from ..progress import ProgressCallback
-from ..progress import progress as progress_bar
+from ..progress import ProgressCallback, progress_bar
 from ..volume import create_volume, finish_mrc_header, open_volume
 from .manifest import Manifest, as_json, manifest_path
 from .units import (

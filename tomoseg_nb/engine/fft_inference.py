@@ -1,11 +1,12 @@
 """Apply engine networks to batches of tiles by FFT: overlap-save blocks, real FFTs, per-frequency GEMMs.
 
 Each convolution layer cuts its (zero-padded) input into blocks, takes their real 2D FFTs with
-``scipy.fft`` (all cores), mixes channels as one small matrix product per frequency
-(``(blocks x cin) @ (cin x cout)`` in complex64, frequencies split over threads), transforms back,
-keeps the ``valid`` part of each block and applies the bias, ReLU and any max-pools before writing
-into the next layer's zero-padded input. Arrays are laid out ``(y, x, tile, channel)`` so that the
-transforms run over the two leading axes and the channel mixing needs no transposes.
+``scipy.fft``, mixes channels as one small matrix product per frequency (``(blocks x cin) @
+(cin x cout)`` in complex64), transforms back, keeps the valid part of each block and applies the
+bias, ReLU and any max-pools before writing into the next layer's zero-padded input. Work items
+(a few blocks each) run on ``os.cpu_count()`` threads, each with single-threaded FFTs and BLAS.
+Arrays are laid out ``(y, x, tile, channel)``: the transforms run over the two leading axes and
+the channel mixing needs no transposes.
 
 The block FFT length is bounded so that one layer's kernel spectra stay under
 ``SPECTRA_BUDGET_BYTES`` whatever the slice size; spectra are cached per network weights and
@@ -341,7 +342,8 @@ def run_networks(networks: list[Network], tiles: np.ndarray) -> list[np.ndarray]
                 else:
                     target = np.empty((*stage.out_shape, len(tiles), 1), np.float32)
                     offset = (0, 0)
-                _run_stage(network, stage, buffer, target, offset, shared if number == 0 else {})
+                share = number == 0 and not leading  # the input itself, as every network sees it
+                _run_stage(network, stage, buffer, target, offset, shared if share else {})
                 buffer = target
             outputs.append(np.moveaxis(buffer[..., 0], -1, 0).copy())
         return outputs

@@ -41,6 +41,18 @@ def _twiddles(rows: Any, columns: Any, period: Any, shift: int = 0) -> tuple[Any
     return ops.cos(angle), ops.sin(angle)
 
 
+def _complex_matmul(a_real: Any, a_imag: Any, b_real: Any, b_imag: Any) -> tuple[Any, Any]:
+    """``(a_real - i a_imag) @ (b_real - i b_imag)`` as ``(real, -imag)``, in three products.
+
+    The twiddle matrices' conjugate convention keeps the signs in one place; the third product
+    (Gauss's trick) replaces two, a quarter less arithmetic for one extra addition of each input.
+    """
+    t1 = ops.matmul(a_real, b_real)
+    t2 = ops.matmul(a_imag, b_imag)
+    t3 = ops.matmul(a_real + a_imag, b_real + b_imag)
+    return t1 - t2, t3 - t1 - t2
+
+
 @keras.saving.register_keras_serializable(package="tomoseg_nb")
 class ToSpatialMajor(keras.layers.Layer):
     """``(batch, y, x, c)`` -> ``(y, x, batch, c)``."""
@@ -72,13 +84,13 @@ class SpatialMaxPooling2D(keras.layers.Layer):
         self.pool_size = int(pool_size)
 
     def call(self, x: Any) -> Any:
-        p = self.pool_size
-        h, w = _size(x, 0) // p, _size(x, 1) // p
-        x = x[: h * p, : w * p]
-        channels = x.shape[-1]
-        x = ops.reshape(x, (h, p, w, p, -1))
-        x = ops.max(ops.max(x, axis=3), axis=1)
-        return ops.reshape(x, (h, w, -1, channels))
+        # (y, x, batch, c) is a single image with batch * c channels: a free reshape lets the
+        # backend's own max-pool (and its gradient, the same as MaxPooling2D's) do the work
+        h, w, channels = _size(x, 0), _size(x, 1), x.shape[-1]
+        pooled = ops.max_pool(
+            ops.reshape(x, (1, h, w, -1)), self.pool_size, strides=self.pool_size, padding="valid"
+        )
+        return ops.reshape(pooled, (h // self.pool_size, w // self.pool_size, -1, channels))
 
     def compute_output_shape(self, shape: tuple) -> tuple:
         p = self.pool_size
@@ -173,8 +185,8 @@ class SpectralConv2D(keras.layers.Layer):
         rows_real = ops.reshape(ops.matmul(cos_x, flat), (h, -1))
         rows_imag = ops.reshape(ops.matmul(sin_x, flat), (h, -1))  # minus the imaginary part
         cos_y, sin_y = _twiddles(period_y, h, period_y)  # (period_y, h)
-        spectrum_real = ops.matmul(cos_y, rows_real) - ops.matmul(sin_y, rows_imag)
-        spectrum_imag = -ops.matmul(cos_y, rows_imag) - ops.matmul(sin_y, rows_real)
+        spectrum_real, spectrum_imag = _complex_matmul(cos_y, sin_y, rows_real, rows_imag)
+        spectrum_imag = -spectrum_imag
         frequencies = (-1, _size(x, 2), cin)
         spectrum_real = ops.reshape(spectrum_real, frequencies)
         spectrum_imag = ops.reshape(spectrum_imag, frequencies)
@@ -193,8 +205,11 @@ class SpectralConv2D(keras.layers.Layer):
         # inverse transform to the kept outputs only: y, then the real x pass
         cos_y, sin_y = _twiddles(h, period_y, period_y)  # (h, period_y)
         scale_y = 1.0 / ops.cast(period_y, "float32")
-        cols_real = (ops.matmul(cos_y, mixed_real) - ops.matmul(sin_y, mixed_imag)) * scale_y
-        cols_imag = (ops.matmul(cos_y, mixed_imag) + ops.matmul(sin_y, mixed_real)) * scale_y
+        # (cos + i sin) @ (real + i imag) is the conjugate of what _complex_matmul forms, so its
+        # (real, -imag) output is exactly (real, imag) here
+        cols_real, cols_imag = _complex_matmul(
+            cos_y * scale_y, sin_y * scale_y, mixed_real, mixed_imag
+        )
         cos_x, sin_x = _twiddles(w, half_x, period_x)  # (w, half_x)
         # a real signal's spectrum counts every x frequency twice except 0 and Nyquist
         q = ops.arange(half_x, dtype="int32")

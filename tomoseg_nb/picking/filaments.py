@@ -181,6 +181,14 @@ def trace_filaments(
         # outside the volume) is not a filament in view. Thin filaments fit no circle anywhere:
         # then the skeleton is the axis.
         axes = centred
+    if radius_angstrom is None and axes and surface.flat(axes, radius_px):
+        warnings.warn(
+            "the filaments' cross-sections are flat, not round: these may be the side walls of "
+            "tubes whose other walls the map misses (the missing wedge); if so, pass the tube's "
+            "outer radius (radius_angstrom, --filament-radius) to trace their axes",
+            UserWarning,
+            stacklevel=2,
+        )
     filaments = [Filament(_smooth(axis, smoothing_px)) for axis in axes]
     # Chains were held to the minimum length; what centring cut out of them (at a crossing, where
     # the tube leaves the volume) need only be longer than the filament is wide.
@@ -329,6 +337,30 @@ class _Surface:
             if bridged[run[0]] and len(good) >= 4:
                 pieces.append(np.clip(np.array(good), 0.0, last))
         return pieces
+
+    def flat(self, axes: list[np.ndarray], radius_px: float, samples: int = 24) -> bool:
+        """Whether the surface across the axes is mostly flat (elongation above 1.8), not round.
+
+        A tube's side wall seen alone is a long thin arc in cross-section; a filament is round.
+        """
+        points = np.concatenate(axes)
+        tangents = np.concatenate(
+            [np.gradient(a, axis=0) if len(a) > 1 else np.zeros_like(a) for a in axes]
+        )
+        pick = np.linspace(0, len(points) - 1, min(samples, len(points))).round().astype(int)
+        elongation = []
+        for point, tangent in zip(points[pick], tangents[pick], strict=True):
+            norm = np.linalg.norm(tangent)
+            if norm == 0 or self.tree is None:
+                continue
+            near = self.points[self.tree.query_ball_point(point, 3 * radius_px)] - point
+            slab = near[np.abs(near @ (tangent / norm)) <= 1.0]
+            if len(slab) < 8:
+                continue
+            spread = np.sort(np.linalg.eigvalsh(np.cov(slab.T)))[::-1]
+            # In the plane across the axis, two of the three variances are non-trivial.
+            elongation.append(np.sqrt(spread[0] / max(spread[1], 1e-9)))
+        return bool(elongation) and float(np.median(elongation)) > 1.8
 
     def _fit(self, point: np.ndarray, tangent: np.ndarray, radius_px: float) -> np.ndarray | None:
         """Centre of the surface circle in the plane normal to ``tangent`` near ``point``, or None.

@@ -51,8 +51,7 @@ from scipy.spatial import cKDTree
 
 from ..atomic import check_output_path, write_json_atomic, write_text_atomic
 from ..errors import BadInputError
-from ..progress import ProgressCallback
-from ..progress import progress as progress_bar
+from ..progress import ProgressCallback, progress_bar
 from ..volume import write_volume
 from . import densities
 from .imaging import ImagingConditions, image_density, reconstruction_noise
