@@ -172,25 +172,23 @@ def find_particle_candidates(
     margins = edge_margins(edge_px, values.ndim)
 
     mask = values >= threshold
+    components, count = ndimage.label(mask)  # 6-connected in 3D, as EMAN2
+    blobs = _measure(components, count, values)
     if mode == "distance":
-        regions, positions = _distance_regions(
-            mask, min_distance_px, min_distance_px / 4 if min_radius_px is None else min_radius_px
-        )
+        # Split only blobs heavy enough to hold a particle; the rest stay whole (and fail on mass).
+        heavy = np.concatenate([[False], blobs.mass > min_mass])
+        radius = min_distance_px / 4 if min_radius_px is None else min_radius_px
+        basins, seeds = _distance_regions(heavy[components], min_distance_px, radius)
+        split = _measure(basins, len(seeds), values)
+        light = ~heavy[1:]
+        size = np.concatenate([split.size, blobs.size[light]])
+        mass = np.concatenate([split.mass, blobs.mass[light]])
+        peak = np.concatenate([split.peak, blobs.peak[light]])
+        positions = np.concatenate([seeds, blobs.peak_position[light]])
     else:
-        regions, _ = ndimage.label(mask)  # 6-connected in 3D, as EMAN2
-        positions = None
-    n = int(regions.max())
-    weights = np.where(mask, values, 0.0)
-    flat = regions.ravel()
-    size = np.bincount(flat, minlength=n + 1)[1:].astype(np.float64)
-    mass = np.bincount(flat, weights=weights.ravel(), minlength=n + 1)[1:]
-    index = np.arange(1, n + 1)
-    peak = np.asarray(ndimage.maximum(weights, regions, index), dtype=np.float64).reshape(n)
-    if mode == "peak":
-        positions = np.asarray(ndimage.maximum_position(weights, regions, index), dtype=np.float64)
-    elif mode == "centroid":
-        positions = np.asarray(ndimage.center_of_mass(weights, regions, index), dtype=np.float64)
-    positions = np.asarray(positions, dtype=np.float64).reshape(n, values.ndim)
+        size, mass, peak = blobs.size, blobs.mass, blobs.peak
+        positions = blobs.peak_position if mode == "peak" else blobs.centroid
+    n = len(mass)
 
     dropped = np.full(n, "", dtype=object)
     dropped[~(mass > min_mass)] = "mass"
@@ -351,6 +349,43 @@ def _crowded(
     return crowded
 
 
+@dataclass
+class _Regions:
+    """Size, mass, peak value, peak position and weighted centroid of labelled regions 1..n."""
+
+    size: np.ndarray
+    mass: np.ndarray
+    peak: np.ndarray
+    peak_position: np.ndarray
+    centroid: np.ndarray
+
+
+def _measure(regions: np.ndarray, count: int, values: np.ndarray) -> _Regions:
+    """Measure regions from their voxels only (scipy's per-label maximum sorts the whole volume).
+
+    Ties for the peak go to the first voxel in raster order, as ``ndimage.maximum_position``.
+    """
+    flat = regions.ravel()
+    inside = np.flatnonzero(flat)
+    label = flat[inside].astype(np.int64) - 1
+    weight = values.ravel()[inside].astype(np.float64)
+    size = np.bincount(label, minlength=count).astype(np.float64)
+    mass = np.bincount(label, weights=weight, minlength=count)
+    order = np.lexsort((-weight, label))
+    starts = np.flatnonzero(np.r_[True, np.diff(label[order]) != 0]) if len(order) else order
+    peak = np.zeros(count)
+    peak_position = np.zeros((count, regions.ndim))
+    owners = label[order[starts]]
+    peak[owners] = weight[order[starts]]
+    peak_position[owners] = np.column_stack(np.unravel_index(inside[order[starts]], regions.shape))
+    coordinates = np.unravel_index(inside, regions.shape)
+    weighted = [np.bincount(label, weights=weight * c, minlength=count) for c in coordinates]
+    centroid = (
+        np.column_stack(weighted).reshape(count, regions.ndim) / np.maximum(mass, 1e-12)[:, None]
+    )
+    return _Regions(size, mass, peak, peak_position, centroid)
+
+
 def _distance_regions(
     mask: np.ndarray, min_distance_px: float, min_radius_px: float
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -360,7 +395,7 @@ def _distance_regions(
 
     if not mask.any():
         return np.zeros(mask.shape, dtype=np.int32), np.zeros((0, mask.ndim))
-    components, _ = ndimage.label(mask)
+    components, count = ndimage.label(mask)
     distance = ndimage.distance_transform_edt(mask)
     peaks = peak_local_max(
         distance,
@@ -370,10 +405,8 @@ def _distance_regions(
         exclude_border=False,
     )
     # Every component keeps at least its deepest point, so no blob is lost for want of a maximum.
-    deepest = np.asarray(
-        ndimage.maximum_position(distance, components, np.arange(1, components.max() + 1))
-    ).reshape(-1, mask.ndim)
-    seeded = np.zeros(components.max() + 1, dtype=bool)
+    deepest = _measure(components, count, distance).peak_position.astype(np.int64)
+    seeded = np.zeros(count + 1, dtype=bool)
     seeded[components[tuple(peaks.T)]] = True
     deep = distance[tuple(deepest.T)] >= min_radius_px
     missing = deepest[~seeded[1:] & deep]
