@@ -127,6 +127,14 @@ def test_eman2_rules_on_a_hand_made_map() -> None:
         assert len(pick_particles(values, edge_px=(5, 0, 0), **rules)) == 0
 
 
+def test_a_saturated_plateau_is_picked_at_its_centre() -> None:
+    values = np.zeros((12, 20, 20), np.float32)
+    values[2:11, 4:15, 6:15] = 0.7
+    values[4:9, 7:12, 8:13] = 1.0  # clipped network output: many voxels share the maximum
+    picks = pick_particles(values, threshold=0.5, min_distance_px=3)
+    np.testing.assert_allclose(picks.coordinates, [[6.0, 9.0, 10.0]])
+
+
 def test_size_limits_in_voxels_and_cubic_angstrom_agree(particles: dict) -> None:
     args = {"threshold": 0.5, "min_distance_px": RADIUS, "voxel_size": 10.0}
     by_voxels = find_particle_candidates(

@@ -137,7 +137,8 @@ def find_particle_candidates(
         Picks closer than this (map voxels) to a heavier kept pick are dropped; EMAN2 uses a
         quarter of the box size, about half a particle diameter is a good start.
     mode : {"peak", "centroid", "distance"}
-        "peak": one candidate per connected component, at its most probable voxel (EMAN2).
+        "peak": one candidate per connected component, at its most probable voxel (EMAN2; the
+        centre of the voxels sharing the maximum where a saturated map has a plateau).
         "centroid": the same components, at their probability-weighted centre.
         "distance": components split into touching particles by a watershed seeded at maxima of
         the distance to the blob surface, each placed at its maximum (Ais).
@@ -363,27 +364,39 @@ class _Regions:
 def _measure(regions: np.ndarray, count: int, values: np.ndarray) -> _Regions:
     """Measure regions from their voxels only (scipy's per-label maximum sorts the whole volume).
 
-    Ties for the peak go to the first voxel in raster order, as ``ndimage.maximum_position``.
+    The peak position is the centre of the voxels sharing the region's highest value: a single
+    voxel usually, but saturated maps (probabilities clipped at 1, or 255 in 8 bits) have
+    plateaus, whose first voxel would sit at the particle's edge.
     """
     flat = regions.ravel()
     inside = np.flatnonzero(flat)
     label = flat[inside].astype(np.int64) - 1
     weight = values.ravel()[inside].astype(np.float64)
+    coordinates = np.unravel_index(inside, regions.shape)
     size = np.bincount(label, minlength=count).astype(np.float64)
     mass = np.bincount(label, weights=weight, minlength=count)
-    order = np.lexsort((-weight, label))
-    starts = np.flatnonzero(np.r_[True, np.diff(label[order]) != 0]) if len(order) else order
-    peak = np.zeros(count)
-    peak_position = np.zeros((count, regions.ndim))
-    owners = label[order[starts]]
-    peak[owners] = weight[order[starts]]
-    peak_position[owners] = np.column_stack(np.unravel_index(inside[order[starts]], regions.shape))
-    coordinates = np.unravel_index(inside, regions.shape)
-    weighted = [np.bincount(label, weights=weight * c, minlength=count) for c in coordinates]
-    centroid = (
-        np.column_stack(weighted).reshape(count, regions.ndim) / np.maximum(mass, 1e-12)[:, None]
-    )
-    return _Regions(size, mass, peak, peak_position, centroid)
+    peak = np.full(count, -np.inf)
+    np.maximum.at(peak, label, weight)
+    top = weight >= peak[label] - 1e-6 * np.maximum(np.abs(peak[label]), 1.0)
+    plateau = np.maximum(np.bincount(label[top], minlength=count), 1)[:, None]
+
+    def centre(mask: np.ndarray, weights: np.ndarray, total: np.ndarray) -> np.ndarray:
+        sums = [
+            np.bincount(label[mask], weights=weights[mask] * c[mask], minlength=count)
+            for c in coordinates
+        ]
+        return np.column_stack(sums).reshape(count, regions.ndim) / total
+
+    peak_position = centre(top, np.ones_like(weight), plateau)
+    # A plateau that is not convex may have its centre outside the region: take its first voxel.
+    rounded = np.clip(np.round(peak_position).astype(np.int64), 0, np.asarray(regions.shape) - 1)
+    outside = regions[tuple(rounded.T)] != np.arange(1, count + 1)
+    if outside.any():
+        first = np.full(count, np.iinfo(np.int64).max)
+        np.minimum.at(first, label[top], inside[top])
+        peak_position[outside] = np.column_stack(np.unravel_index(first[outside], regions.shape))
+    centroid = centre(np.ones_like(top), weight, np.maximum(mass, 1e-12)[:, None])
+    return _Regions(size, mass, np.where(np.isfinite(peak), peak, 0.0), peak_position, centroid)
 
 
 def _distance_regions(
@@ -405,10 +418,10 @@ def _distance_regions(
         exclude_border=False,
     )
     # Every component keeps at least its deepest point, so no blob is lost for want of a maximum.
-    deepest = _measure(components, count, distance).peak_position.astype(np.int64)
+    deepest = np.round(_measure(components, count, distance).peak_position).astype(np.int64)
     seeded = np.zeros(count + 1, dtype=bool)
     seeded[components[tuple(peaks.T)]] = True
-    deep = distance[tuple(deepest.T)] >= min_radius_px
+    deep = (distance[tuple(deepest.T)] >= min_radius_px) & mask[tuple(deepest.T)]
     missing = deepest[~seeded[1:] & deep]
     peaks = np.concatenate([peaks, missing]) if len(missing) else peaks
     markers = np.zeros(mask.shape, dtype=np.int32)
