@@ -81,7 +81,7 @@ def test_picks_validates_and_converts():
     assert len(picks) == 1 and picks.ndim == 3
     np.testing.assert_array_equal(picks.xyz, [[3, 2, 1]])
     np.testing.assert_array_equal(picks.score_values, [0.5])
-    np.testing.assert_array_equal(Picks(np.empty((2, 2))).score_values, [1, 1])
+    np.testing.assert_array_equal(Picks(np.zeros((2, 2))).score_values, [1, 1])
 
 
 @pytest.mark.parametrize(
@@ -115,19 +115,20 @@ def test_subset_keeps_metadata_and_aligned_columns():
         picks.subset(np.ones(3, bool))
 
 
-def test_rescaled_maps_binned_voxel_centres_to_the_unbinned_block_centre():
-    # binned voxel 0 at bin 4 averages unbinned voxels 0..3: its centre is 1.5
+def test_rescaled_aligns_the_centres_of_binned_and_unbinned_tomograms():
+    # RELION 5 / Warp convention: binned voxel i -> unbinned (i - n/2) * b + N/2
     picks = Picks([[0.0, 1.0, 2.0]], voxel_size=40.0, shape=(10, 20, 30))
     unbinned = picks.rescaled(4)
-    np.testing.assert_allclose(unbinned.coordinates, [[1.5, 5.5, 9.5]])
+    np.testing.assert_allclose(unbinned.coordinates, [[0.0, 4.0, 8.0]])
     assert unbinned.voxel_size == 10.0 and unbinned.shape == (40, 80, 120)
     back = unbinned.rescaled(0.25, shape=(10, 20, 30))
     np.testing.assert_allclose(back.coordinates, picks.coordinates)
-    # the physical position of the block centre is the same in both frames
-    np.testing.assert_allclose(
-        (picks.angstrom_xyz() + picks.voxel_size / 2),
-        unbinned.angstrom_xyz() + unbinned.voxel_size / 2,
+    odd = Picks([[5.0, 5.0, 5.0]], voxel_size=20.0, shape=(10, 10, 10)).rescaled(
+        2, shape=(21, 21, 21)
     )
+    np.testing.assert_allclose(odd.coordinates, [[10.5, 10.5, 10.5]])
+    # centred coordinates (what RELION 5 stores) do not depend on the binning
+    np.testing.assert_allclose(picks.centred_angstrom_xyz(), unbinned.centred_angstrom_xyz())
 
 
 def test_angstrom_frames():
@@ -252,13 +253,12 @@ def test_round_trips_hold_for_any_picks(tmp_path_factory, coordinates, voxel_siz
     factor=st.sampled_from([0.25, 0.5, 2.0, 3.0, 4.0]),
     voxel_size=st.floats(0.5, 50),
 )
-def test_rescaling_keeps_physical_block_centres_and_inverts(coordinates, factor, voxel_size):
+def test_rescaling_keeps_physical_positions_and_inverts(coordinates, factor, voxel_size):
     picks = Picks(coordinates, voxel_size=voxel_size)
     scaled = picks.rescaled(factor)
     np.testing.assert_allclose(scaled.rescaled(1 / factor).coordinates, coordinates, atol=1e-8)
-    # the lower corner of voxel i is at (i - 0.5) * voxel size in both frames
     np.testing.assert_allclose(
-        (scaled.coordinates + 0.5) * scaled.voxel_size, (coordinates + 0.5) * voxel_size, atol=1e-8
+        scaled.coordinates * scaled.voxel_size, coordinates * voxel_size, atol=1e-6
     )
 
 

@@ -120,7 +120,7 @@ class Picks:
     >>> picks.xyz
     array([[30., 20., 10.]])
     >>> picks.rescaled(2).coordinates  # picked at bin 2 -> unbinned voxels
-    array([[20.5, 40.5, 60.5]])
+    array([[20., 40., 60.]])
     """
 
     coordinates: np.ndarray
@@ -230,20 +230,22 @@ class Picks:
     def rescaled(self, factor: float, *, shape: tuple[int, ...] | None = None) -> Picks:
         """Picks made on a tomogram binned by ``factor``, in voxels of the unbinned one.
 
-        Binning by ``b`` averages blocks of ``b`` voxels, so binned voxel ``i`` is the centre of
-        unbinned voxels ``b*i .. b*i + b - 1``: ``(i + 0.5) * b - 0.5``. ``factor < 1`` goes the
-        other way (unbinned -> binned). The voxel size is divided by ``factor``; the shape becomes
-        ``shape`` if given, else the old one times ``factor``, rounded.
+        Centres are aligned, as RELION 5, Warp and IMOD reconstruct binned tomograms: binned voxel
+        ``i`` of an ``n`` voxel axis is unbinned ``(i - n/2) * factor + N/2`` of an ``N`` voxel axis,
+        so RELION 5 centred coordinates do not depend on the binning (``i * factor`` when
+        ``N = n * factor``). ``factor < 1`` goes the other way. The voxel size is divided by
+        ``factor``; the shape becomes ``shape`` if given, else the old one times ``factor``, rounded.
         """
         if not (math.isfinite(factor) and factor > 0):
             raise BadInputError(f"binning factor must be positive, got {factor}")
         if shape is None and self.shape is not None:
             shape = tuple(max(1, round(s * factor)) for s in self.shape)
+        coordinates = self.coordinates * factor
+        if shape is not None and self.shape is not None:
+            old_centre = np.asarray(self.shape, dtype=np.float64) / 2
+            coordinates = (self.coordinates - old_centre) * factor + np.asarray(shape) / 2
         return dataclasses.replace(
-            self,
-            coordinates=(self.coordinates + 0.5) * factor - 0.5,
-            voxel_size=self.voxel_size / factor,
-            shape=shape,
+            self, coordinates=coordinates, voxel_size=self.voxel_size / factor, shape=shape
         )
 
     def angstrom_xyz(self, *, include_origin: bool = False) -> np.ndarray:
