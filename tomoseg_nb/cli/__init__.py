@@ -10,6 +10,7 @@ import argparse
 import importlib
 import pkgutil
 import sys
+import warnings
 from collections.abc import Sequence
 
 from ..errors import TomosegError
@@ -27,12 +28,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _print_warnings_as_one_line(command: str) -> None:
+    """Library warnings (e.g. "nothing above threshold") reach the user as one line each."""
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        print(f"tomoseg-nb {command}: warning: {message}", file=sys.stderr)
+
+    warnings.showwarning = show
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``tomoseg-nb`` console script; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return int(args.func(args) or 0)
+        with warnings.catch_warnings():
+            warnings.showwarning = _one_line_warning(args.command)
+            return int(args.func(args) or 0)
     except TomosegError as error:
         print(f"tomoseg-nb {args.command}: error: {error}", file=sys.stderr)
         return 2

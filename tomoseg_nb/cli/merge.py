@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 from ._common import add_overwrite
 
@@ -67,28 +66,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import warnings
-
-    from ..errors import EmptyResultWarning
     from ..merge import merge_files
 
     thresholds = _floats(args.thresholds, "--thresholds") if args.thresholds else args.threshold
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", EmptyResultWarning)
-        result = merge_files(
-            args.maps,
-            args.out,
-            threshold=thresholds,
-            names=_names(args.names) if args.names else None,
-            emit=_names(args.emit),
-            absorb=_names(args.absorb),
-            colocalize=[_rule(text, "--colocalize") for text in args.colocalize],
-            avoid=[_rule(text, "--avoid") for text in args.avoid],
-            slab_size=args.slab,
-            overwrite=args.overwrite,
-        )
-    for warning in caught:
-        print(f"tomoseg-nb merge: warning: {warning.message}", file=sys.stderr)
+    result = merge_files(
+        args.maps,
+        args.out,
+        threshold=thresholds,
+        names=_names(args.names) if args.names else None,
+        emit=_names(args.emit),
+        absorb=_names(args.absorb),
+        colocalize=[_rule(text, "--colocalize") for text in args.colocalize],
+        avoid=[_rule(text, "--avoid") for text in args.avoid],
+        slab_size=args.slab,
+        overwrite=args.overwrite,
+    )
     total = sum(result.voxel_counts.values())
     for value, name in result.names.items():
         share = 100.0 * result.voxel_counts.get(name, 0) / max(total, 1)

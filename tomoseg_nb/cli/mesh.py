@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 from ._common import add_overwrite
 
@@ -33,13 +32,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import warnings
     from pathlib import Path
 
     import numpy as np
 
     from ..atomic import check_output_path
-    from ..errors import EmptyResultWarning
     from ..mesh import mesh_from_map, write_mesh
     from ..volume import open_volume
 
@@ -51,14 +48,10 @@ def run(args: argparse.Namespace) -> int:
     if args.label is not None:
         value, name = _label_value(Path(args.map), args.label)
         data, threshold = (data == value).astype(np.float32), 0.5
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", EmptyResultWarning)
-        mesh = mesh_from_map(
-            data, threshold=threshold, voxel_size=voxel_size, origin=origin, step_size=args.step
-        )
-        path = write_mesh(args.out, mesh, name=name, overwrite=args.overwrite)
-    for warning in caught:
-        print(f"tomoseg-nb mesh: warning: {warning.message}", file=sys.stderr)
+    mesh = mesh_from_map(
+        data, threshold=threshold, voxel_size=voxel_size, origin=origin, step_size=args.step
+    )
+    path = write_mesh(args.out, mesh, name=name, overwrite=args.overwrite)
     print(f"{len(mesh.faces)} triangles, {mesh.volume_angstrom3 / 1e3:.4g} nm^3 -> {path}")
     return 0
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 from ._common import add_overwrite
 
@@ -116,13 +115,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import warnings
 
     import numpy as np
 
     from ..atomic import check_output_path
     from ..coords import FORMATS, write_picks
-    from ..errors import BadInputError, EmptyResultWarning
+    from ..errors import BadInputError
     from ..picking import SourceFrame, find_particle_candidates, pick_filaments
     from ..volume import open_volume
 
@@ -161,48 +159,44 @@ def run(args: argparse.Namespace) -> int:
     frame = SourceFrame(shape, voxel_size, binning, origin, source_shape)
     names = {"tomogram": args.tomo_name or tomogram_name, "feature": args.feature or feature}
 
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", EmptyResultWarning)
-        if args.mode == "filament":
-            picks = pick_filaments(
-                probability,
-                threshold=args.threshold,
-                spacing_angstrom=args.spacing,
-                voxel_size=voxel_size,
-                binning=binning,
-                origin=origin,
-                source_shape=source_shape,
-                edge_px=args.edge,
-                radius_angstrom=args.filament_radius,
-                prune_length_angstrom=args.prune_length,
-                min_length_angstrom=args.min_length,
-                **names,
-            )
-            summary = f"{len(picks)} filament points"
-        else:
-            _apply_diameter(args, voxel_size)
-            candidates = find_particle_candidates(
-                probability,
-                threshold=args.threshold,
-                min_distance_px=args.min_distance,
-                mode=args.mode,
-                min_mass=args.min_mass,
-                min_size_voxels=args.min_size,
-                max_size_voxels=args.max_size,
-                min_size_angstrom3=args.min_volume,
-                max_size_angstrom3=args.max_volume,
-                voxel_size=voxel_size,
-                edge_px=args.edge,
-            )
-            picks = candidates.to_picks(frame, **names)
-            reasons, counts = np.unique(candidates.dropped[~candidates.kept], return_counts=True)
-            dropped = ", ".join(f"{n} by {r}" for r, n in zip(reasons, counts, strict=True))
-            summary = f"{len(picks)} particles from {len(candidates)} candidates" + (
-                f" (dropped {dropped})" if dropped else ""
-            )
-        path = write_picks(args.out, picks, format=args.format, overwrite=args.overwrite)
-    for warning in caught:
-        print(f"tomoseg-nb pick: warning: {warning.message}", file=sys.stderr)
+    if args.mode == "filament":
+        picks = pick_filaments(
+            probability,
+            threshold=args.threshold,
+            spacing_angstrom=args.spacing,
+            voxel_size=voxel_size,
+            binning=binning,
+            origin=origin,
+            source_shape=source_shape,
+            edge_px=args.edge,
+            radius_angstrom=args.filament_radius,
+            prune_length_angstrom=args.prune_length,
+            min_length_angstrom=args.min_length,
+            **names,
+        )
+        summary = f"{len(picks)} filament points"
+    else:
+        _apply_diameter(args, voxel_size)
+        candidates = find_particle_candidates(
+            probability,
+            threshold=args.threshold,
+            min_distance_px=args.min_distance,
+            mode=args.mode,
+            min_mass=args.min_mass,
+            min_size_voxels=args.min_size,
+            max_size_voxels=args.max_size,
+            min_size_angstrom3=args.min_volume,
+            max_size_angstrom3=args.max_volume,
+            voxel_size=voxel_size,
+            edge_px=args.edge,
+        )
+        picks = candidates.to_picks(frame, **names)
+        reasons, counts = np.unique(candidates.dropped[~candidates.kept], return_counts=True)
+        dropped = ", ".join(f"{n} by {r}" for r, n in zip(reasons, counts, strict=True))
+        summary = f"{len(picks)} particles from {len(candidates)} candidates" + (
+            f" (dropped {dropped})" if dropped else ""
+        )
+    path = write_picks(args.out, picks, format=args.format, overwrite=args.overwrite)
     print(f"{summary} -> {path}")
     return 0
 
