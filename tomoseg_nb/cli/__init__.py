@@ -28,13 +28,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _print_warnings_as_one_line(command: str) -> None:
-    """Library warnings (e.g. "nothing above threshold") reach the user as one line each."""
+def _one_line_warning(command: str):
+    """A ``warnings.showwarning`` telling the user one line (e.g. "nothing above threshold")."""
 
     def show(message, category, filename, lineno, file=None, line=None) -> None:
         print(f"tomoseg-nb {command}: warning: {message}", file=sys.stderr)
 
-    warnings.showwarning = show
+    return show
 
 
 def main(argv: Sequence[str] | None = None) -> int:
