@@ -1,37 +1,86 @@
 """tomoseg_nb: segment cryo-electron tomograms with small per-feature networks, in Jupyter.
 
-The public API is listed here and imported lazily, so ``import tomoseg_nb`` stays fast and does not
-start Keras until a network is needed.
+The workflow, each step a plain function on arrays or files (the widgets and the CLI call these):
+
+- data: ``open_volume`` / ``write_volume`` (memory-mapped MRC, TIFF, OME-Zarr), ``Picks`` with
+  ``read_picks`` / ``write_picks`` (RELION 5/4, copick, EMAN2, IMOD, CSV, .box), phantoms with
+  ground truth (``simulate_tomogram``, ``simulate_micrograph``);
+- annotate: ``Project`` (features, tiles, painted masks; autosaved);
+- learn: ``Recipe`` (EMAN2 preprocessing), ``build_model``, ``train_feature``, ``save_model`` /
+  ``load_model``;
+- apply: ``segment_volume`` (slab-streamed, FFT engine), ``segment_volumes`` (Dask);
+- after: ``merge_files`` / ``merge_competitive``, ``pick_particles``, ``pick_filaments``,
+  ``mesh_from_map``; 2D picking in ``tomoseg_nb.boxer``; notebook widgets in ``tomoseg_nb.widgets``;
+  figures in ``tomoseg_nb.plots``;
+- score: ``evaluate`` (simulated annotator), ``iou``, ``dice``, ``match_points``.
+
+Names are imported lazily, so ``import tomoseg_nb`` stays fast and does not start Keras.
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from ._lazy import lazy_exports
 
 __version__ = "0.1.0"
 
 _PUBLIC = {
-    # data
-    "Volume": "volume",
-    "open_volume": "volume",
-    "write_volume": "volume",
-    "create_volume": "volume",
     # errors
     "TomosegError": "errors",
     "BadInputError": "errors",
     "MissingInputError": "errors",
     "OutputExistsError": "errors",
+    "ProjectLockedError": "errors",
+    "CancelledError": "errors",
+    "EmptyResultWarning": "errors",
+    # data
+    "Volume": "volume",
+    "open_volume": "volume",
+    "write_volume": "volume",
+    "create_volume": "volume",
+    "Picks": "coords",
+    "read_picks": "coords",
+    "write_picks": "coords",
+    "simulate_tomogram": "synthetic",
+    "write_tomogram_phantom": "synthetic",
+    "simulate_micrograph": "synthetic",
+    "LABEL_IDS": "synthetic",
+    # annotations and learning
+    "Project": "annotations",
+    "Recipe": "preprocess",
+    "preprocess_slice": "preprocess",
+    "preprocess_slab": "preprocess",
+    "collect_tiles": "dataset",
+    "build_training_set": "dataset",
+    "ARCHITECTURES": "models",
+    "DEFAULT_ARCH": "models",
+    "build_model": "models",
+    "ModelInfo": "models",
+    "save_model": "models",
+    "load_model": "models",
+    "train_feature": "train",
+    "train_on_tiles": "train",
+    "predict_slices": "engine",
+    # volume operations
+    "FeatureNetwork": "segment",
+    "segment_volume": "segment",
+    "segment_array": "segment",
+    "segment_volumes": "distributed",
+    "open_cluster": "distributed",
+    "merge_competitive": "merge",
+    "merge_files": "merge",
+    "read_label_names": "merge",
+    "pick_particles": "picking",
+    "pick_filaments": "picking",
+    "mesh_from_map": "mesh",
+    "write_mesh": "mesh",
+    # evaluation
+    "iou": "metrics",
+    "dice": "metrics",
+    "precision_recall_f1": "metrics",
+    "match_points": "metrics",
+    "evaluate": "evaluate",
+    "simulate_annotation": "evaluate",
+    "run_demo": "demo",
 }
 
-__all__ = sorted(_PUBLIC) + ["__version__"]
-
-
-def __getattr__(name: str) -> Any:
-    if name in _PUBLIC:
-        return getattr(importlib.import_module(f".{_PUBLIC[name]}", __name__), name)
-    raise AttributeError(f"module 'tomoseg_nb' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__, __all__ = lazy_exports(__name__, _PUBLIC)

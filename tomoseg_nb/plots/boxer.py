@@ -62,7 +62,7 @@ def _colour(kind: str) -> str:
     return KIND_COLOURS.get(kind, "0.3")
 
 
-def plot_picks(
+def plot_micrograph_picks(
     image: np.ndarray,
     result,
     *,

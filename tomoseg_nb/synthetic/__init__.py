@@ -5,8 +5,7 @@ Imported lazily so that ``import tomoseg_nb.synthetic`` costs nothing until a ph
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from .._lazy import lazy_exports
 
 _PUBLIC = {
     "LABEL_IDS": "tomogram",
@@ -22,14 +21,4 @@ _PUBLIC = {
     "resample_density": "densities",
 }
 
-__all__ = sorted(_PUBLIC)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _PUBLIC:
-        return getattr(importlib.import_module(f".{_PUBLIC[name]}", __name__), name)
-    raise AttributeError(f"module 'tomoseg_nb.synthetic' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__, __all__ = lazy_exports(__name__, _PUBLIC)

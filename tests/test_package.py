@@ -1,0 +1,47 @@
+"""The package surface: every public name resolves, importing stays light, the CLI lists its commands."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+import tomoseg_nb
+import tomoseg_nb.boxer
+import tomoseg_nb.plots
+import tomoseg_nb.synthetic
+import tomoseg_nb.widgets
+from tomoseg_nb.cli import build_parser
+
+PACKAGES = [
+    tomoseg_nb,
+    tomoseg_nb.plots,
+    tomoseg_nb.synthetic,
+    tomoseg_nb.boxer,
+    tomoseg_nb.widgets,
+]
+
+
+@pytest.mark.parametrize("package", PACKAGES, ids=lambda p: p.__name__)
+def test_every_public_name_resolves(package):
+    assert package.__all__, "no public names"
+    for name in package.__all__:
+        assert getattr(package, name) is not None, name
+    with pytest.raises(AttributeError, match="no attribute"):
+        package.not_a_name  # noqa: B018
+
+
+def test_import_does_not_start_keras():
+    code = "import sys, tomoseg_nb, tomoseg_nb.cli; print('keras' in sys.modules, 'tensorflow' in sys.modules)"
+    output = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert output.stdout.split() == ["False", "False"]
+
+
+def test_cli_has_the_architecture_contract_commands():
+    parser = build_parser()
+    commands = set(parser._subparsers._group_actions[0].choices)  # argparse keeps them here
+    expected = {"lab", "demo", "simulate", "train", "segment", "merge", "pick", "evaluate", "boxer"}
+    assert expected <= commands
