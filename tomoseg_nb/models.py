@@ -127,7 +127,10 @@ ARCHITECTURES: dict[str, Architecture] = {
         _build_tiny,
     ),
 }
-DEFAULT_ARCH = "eman2"
+DEFAULT_ARCH = "fast"
+"""Measured with ``tomoseg-nb evaluate`` (64 x 512 x 512 phantom, seed 1, 10 + 100 tiles): "fast"
+reached IoU 0.58 / 0.62 / 0.67 (membrane / microtubule / ribosome) against 0.55 / 0.64 / 0.63 for
+"eman2", at a fifth of its arithmetic per voxel. ``--arch eman2`` keeps the seed's network."""
 
 
 def get_architecture(arch: str) -> Architecture:
