@@ -46,7 +46,8 @@ PARAMETERS = {
     "03_apply_and_merge": {**TINY_TOMOGRAM, **TINY_TRAINING},
     "04_pick_and_export": {**TINY_TOMOGRAM, **TINY_TRAINING},
     "05_particle_picking_2d": {
-        "SHAPE": (256, 256),
+        "SHAPE": (512, 512),
+        "N_PARTICLES": 10,
         "N_TRAINING": 1,
         "EPOCHS": 2,
         "SAMPLES_PER_CLASS": 64,
@@ -101,7 +102,7 @@ def execute_notebook(name: str, parameters: dict, workdir: Path) -> nbformat.Not
         notebook,
         km=manager,
         timeout=CELL_TIMEOUT_S,
-        resources={"metadata": {"path": str(workdir)}},
+        resources={"metadata": {"path": str(workdir.parent)}},
     )
     client.execute()
     return notebook

@@ -38,6 +38,7 @@ def run_demo(
     epochs: int | None = None,
     n_positive: int = 10,
     n_negative: int = 100,
+    tile_size: int = 64,
     engine: str = "auto",
     overwrite: bool = False,
     progress: ProgressCallback | None = None,
@@ -80,6 +81,7 @@ def run_demo(
                 epochs=epochs,
                 n_positive=n_positive,
                 n_negative=n_negative,
+                tile_size=tile_size,
                 engine=engine,
                 seed=seed,
             )
@@ -135,7 +137,7 @@ def _merge(models_dir: Path, scores: dict, truth: np.ndarray, path: Path, overwr
 def _pick_ribosomes(phantom, models_dir: Path, scores: dict, out: Path, overwrite: bool):
     """Ribosome picks from their map, written for RELION 5 and matched to the true centres."""
     from .coords import write_picks
-    from .picking import pick_particles, score_particles
+    from .picking import diameter_rules, pick_particles, score_particles
     from .volume import open_volume
 
     if "ribosome" not in scores:
@@ -146,8 +148,8 @@ def _pick_ribosomes(phantom, models_dir: Path, scores: dict, out: Path, overwrit
     picks = pick_particles(
         probability,
         threshold=scores["ribosome"]["threshold"],
-        min_distance_px=diameter_px / 2,
         mode="distance",
+        **diameter_rules(RIBOSOME_DIAMETER_ANGSTROM, phantom.voxel_size),
         voxel_size=phantom.voxel_size,
         tomogram="phantom",
         feature="ribosome",
@@ -170,7 +172,6 @@ def _figures(
     models_dir: Path,
     merged: np.ndarray,
     picks,
-    radius_px: float,
     scores: dict,
     folder: Path,
 ) -> dict[str, str]:

@@ -209,11 +209,12 @@ def _names(stem: str) -> tuple[str, str]:
 
 def _apply_diameter(args: argparse.Namespace, voxel_size: float) -> None:
     """Fill the distance and size rules a particle diameter implies, where not given."""
-    import math
+    from ..picking import diameter_rules
 
     if args.diameter is None:
         return
+    rules = diameter_rules(args.diameter, voxel_size)
     if args.min_distance is None:
-        args.min_distance = args.diameter / 2 / voxel_size
+        args.min_distance = rules["min_distance_px"]
     if args.min_size is None and args.min_volume is None:
-        args.min_volume = 0.25 * 4 / 3 * math.pi * (args.diameter / 2) ** 3
+        args.min_volume = rules["min_size_angstrom3"]

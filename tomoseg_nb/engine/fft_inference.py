@@ -1,17 +1,25 @@
 """Apply engine networks to batches of tiles by FFT: overlap-save blocks, real FFTs, per-frequency GEMMs.
 
-Each convolution layer cuts its (zero-padded) input into blocks, takes their real 2D FFTs with
-``scipy.fft``, mixes channels as one small matrix product per frequency (``(blocks x cin) @
-(cin x cout)`` in complex64), transforms back, keeps the valid part of each block and applies the
-bias, ReLU and any max-pools before writing into the next layer's zero-padded input. Work items
-(a few blocks each) run on ``os.cpu_count()`` threads, each with single-threaded FFTs and BLAS.
-Arrays are laid out ``(y, x, tile, channel)``: the transforms run over the two leading axes and
-the channel mixing needs no transposes.
+Each convolution layer cuts its zero-padded input into blocks and runs in three phases, each
+split into work items on ``os.cpu_count()`` threads (single-threaded FFTs and BLAS inside):
 
-The block FFT length is bounded so that one layer's kernel spectra stay under
-``SPECTRA_BUDGET_BYTES`` whatever the slice size; spectra are cached per network weights and
-block geometry (``CACHE_BYTES`` in all). The transform of the input tiles is computed once and
-shared by every network whose first layer has the same block geometry.
+1. real FFT of every block along x;
+2. per chunk of x frequencies, for all blocks at once: FFT along y, channel mixing as one
+   ``(blocks x cin) @ (cin x cout)`` complex64 product per frequency (the bias enters as a DC
+   term), inverse FFT along y, keeping only the rows of valid outputs;
+3. per group of blocks: inverse real FFT along x, then max-pool and ReLU (pooling first: they
+   commute, and rows are pooled while contiguous) written straight into the next layer's input.
+
+Phase 2 works on a few frequency columns at a time, so its transforms, products and inverse
+transforms stay in the CPU caches. Arrays are laid out ``(y, x, block, channel)``: the transforms
+run over the leading axes and the channel mixing needs no transposes.
+
+Blocks are as large as the memory bounds allow, because a transform costs about the same per
+pixel at every size measured (64 to 576 pixels, ~3 ns per pixel-channel with ``scipy.fft`` on
+one core) while the overlap of ``kernel - 1`` pixels per block is pure waste. One layer's kernel
+spectra stay under ``SPECTRA_BUDGET_BYTES`` whatever the slice size; spectra are cached per
+network weights and block geometry (``CACHE_BYTES`` in all). The x transform of the input blocks
+is computed once and shared by every network whose first layer has the same block geometry.
 """
 
 from __future__ import annotations
@@ -22,6 +30,7 @@ import threading
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from itertools import product
 
 import numpy as np
 import scipy.fft
@@ -29,23 +38,31 @@ from threadpoolctl import ThreadpoolController
 
 from .network import Conv, Network, Pool, Relu
 
-SPECTRA_BUDGET_BYTES = 64 * 2**20
-"""Kernel spectra of one layer at most this big (40 x 40 channels: FFT blocks of at most 102)."""
-MAX_FFT_PX = 288
-"""Longest block FFT: larger transforms fall out of the CPU caches and run slower per pixel."""
+SPECTRA_BUDGET_BYTES = 160 * 2**20
+"""Kernel spectra of one layer at most this big (40 x 40 channels: FFT blocks of 144 x 144)."""
+BLOCK_BYTES = 16 * 2**20
+"""Spectrum of one block, all its channels, at most this big (40 channels: 270 x 270 blocks)."""
+MAX_FFT_PX = 1024
+"""Longest block FFT along either axis."""
+WORK_BYTES = 96 * 2**20
+"""Spectra of the blocks processed together in one layer (more blocks: larger, faster GEMMs)."""
+COLUMN_BYTES = 4 * 2**20
+"""Spectra of one work item of phase 2 (a few frequency columns of every block): cache-sized."""
 CACHE_BYTES = 1024 * 2**20
 """Kernel spectra kept between calls (least recently used dropped first)."""
-CHUNK_BYTES = 16 * 2**20
-"""Spectra of one work item (a few blocks), small enough to stay in the CPU caches."""
-MIN_GEMM_ROWS = 16
-"""Blocks per work item at least, for channel-mixing products that run at full speed."""
+
+_FAST_SIZES = sorted(
+    2**a * 3**b * 5**c
+    for a, b, c in product(range(1, 13), range(8), range(6))
+    if 2**a * 3**b * 5**c <= 4096
+)
+"""Even FFT lengths with factors 2, 3 and 5 only: fast in pocketfft, whole real spectra."""
 
 _WORKERS = os.cpu_count() or 1
 _executor: ThreadPoolExecutor | None = None
 _cache: OrderedDict[tuple, np.ndarray] = OrderedDict()
 _cache_lock = threading.Lock()
 _blas = ThreadpoolController()
-_local = threading.local()
 
 
 def _threads() -> ThreadPoolExecutor:
@@ -55,8 +72,19 @@ def _threads() -> ThreadPoolExecutor:
     return _executor
 
 
+def _parallel(function, items: list) -> None:
+    if len(items) == 1:
+        function(items[0])
+    else:
+        list(_threads().map(function, items))
+
+
 def _round_up(value: int, multiple: int) -> int:
     return -(-value // multiple) * multiple
+
+
+def _fast_size(length: int) -> int:
+    return next((size for size in _FAST_SIZES if size >= length), length)
 
 
 @dataclass(frozen=True)
@@ -68,20 +96,18 @@ class _Axis:
     fft: int
 
 
-def _axis_blocks(length: int, kernel: int, multiple: int, max_fft: int) -> _Axis:
-    count = 1
-    while True:
-        valid = _round_up(_round_up(length, count) // count, multiple)
-        fft = scipy.fft.next_fast_len(valid + kernel - 1, real=True)
-        if fft <= max_fft or valid <= multiple:
-            return _Axis(valid, count, fft)
-        count += 1
-
-
-def _max_fft(conv: Conv) -> int:
-    cin, cout = conv.channels
-    side = math.isqrt(int(2 * SPECTRA_BUDGET_BYTES / (8 * cin * cout)))
-    return max(16, min(MAX_FFT_PX, side))
+def _axis_options(length: int, kernel: int, multiple: int) -> list[_Axis]:
+    """Every distinct way to cut ``length`` into blocks (outputs a multiple of ``multiple``)."""
+    options: dict[int, _Axis] = {}
+    for count in range(1, length + 1):
+        valid = _round_up(-(-length // count), multiple)
+        if (count - 1) * valid >= length:
+            continue  # fewer blocks already cover the axis with these outputs
+        if valid not in options:
+            options[valid] = _Axis(valid, count, _fast_size(valid + kernel - 1))
+        if valid <= multiple:
+            break
+    return list(options.values())
 
 
 @dataclass(frozen=True)
@@ -98,6 +124,34 @@ class _Geometry:
             self.y.count * self.y.valid + self.kernel[0] - 1,
             self.x.count * self.x.valid + self.kernel[1] - 1,
         )
+
+    @property
+    def spectrum(self) -> tuple[int, int]:
+        return self.y.fft, self.x.fft // 2 + 1
+
+
+def _geometry(shape: tuple[int, int], conv: Conv, multiple: int) -> _Geometry:
+    """The blocks with the fewest transformed pixels whose spectra fit the memory bounds."""
+    cin, cout = conv.channels
+    best: tuple[tuple[int, int], _Geometry] | None = None
+    for y, x in product(
+        _axis_options(shape[0], conv.size[0], multiple),
+        _axis_options(shape[1], conv.size[1], multiple),
+    ):
+        geometry = _Geometry(y, x, conv.size, conv.pad_before)
+        frequencies = math.prod(geometry.spectrum)
+        smallest = y.valid <= multiple and x.valid <= multiple
+        if not smallest and (
+            max(y.fft, x.fft) > MAX_FFT_PX
+            or frequencies * cin * cout * 8 > SPECTRA_BUDGET_BYTES
+            or frequencies * max(cin, cout) * 8 > BLOCK_BYTES
+        ):
+            continue
+        cost = (y.count * y.fft * x.count * x.fft, y.count * x.count)
+        if best is None or cost < best[0]:
+            best = (cost, geometry)
+    assert best is not None  # the smallest blocks are always allowed
+    return best[1]
 
 
 def _kernel_spectra(network: Network, index: int, conv: Conv, geometry: _Geometry) -> np.ndarray:
@@ -118,27 +172,6 @@ def _kernel_spectra(network: Network, index: int, conv: Conv, geometry: _Geometr
     return spectra
 
 
-def _mix(spectra: np.ndarray, kernels: np.ndarray) -> np.ndarray:
-    """Channel mixing at every frequency: ``(m x cin) @ (cin x cout)`` complex products."""
-    cin, cout = kernels.shape[2:]
-    if cin == 1:  # first layer: a broadcast product, no matrix calls
-        return spectra * kernels
-    if cout == 1:  # last layer: a weighted sum over channels
-        return np.einsum("yxmc,yxc->yxm", spectra, kernels[..., 0])[..., None]
-    return np.matmul(spectra, kernels)
-
-
-def _forward(blocks: np.ndarray) -> np.ndarray:
-    """Real 2D FFT over the two leading axes, as two 1D passes (faster than ``rfft2`` here)."""
-    return scipy.fft.fft(scipy.fft.rfft(blocks, axis=1), axis=0, overwrite_x=True)
-
-
-def _inverse(mixed: np.ndarray, geometry: _Geometry) -> np.ndarray:
-    """Valid outputs of blocks, ``(valid_y, valid_x, m, cout)``; only needed rows are finished."""
-    columns = scipy.fft.ifft(mixed, axis=0, overwrite_x=True)[: geometry.y.valid]
-    return scipy.fft.irfft(columns, n=geometry.x.fft, axis=1)[:, : geometry.x.valid]
-
-
 def _pool(x: np.ndarray, size: int) -> np.ndarray:
     """Max over ``size x size`` windows of the two leading axes (incomplete windows dropped)."""
     h, w = x.shape[0] // size * size, x.shape[1] // size * size
@@ -155,22 +188,6 @@ def _apply(x: np.ndarray, steps: tuple[Pool | Relu, ...]) -> np.ndarray:
     for step in steps:
         x = step.apply(x) if isinstance(step, Relu) else _pool(x, step.size)
     return x
-
-
-def _finish(block: np.ndarray, conv: Conv, after: tuple[Pool | Relu, ...]) -> np.ndarray:
-    """Bias, activation and the following pools / ReLUs of one output block (a new array).
-
-    A leading max-pool is taken first: adding a per-channel bias and a ReLU are non-decreasing,
-    so they commute with the max, and run on four times fewer pixels.
-    """
-    if after and isinstance(after[0], Pool):
-        block, after = _pool(block, after[0].size), after[1:]
-        block += conv.bias
-    else:
-        block = block + conv.bias
-    if conv.relu:
-        np.maximum(block, 0.0, out=block)
-    return _apply(block, after)
 
 
 @dataclass(frozen=True)
@@ -203,15 +220,6 @@ class _Stage:
             for b in range(batch)
         ]
 
-    def chunk(self, count: int) -> int:
-        """Blocks per work item: big enough for efficient products, small enough for the caches."""
-        cin, cout = self.conv.channels
-        per_block = self.geometry.y.fft * (self.geometry.x.fft // 2 + 1) * max(cin, cout) * 8
-        size = max(1, CHUNK_BYTES // per_block)
-        if cin > 1 and cout > 1:
-            size = max(size, MIN_GEMM_ROWS)
-        return max(1, min(size, -(-count // _WORKERS)))
-
 
 def _plan(network: Network, shape: tuple[int, int]) -> tuple[tuple, list[_Stage]]:
     """Leading pools / ReLUs, then one stage per convolution with its block geometry."""
@@ -230,14 +238,7 @@ def _plan(network: Network, shape: tuple[int, int]) -> tuple[tuple, list[_Stage]
     stages = []
     for index, conv, after in groups:
         factor = math.prod(step.size for step in after if isinstance(step, Pool))
-        largest = _max_fft(conv)
-        geometry = _Geometry(
-            _axis_blocks(shape[0], conv.size[0], factor, largest),
-            _axis_blocks(shape[1], conv.size[1], factor, largest),
-            conv.size,
-            conv.pad_before,
-        )
-        stages.append(_Stage(index, conv, tuple(after), shape, geometry))
+        stages.append(_Stage(index, conv, tuple(after), shape, _geometry(shape, conv, factor)))
         shape = stages[-1].out_shape
     return tuple(leading), stages
 
@@ -249,26 +250,64 @@ def _padded_input(stage: _Stage, x: np.ndarray) -> np.ndarray:
     return buffer
 
 
-def _gather(buffer: np.ndarray, geometry: _Geometry, chosen: list) -> np.ndarray:
-    """The input blocks of the chosen (row, column, tile) instances, zero-padded to the FFT size.
+def _split(count: int, size: int) -> list[slice]:
+    """``count`` items in runs of at most ``size``, at least one run per worker where possible."""
+    size = max(1, min(size, -(-count // _WORKERS)))
+    return [slice(a, min(a + size, count)) for a in range(0, count, size)]
 
-    Each worker thread keeps its buffer: only the block part is ever written, so the zero padding
-    around it never needs clearing again.
-    """
+
+def _forward_x(buffer: np.ndarray, geometry: _Geometry, chosen: list) -> np.ndarray:
+    """Real FFT along x of the chosen blocks, ``(block rows, fx // 2 + 1, len(chosen), cin)``."""
     ly = geometry.y.valid + geometry.kernel[0] - 1
     lx = geometry.x.valid + geometry.kernel[1] - 1
-    shape = (geometry.y.fft, geometry.x.fft, len(chosen), buffer.shape[-1])
-    buffers = getattr(_local, "buffers", None)
-    if buffers is None:
-        buffers = _local.buffers = {}
-    if shape not in buffers:
-        buffers.clear()  # one size at a time per thread bounds the memory
-        buffers[shape] = np.zeros(shape, np.float32)
-    blocks = buffers[shape]
+    if geometry.y.count == geometry.x.count == 1:
+        blocks = buffer[:, :, chosen[0][2] : chosen[-1][2] + 1]  # the padded tiles are the blocks
+    else:
+        blocks = np.empty((ly, lx, len(chosen), buffer.shape[3]), np.float32)
+        for k, (i, j, b) in enumerate(chosen):
+            y0, x0 = i * geometry.y.valid, j * geometry.x.valid
+            blocks[:, :, k] = buffer[y0 : y0 + ly, x0 : x0 + lx, b]
+    return scipy.fft.rfft(blocks, n=geometry.x.fft, axis=1)
+
+
+def _finish(stage: _Stage, rows: np.ndarray, chosen: list, target, offset) -> None:
+    """Activation and pools of inverse-transformed blocks ``(valid_y, fx, k, cout)``, written out.
+
+    A leading max-pool is taken first (a ReLU is non-decreasing, so it commutes with the max),
+    over row pairs while rows are contiguous, then over columns straight into the target.
+    """
+    conv, after = stage.conv, stage.after
+    vy, vx = stage.geometry.y.valid // stage.factor, stage.geometry.x.valid // stage.factor
+    out_h, out_w = stage.out_shape
+    size = after[0].size if after and isinstance(after[0], Pool) else 1
+    rest = after[1:] if size > 1 else after
+    if size > 1:
+        pooled = rows[0::size]
+        for dy in range(1, size):
+            np.maximum(pooled, rows[dy::size], out=pooled)
+        rows = pooled
+    if conv.relu:
+        np.maximum(rows, 0.0, out=rows)
+    width = stage.geometry.x.valid
     for k, (i, j, b) in enumerate(chosen):
-        y0, x0 = i * geometry.y.valid, j * geometry.x.valid
-        blocks[:ly, :lx, k] = buffer[y0 : y0 + ly, x0 : x0 + lx, b]
-    return blocks
+        y0, x0 = i * vy, j * vx
+        h, w = min(vy, out_h - y0), min(vx, out_w - x0)
+        if rest:  # uncommon layer stacks: finish each block on its own
+            block = rows[:, 0:width:size, k].copy()
+            for dx in range(1, size):
+                np.maximum(block, rows[:, dx:width:size, k], out=block)
+            block = _apply(block, rest)
+            target[offset[0] + y0 : offset[0] + y0 + h, offset[1] + x0 : offset[1] + x0 + w, b] = (
+                block[:h, :w]
+            )
+            continue
+        out = target[offset[0] + y0 : offset[0] + y0 + h, offset[1] + x0 : offset[1] + x0 + w, b]
+        if size == 1:
+            out[...] = rows[:h, :w, k]
+        else:
+            np.maximum(rows[:h, 0 : w * size : size, k], rows[:h, 1 : w * size : size, k], out=out)
+            for dx in range(2, size):
+                np.maximum(out, rows[:h, dx : w * size : size, k], out=out)
 
 
 def _run_stage(
@@ -277,43 +316,93 @@ def _run_stage(
     buffer: np.ndarray,
     target: np.ndarray,
     offset: tuple[int, int],
-    shared: dict,
+    shared: dict | None,
 ) -> None:
-    """Run one convolution stage from ``buffer`` into ``target`` (at ``offset``), in chunks."""
+    """Run one convolution stage from ``buffer`` into ``target`` (at ``offset``)."""
     geometry = stage.geometry
     kernels = _kernel_spectra(network, stage.index, stage.conv, geometry)
+    fy, fxh = geometry.spectrum
+    cin, cout = stage.conv.channels
     instances = stage.instances(buffer.shape[2])
-    size = stage.chunk(len(instances))
-    chunks = [slice(a, min(a + size, len(instances))) for a in range(0, len(instances), size)]
-    vy = geometry.y.valid // stage.factor
-    vx = geometry.x.valid // stage.factor
-    out_h, out_w = stage.out_shape
-    key = (geometry, buffer.shape) if stage.conv.channels[0] == 1 else None
-
-    def work(part: slice) -> None:
-        chosen = instances[part]
-        if key is not None and (key, part.start, part.stop) in shared:
-            spectra = shared[key, part.start, part.stop]
+    per_block = fy * fxh * max(cin, cout) * 8
+    for batch in _split_runs(len(instances), max(1, WORK_BYTES // per_block)):
+        chosen = instances[batch]
+        key = (geometry, buffer.shape, batch.start, batch.stop)
+        if shared is not None and key in shared:
+            spectra = shared[key]
         else:
-            spectra = _forward(_gather(buffer, geometry, chosen))
-            if key is not None:
-                shared[key, part.start, part.stop] = spectra
-        mixed = _mix(spectra, kernels)
-        del spectra  # bounds the working set: at most two spectra-sized arrays per thread
-        blocks = _inverse(mixed, geometry)
-        del mixed
-        for k, (i, j, b) in enumerate(chosen):
-            result = _finish(blocks[:, :, k], stage.conv, stage.after)
-            y0, x0 = i * vy, j * vx
-            h, w = min(vy, out_h - y0), min(vx, out_w - x0)
-            target[offset[0] + y0 : offset[0] + y0 + h, offset[1] + x0 : offset[1] + x0 + w, b] = (
-                result[:h, :w]
-            )
+            spectra = _forward_all(buffer, geometry, chosen)
+            if shared is not None:
+                shared[key] = spectra
+        rows = _mix_columns(stage, spectra, kernels)
+        groups = _split(len(chosen), max(1, BLOCK_BYTES // per_block))
+        _parallel(
+            lambda part, rows=rows, chosen=chosen: _inverse_x(
+                stage, rows[:, :, part], chosen[part], target, offset
+            ),
+            groups,
+        )
 
-    if len(chunks) == 1:
-        work(chunks[0])
+
+def _inverse_x(stage: _Stage, rows: np.ndarray, chosen: list, target, offset) -> None:
+    """Phase 3: inverse x transform of a group of blocks, then activation and pools."""
+    _finish(stage, scipy.fft.irfft(rows, n=stage.geometry.x.fft, axis=1), chosen, target, offset)
+
+
+def _split_runs(count: int, size: int) -> list[slice]:
+    return [slice(a, min(a + size, count)) for a in range(0, count, size)]
+
+
+def _forward_all(buffer: np.ndarray, geometry: _Geometry, chosen: list) -> np.ndarray:
+    """Phase 1: x transforms of the chosen blocks, ``(block rows, fx // 2 + 1, blocks, cin)``."""
+    parts = _split(len(chosen), 8)
+    if len(parts) == 1:
+        return _forward_x(buffer, geometry, chosen)
+    ly = geometry.y.valid + geometry.kernel[0] - 1
+    spectra = np.empty(
+        (ly, geometry.x.fft // 2 + 1, len(chosen), buffer.shape[3]), np.complex64
+    )
+
+    def forward(part: slice) -> None:
+        spectra[:, :, part] = _forward_x(buffer, geometry, chosen[part])
+
+    _parallel(forward, parts)
+    return spectra
+
+
+def _mix_columns(stage: _Stage, spectra: np.ndarray, kernels: np.ndarray) -> np.ndarray:
+    """Phase 2: y transform, channel mixing, bias and inverse y transform, by frequency columns.
+
+    Returns the valid output rows, ``(valid_y, fx // 2 + 1, blocks, cout)``, still transformed
+    along x.
+    """
+    geometry = stage.geometry
+    fy, fxh = geometry.spectrum
+    blocks, (cin, cout) = spectra.shape[2], stage.conv.channels
+    rows = np.empty((geometry.y.valid, fxh, blocks, cout), np.complex64)
+    dc = stage.conv.bias * np.float32(geometry.y.fft * geometry.x.fft)  # +bias at every pixel
+    width = max(1, COLUMN_BYTES // (fy * blocks * max(cin, cout) * 8))
+
+    _parallel(
+        lambda part: _mix_part(spectra[:, part], kernels[:, part], dc, rows[:, part], part.start),
+        _split_runs(fxh, width),
+    )
+    return rows
+
+
+def _mix_part(
+    spectra: np.ndarray, kernels: np.ndarray, dc: np.ndarray, rows: np.ndarray, first: int
+) -> None:
+    """Phase 2 on a few frequency columns (``first`` is the index of the first one)."""
+    columns = scipy.fft.fft(spectra, n=kernels.shape[0], axis=0)
+    if kernels.shape[2] == 1:  # first layer: a broadcast product, no matrix calls
+        mixed = columns * kernels
     else:
-        list(_threads().map(work, chunks))
+        mixed = np.matmul(columns, kernels)
+    del columns
+    if first == 0:
+        mixed[0, 0] += dc
+    rows[...] = scipy.fft.ifft(mixed, axis=0, overwrite_x=True)[: rows.shape[0]]
 
 
 def run_networks(networks: list[Network], tiles: np.ndarray) -> list[np.ndarray]:
@@ -326,7 +415,7 @@ def run_networks(networks: list[Network], tiles: np.ndarray) -> list[np.ndarray]
     # they save (7x slower measured on 2 cores); parallelism comes from the work items instead.
     with _blas.limit(limits=1, user_api="blas"):
         image = np.ascontiguousarray(np.moveaxis(tiles, 0, -1)[..., None], dtype=np.float32)
-        shared: dict = {}  # first-layer input spectra, reused by networks with the same blocks
+        shared: dict = {}  # first-layer input transforms, reused by networks with the same blocks
         outputs = []
         for network in networks:
             leading, stages = _plan(network, image.shape[:2])
@@ -343,7 +432,7 @@ def run_networks(networks: list[Network], tiles: np.ndarray) -> list[np.ndarray]
                     target = np.empty((*stage.out_shape, len(tiles), 1), np.float32)
                     offset = (0, 0)
                 share = number == 0 and not leading  # the input itself, as every network sees it
-                _run_stage(network, stage, buffer, target, offset, shared if share else {})
+                _run_stage(network, stage, buffer, target, offset, shared if share else None)
                 buffer = target
             outputs.append(np.moveaxis(buffer[..., 0], -1, 0).copy())
         return outputs

@@ -7,7 +7,13 @@ distance transform) and `pick_filaments` (points along traced axes with orientat
 
 from .filaments import Filament, pick_filaments, trace_filaments
 from .frame import SourceFrame, direction_from_euler, euler_from_direction
-from .particles import MODES, ParticleCandidates, find_particle_candidates, pick_particles
+from .particles import (
+    MODES,
+    ParticleCandidates,
+    diameter_rules,
+    find_particle_candidates,
+    pick_particles,
+)
 from .scoring import FilamentScore, score_filaments, score_particles
 
 __all__ = [
@@ -16,6 +22,7 @@ __all__ = [
     "FilamentScore",
     "ParticleCandidates",
     "SourceFrame",
+    "diameter_rules",
     "direction_from_euler",
     "euler_from_direction",
     "find_particle_candidates",

@@ -214,6 +214,23 @@ def find_particle_candidates(
     )
 
 
+def diameter_rules(diameter_angstrom: float, voxel_size: float) -> dict[str, float]:
+    """Picking rules a particle's diameter implies, for ``pick_particles(**rules)``.
+
+    Picks at least a radius apart, and blobs of at least a quarter of the particle's volume (a
+    smaller blob is noise or a fragment, not a particle seen through the missing wedge).
+
+    >>> diameter_rules(250.0, 10.0)["min_distance_px"]
+    12.5
+    """
+    _check_number("particle diameter", diameter_angstrom, 0.0)
+    radius = diameter_angstrom / 2
+    return {
+        "min_distance_px": radius / voxel_size,
+        "min_size_angstrom3": 0.25 * 4 / 3 * math.pi * radius**3,
+    }
+
+
 def pick_particles(
     probability_map: np.ndarray,
     *,

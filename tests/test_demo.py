@@ -1,0 +1,70 @@
+"""``tomoseg-nb demo``: the whole pipeline on a small phantom writes every promised output."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from tomoseg_nb.cli import main
+from tomoseg_nb.coords import read_picks
+from tomoseg_nb.demo import run_demo
+from tomoseg_nb.errors import OutputExistsError
+
+
+@pytest.fixture(scope="module")
+def demo_folder(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo")
+    report = run_demo(
+        out,
+        shape=(24, 160, 160),
+        seed=4,
+        arch="tiny",
+        epochs=3,
+        n_positive=4,
+        n_negative=12,
+        tile_size=32,
+    )
+    return out, report
+
+
+def test_demo_writes_report_models_maps_labels_and_picks(demo_folder):
+    out, report = demo_folder
+    assert (
+        json.loads((out / "report.json").read_text())["features"].keys()
+        == report["features"].keys()
+    )
+    assert "ribosome" in report["features"], report["skipped"]
+    assert set(report["features"]) | set(report["skipped"]) == {
+        "membrane",
+        "microtubule",
+        "ribosome",
+    }
+    markdown = (out / "report.md").read_text()
+    for name in report["features"]:
+        assert (out / "models" / f"{name}.keras").exists() and (
+            out / "models" / f"{name}.mrc"
+        ).exists()
+        assert f"| {name} |" in markdown
+    for figure in report["figures"].values():
+        assert (out / "figures" / figure).stat().st_size > 1000
+    assert (out / "merged_labels.mrc").exists() and (out / "merged_labels.json").exists()
+    picks = read_picks(
+        out / "ribosome_picks.star",
+        format="relion5",
+        voxel_size=report["voxel_size"],
+        shape=tuple(report["shape"]),
+    )
+    assert len(picks) == report["ribosome_picking"]["picks"]
+    scores = report["ribosome_picking"]
+    assert 0.0 <= scores["precision"] <= 1.0 and 0.0 <= scores["recall"] <= 1.0
+    assert all(np.isfinite(v) for v in report["merged"].values())
+
+
+def test_demo_refuses_to_overwrite_a_report(demo_folder, capsys):
+    out, _ = demo_folder
+    with pytest.raises(OutputExistsError):
+        run_demo(out, shape=(24, 160, 160))
+    assert main(["demo", "--out", str(out), "--shape", "24", "160", "160"]) == 2
+    assert "--overwrite" in capsys.readouterr().err
