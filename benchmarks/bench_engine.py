@@ -11,7 +11,11 @@ Measures, in one run and interleaved so both see the same machine load:
 ``--crossover`` instead times both engines on small networks of growing kernel size, to place
 ``engine.choose.FFT_MIN_KERNEL_CPU``.
 
-Run: ``.venv/bin/python benchmarks/bench_engine.py`` (about 5 minutes on 2 cores).
+The machine is shared, so besides wall-clock rates the CPU seconds of each engine are printed:
+their ratio is the engines' relative efficiency whatever else runs.
+
+Run: ``.venv/bin/python benchmarks/bench_engine.py`` (about 5 minutes on 2 cores;
+``--no-training`` for the application part only).
 """
 
 from __future__ import annotations
@@ -47,22 +51,28 @@ def bench_application(model: keras.Model, slices: int, chunk: int) -> None:
     volume = _volume((slices, 512, 512))
     model.predict(volume[:1, ..., None], verbose=0)  # trace / warm up both engines
     predict_slices(model, volume[:chunk], engine="fft")
-    keras_s = fft_s = 0.0
+    keras_s = fft_s = keras_cpu = fft_cpu = 0.0
     worst = 0.0
     for start in range(0, slices, chunk):
         part = volume[start : start + chunk]
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         direct = model.predict(part[..., None], batch_size=4, verbose=0)[..., 0]
         keras_s += time.perf_counter() - t
-        t = time.perf_counter()
+        keras_cpu += time.process_time() - c
+        t, c = time.perf_counter(), time.process_time()
         (fft,) = predict_slices(model, part, engine="fft")
         fft_s += time.perf_counter() - t
+        fft_cpu += time.process_time() - c
         worst = max(worst, float(np.abs(fft - direct).max() / np.abs(direct).max()))
     voxels = volume.size
     print(f"application, EMAN2 network, {slices} x 512 x 512 voxels")
-    print(f"  keras direct : {voxels / keras_s / 1e6:7.3f} Mvoxel/s ({keras_s:6.1f} s)")
-    print(f"  fft engine   : {voxels / fft_s / 1e6:7.3f} Mvoxel/s ({fft_s:6.1f} s)")
-    print(f"  ratio fft / keras: {keras_s / fft_s:.1f}x")
+    print(
+        f"  keras direct : {voxels / keras_s / 1e6:7.3f} Mvoxel/s ({keras_s:6.1f} s, cpu {keras_cpu:6.1f} s)"
+    )
+    print(
+        f"  fft engine   : {voxels / fft_s / 1e6:7.3f} Mvoxel/s ({fft_s:6.1f} s, cpu {fft_cpu:6.1f} s)"
+    )
+    print(f"  ratio fft / keras: {keras_s / fft_s:.1f}x (cpu time: {keras_cpu / fft_cpu:.1f}x)")
     print(f"  max |fft - keras| / max |keras|: {worst:.1e}")
 
 
@@ -146,6 +156,7 @@ def main() -> None:
         "--keras-batches", type=int, default=12, help="Keras training batches timed (default 12)"
     )
     parser.add_argument("--crossover", action="store_true", help="kernel-size crossover instead")
+    parser.add_argument("--no-training", action="store_true", help="application only")
     args = parser.parse_args()
     print(f"keras {keras.__version__} ({keras.backend.backend()}), {os.cpu_count()} CPU cores")
     if args.crossover:
@@ -153,7 +164,8 @@ def main() -> None:
         return
     model = build_model("eman2", seed=0)
     bench_application(model, args.slices, chunk=8)
-    bench_training(args.keras_batches)
+    if not args.no_training:
+        bench_training(args.keras_batches)
 
 
 if __name__ == "__main__":

@@ -91,8 +91,38 @@ def test_tiles_equal_whole_slice(eman2, slices):
 
 def test_many_overlap_save_blocks_per_layer(eman2, slices, monkeypatch):
     monkeypatch.setattr(fft_inference, "MAX_FFT_PX", 48)  # 34-pixel blocks, 9 x 9 per layer
+    monkeypatch.setattr(fft_inference, "WORK_BYTES", 1)  # mixing layers: one block per batch
+    monkeypatch.setattr(fft_inference, "PAIR_BYTES", 1)  # first layer: one channel pair per pass
     (fft,) = predict_slices(eman2, slices[:1, :200, :150], engine="fft")
     assert _relative(fft, _reference(eman2, slices[:1, :200, :150], 2)) < TOLERANCE
+
+
+def test_reused_work_arrays_keep_their_zero_padding(eman2, slices):
+    """Work arrays are kept between calls: a second input of the same shape sees no stale data."""
+    predict_slices(eman2, slices[:, :70, :90] * 50.0, engine="fft")
+    (fft,) = predict_slices(eman2, slices[:, 100:170, :90], engine="fft")
+    assert _relative(fft, _reference(eman2, slices[:, 100:170, :90], 2)) < TOLERANCE
+
+
+@pytest.mark.parametrize(
+    "first",
+    [
+        # odd channel count (the last channel pair is half empty), no pool after the layer
+        [layers.Conv2D(3, 5, padding="same", activation="relu")],
+        # odd channel count, a clipped ReLU before the pool: the general finishing path
+        [layers.Conv2D(5, 7, padding="same"), layers.ReLU(max_value=0.3), layers.MaxPooling2D(2)],
+    ],
+    ids=["odd-no-pool", "odd-relu-then-pool"],
+)
+def test_first_layer_variants(first, slices):
+    model = keras.Sequential(
+        [keras.Input((None, None, 1)), *first, layers.Conv2D(1, 3, padding="same")]
+    )
+    _randomise(model, seed=9, scale=0.2)
+    stride = 2 if any(isinstance(layer, layers.MaxPooling2D) for layer in first) else 1
+    part = slices[:, :61, :83]
+    (fft,) = predict_slices(model, part, engine="fft")
+    assert _relative(fft, _reference(model, part, stride)) < TOLERANCE
 
 
 def test_other_layer_stacks(odd_network, slices):

@@ -9,15 +9,18 @@ checks that the notebook wrote what it says it writes and printed its scores.
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 
 import nbformat
+import numpy as np
 import pytest
 from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
 from jupyter_client.manager import AsyncKernelManager
 from nbclient import NotebookClient
+
+from tomoseg_nb.synthetic import simulate_tomogram
+from tomoseg_nb.volume import open_volume
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 NAMES = (
@@ -33,11 +36,17 @@ KERNEL_NAME = "tomoseg-nb-test"
 CELL_TIMEOUT_S = 300
 
 # A phantom that holds a membrane, a microtubule and ribosomes in 24 x 160 x 160 voxels.
-TINY_TOMOGRAM = {"SHAPE": (24, 160, 160), "SEED": 7, "HEADLESS": True}
+TINY_TOMOGRAM = {"SHAPE": (24, 160, 160), "SEED": 7}
 TINY_TRAINING = {"ARCH": "tiny", "EPOCHS": 2, "N_POSITIVE": 4, "N_NEGATIVE": 12, "TILE_SIZE": 32}
 PARAMETERS = {
-    "00_quickstart": {**TINY_TOMOGRAM, **TINY_TRAINING},
-    "01_browse_and_annotate": {**TINY_TOMOGRAM, "N_POSITIVE": 4, "N_NEGATIVE": 12, "TILE_SIZE": 32},
+    "00_quickstart": {**TINY_TOMOGRAM, **TINY_TRAINING, "HEADLESS": True},
+    "01_browse_and_annotate": {
+        **TINY_TOMOGRAM,
+        "N_POSITIVE": 4,
+        "N_NEGATIVE": 12,
+        "TILE_SIZE": 32,
+        "HEADLESS": True,
+    },
     "02_train": {
         **TINY_TOMOGRAM,
         **TINY_TRAINING,
@@ -138,6 +147,13 @@ def widgets(notebook: nbformat.NotebookNode) -> int:
     )
 
 
+def assert_phantom_intact(folder: Path) -> None:
+    """The phantom and its ground truth are where the notebooks put them, not overwritten."""
+    phantom = simulate_tomogram(TINY_TOMOGRAM["SHAPE"], seed=TINY_TOMOGRAM["SEED"])
+    with open_volume(folder / "phantom" / "labels.mrc") as labels:
+        np.testing.assert_array_equal(labels.data, phantom.labels)
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_committed_notebook_has_no_outputs(name):
     notebook = nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4)
@@ -150,7 +166,9 @@ def test_committed_notebook_has_no_outputs(name):
     assert "widgets" not in notebook.metadata, f"{name}: saved widget state; strip it"
     parameters = [c for c in code if "parameters" in c.metadata.get("tags", [])]
     assert len(parameters) == 1, f"{name}: exactly one cell must be tagged 'parameters'"
-    assert code.index(parameters[0]) == 0, f"{name}: the parameters cell must be the first code cell"
+    assert code.index(parameters[0]) == 0, (
+        f"{name}: the parameters cell must be the first code cell"
+    )
     for parameter in PARAMETERS[name]:
         assert f"\n{parameter} = " in "\n" + parameters[0].source, f"{name}: no {parameter}"
 
@@ -175,3 +193,125 @@ def test_00_quickstart(workdir):
     assert "ribosome picks:" in text and "F1" in text
     assert figures(notebook) >= 5 and widgets(notebook) >= 4
     assert not (folder / "project" / ".lock").exists(), "the project was not closed"
+    assert_phantom_intact(folder)
+
+
+@pytest.mark.notebook
+def test_01_browse_and_annotate(workdir):
+    notebook = execute_notebook(
+        "01_browse_and_annotate", PARAMETERS["01_browse_and_annotate"], workdir
+    )
+    project = workdir / "phantom_24x160x160_seed7" / "project"
+    document = json.loads((project / "project.json").read_text())
+    for name in ("membrane", "microtubule", "ribosome"):
+        tiles = [t for t in document["tiles"] if t["feature"] == name]
+        assert sum(t["positive"] for t in tiles) == 4 and len(tiles) == 16
+    assert (project / "masks.npz").is_file() and not (project / ".lock").exists()
+    assert "painted share of positive tiles" in printed(notebook)
+    assert figures(notebook) >= 4 and widgets(notebook) >= 4
+
+
+@pytest.mark.notebook
+def test_02_train(workdir):
+    notebook = execute_notebook("02_train", PARAMETERS["02_train"], workdir)
+    models = workdir / "phantom_24x160x160_seed7" / "models"
+    sidecar = json.loads((models / "membrane.json").read_text())
+    assert sidecar["feature"] == "membrane" and sidecar["arch"] == "tiny"
+    assert len(sidecar["history"]["loss"]) == 2
+    text = printed(notebook)
+    assert "membrane: tiny network, 2 epochs" in text
+    assert "under-fitted" in text and "over-fitted" in text and "well trained" in text
+    assert figures(notebook) >= 10 and widgets(notebook) >= 1
+
+
+@pytest.mark.notebook
+def test_03_apply_and_merge(workdir):
+    notebook = execute_notebook("03_apply_and_merge", PARAMETERS["03_apply_and_merge"], workdir)
+    folder = workdir / "phantom_24x160x160_seed7"
+    for name in ("membrane", "microtubule", "ribosome"):
+        assert (folder / "models" / f"{name}.keras").is_file()
+        with open_volume(folder / "maps" / f"tomogram__{name}.mrc") as probability_map:
+            assert probability_map.data.dtype == np.float16
+    for labels in ("labels", "labels_eman2", "labels_membrane_wins"):
+        assert (folder / f"{labels}.mrc").is_file() and (folder / f"{labels}.json").is_file()
+    assert (folder / "meshes" / "membrane.glb").stat().st_size > 0
+    assert_phantom_intact(folder)
+    text = printed(notebook)
+    assert "Mvoxel/s per feature" in text and "membrane IoU" in text
+    assert figures(notebook) >= 5 and widgets(notebook) >= 2
+
+
+@pytest.mark.notebook
+def test_04_pick_and_export(workdir):
+    notebook = execute_notebook("04_pick_and_export", PARAMETERS["04_pick_and_export"], workdir)
+    picks = workdir / "phantom_24x160x160_seed7" / "picks"
+    exported = [
+        "ribosome.star",
+        "ribosome_relion4.star",
+        "copick/ExperimentRuns/tomogram/Picks/tomoseg_nb_0_ribosome.json",
+        "eman2/tomogram_info.json",
+        "ribosome.txt",
+        "ribosome.csv",
+        "ribosome.ndjson",
+    ]
+    for name in exported:
+        assert (picks / name).is_file(), name
+    text = printed(notebook)
+    assert "largest difference 0.00e+00 voxels" in text
+    assert "microtubule points" in text and "true microtubule axes" in text
+    assert figures(notebook) >= 2 and widgets(notebook) >= 1
+
+
+@pytest.mark.notebook
+def test_05_particle_picking_2d(workdir):
+    notebook = execute_notebook(
+        "05_particle_picking_2d", PARAMETERS["05_particle_picking_2d"], workdir
+    )
+    folder = workdir / "micrographs"
+    boxes = json.loads((folder / "boxes" / "phantom_0.json").read_text())
+    assert boxes  # the simulated annotator's clicks were saved by the box picker
+    assert (folder / "ribosome.boxer" / "boxer.json").is_file()
+    assert "rlnCoordinateX" in (folder / "picks" / "phantom_1.star").read_text()
+    text = printed(notebook)
+    assert "picker + classifier" in text and "template matching" in text
+    assert figures(notebook) >= 4 and widgets(notebook) >= 2
+
+
+@pytest.mark.notebook
+def test_06_many_tomograms_dask(workdir):
+    notebook = execute_notebook(
+        "06_many_tomograms_dask", PARAMETERS["06_many_tomograms_dask"], workdir
+    )
+    maps = workdir / "many" / "maps"
+    for tomogram in ("TS_01", "TS_02", "TS_03"):  # the third one arrives for the CLI
+        assert (maps / f"{tomogram}.segment.json").is_file()
+        for name in ("membrane", "microtubule", "ribosome"):
+            assert (maps / f"{tomogram}__{name}.mrc").is_file()
+    assert not list(maps.glob(".*partial*"))
+    text = printed(notebook)
+    assert "identical to the in-process map" in text and "DIFFERENT" not in text
+    assert "second call: 0 units computed" in text and "exit status 0" in text
+    assert figures(notebook) >= 1
+
+
+def test_binder_requirements_match_the_package():
+    """binder/requirements.txt = the package's dependencies, tensorflow-cpu for tensorflow, + Dask."""
+    tomllib = pytest.importorskip("tomllib", reason="Python >= 3.11 reads pyproject.toml")
+    from packaging.requirements import Requirement
+
+    root = NOTEBOOKS.parent
+    project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
+    wanted = [Requirement(r) for r in project["dependencies"]]
+    wanted += [Requirement(r) for r in project["optional-dependencies"]["dask"]]
+    expected = {
+        ("tensorflow-cpu" if r.name == "tensorflow" else r.name, str(r.specifier))
+        for r in wanted
+        if r.name != "dask-jobqueue"  # batch systems: not on Binder
+    }
+    lines = (root / "binder" / "requirements.txt").read_text().splitlines()
+    listed = {
+        (r.name, str(r.specifier))
+        for r in (Requirement(line) for line in lines if line.strip() and not line.startswith("#"))
+    }
+    assert listed == expected
+    assert "--no-deps -e ." in (root / "binder" / "postBuild").read_text()

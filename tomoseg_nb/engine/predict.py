@@ -25,7 +25,8 @@ DEFAULT_TILE_PX = 1024
 """Tiles at most this long: bounds the working set for any slice size."""
 BATCH_PIXELS = 2**20
 """Input pixels per batch of tiles when ``batch_size`` is not given (bounds the working set: about
-200 MB for the EMAN2 network with the FFT engine, including its cached kernel spectra)."""
+400 MB for the EMAN2 network with the FFT engine, with its cached kernel spectra (150 MB) and the
+work arrays it keeps between batches)."""
 
 
 def predict_slices(
