@@ -10,7 +10,7 @@ import pytest
 
 from tomoseg_nb import volume as volume_module
 from tomoseg_nb.errors import BadInputError, MissingInputError, OutputExistsError, TomosegError
-from tomoseg_nb.volume import Volume, create_volume, open_volume, write_volume
+from tomoseg_nb.volume import SlabWriter, Volume, create_volume, open_volume, write_volume
 
 VOXEL_SIZE = 13.7
 ORIGIN = (120.0, -45.5, 3.25)
@@ -283,7 +283,7 @@ def test_read_only_folder_leaves_nothing(tmp_path, tomogram):
 def test_create_volume_appears_only_on_success(tmp_path):
     path = tmp_path / "out.mrc"
     with create_volume(path, (4, 8, 9), np.float16, voxel_size=VOXEL_SIZE, origin=ORIGIN) as out:
-        assert isinstance(out, np.memmap) and out.shape == (4, 8, 9)
+        assert isinstance(out, SlabWriter) and out.shape == (4, 8, 9)
         out[:] = 0.5
         assert not path.exists()
     with open_volume(path) as volume:
@@ -329,3 +329,27 @@ def test_volume_wraps_arrays_in_memory(tomogram):
     np.testing.assert_array_equal(volume.slab(1, 3), tomogram[1:3])
     with pytest.raises(BadInputError, match="2D"):
         Volume(tomogram[0]).slice(0)
+
+
+def test_slabs_are_read_by_position_in_either_byte_order(tmp_path):
+    import mrcfile
+
+    data = np.arange(5 * 6 * 7, dtype=np.float32).reshape(5, 6, 7)
+    path = tmp_path / "big_endian.mrc"
+    with mrcfile.new(path) as mrc:
+        mrc.set_data(data.astype(">f4"))
+    with open_volume(path) as volume:
+        np.testing.assert_array_equal(volume.slab(1, 4), data[1:4])
+        np.testing.assert_array_equal(volume.slab(3, 99), data[3:])
+
+
+def test_slab_writer_takes_contiguous_slice_ranges_only(tmp_path):
+    with create_volume(tmp_path / "out.mrc", (4, 3, 2), np.float32) as out:
+        out[1] = 1.0
+        out[2:4] = np.full((2, 3, 2), 2.0)
+        with pytest.raises(IndexError, match="contiguous"):
+            out[::2] = 0.0
+        with pytest.raises(IndexError, match="contiguous"):
+            out[3:9] = 0.0
+    with open_volume(tmp_path / "out.mrc") as volume:
+        np.testing.assert_array_equal(volume.read()[:, 0, 0], [0.0, 1.0, 2.0, 2.0])

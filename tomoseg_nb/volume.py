@@ -54,6 +54,7 @@ class Volume:
     origin: Origin = (0.0, 0.0, 0.0)
     path: Path | None = None
     _closer: Any = field(default=None, repr=False, compare=False)
+    _layout: MrcLayout | None = field(default=None, repr=False, compare=False)
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -81,9 +82,11 @@ class Volume:
         if self.ndim != 3:
             raise BadInputError(f"{self._label()}: is 2D; slabs need a 3D volume")
         start, stop = max(0, start), min(self.shape[0], stop)
-        return self._checked(
-            np.asarray(self.data[start:stop], dtype=np.float32), f"slices {start}-{stop - 1}"
-        )
+        if self._layout is not None and self._layout.shape == self.shape:
+            raw = self._layout.read(start, stop)
+        else:
+            raw = self.data[start:stop]
+        return self._checked(np.asarray(raw, dtype=np.float32), f"slices {start}-{stop - 1}")
 
     def read(self) -> np.ndarray:
         """The whole volume as float32 in memory (for small data; prefer ``slab`` for tomograms)."""
@@ -211,7 +214,12 @@ def _open_mrc(path: Path) -> Volume:
     size = float(mrc.voxel_size.x)
     origin = tuple(float(mrc.header.origin[axis]) for axis in ("x", "y", "z"))
     return Volume(
-        mrc.data, voxel_size=size if size > 0 else 1.0, origin=origin, path=path, _closer=mrc.close
+        mrc.data,
+        voxel_size=size if size > 0 else 1.0,
+        origin=origin,
+        path=path,
+        _closer=mrc.close,
+        _layout=MrcLayout.of(path, mrc),
     )
 
 
@@ -424,6 +432,89 @@ def write_ome_zarr(
     ]
 
 
+@dataclass(frozen=True)
+class MrcLayout:
+    """Where an MRC file's voxels are: slabs are read and written with positional file I/O.
+
+    Streaming a tomogram through a memory map leaves every page it touched counted in the process's
+    resident memory until the mapping closes; plain reads and writes of whole z slices (contiguous
+    in MRC) keep memory flat however large the file is.
+    """
+
+    path: Path
+    offset: int
+    dtype: np.dtype
+    shape: tuple[int, int, int]
+
+    @classmethod
+    def of(cls, path: Path, mrc: mrcfile.mrcfile.MrcFile) -> MrcLayout | None:
+        if mrc.data is None or mrc.data.ndim != 3:
+            return None
+        offset = int(mrc.header.nbytes + mrc.header.nsymbt)
+        return cls(Path(path), offset, mrc.data.dtype, tuple(int(n) for n in mrc.data.shape))
+
+    @property
+    def slice_bytes(self) -> int:
+        return self.shape[1] * self.shape[2] * self.dtype.itemsize
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        """Slices ``start:stop`` as stored (native byte order not guaranteed)."""
+        with open(self.path, "rb") as handle:
+            handle.seek(self.offset + start * self.slice_bytes)
+            data = np.fromfile(
+                handle,
+                dtype=self.dtype,
+                count=(stop - start) * self.slice_bytes // self.dtype.itemsize,
+            )
+        return data.reshape(stop - start, *self.shape[1:])
+
+
+class SlabWriter:
+    """Write whole z slices into an existing MRC file: ``writer[z0:z1] = slab``.
+
+    Positional writes of exactly those slices' bytes: memory stays flat, and workers writing
+    different slabs of one file never touch each other's bytes (a memory map writes back whole
+    pages, which on NFS can clobber a neighbour's slices).
+    """
+
+    def __init__(self, layout: MrcLayout) -> None:
+        self.layout = layout
+        self._handle = open(layout.path, "r+b")
+
+    @classmethod
+    def open(cls, path: str | os.PathLike) -> SlabWriter:
+        with mrcfile.mmap(path, mode="r") as mrc:
+            layout = MrcLayout.of(Path(path), mrc)
+        if layout is None:
+            raise BadInputError(f"{path}: not a 3D MRC volume to write slices into")
+        return cls(layout)
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return self.layout.shape
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.layout.dtype
+
+    def __setitem__(self, index: int | slice, values: np.ndarray) -> None:
+        start, stop, step = (
+            (index, index + 1, 1) if isinstance(index, int) else index.indices(self.shape[0])
+        )
+        if step != 1 or not 0 <= start < stop <= self.shape[0]:
+            raise IndexError(f"slices {index} are not a contiguous range of 0..{self.shape[0] - 1}")
+        data = np.broadcast_to(np.asarray(values), (stop - start, *self.shape[1:]))
+        self._handle.seek(self.layout.offset + start * self.layout.slice_bytes)
+        self._handle.write(np.ascontiguousarray(data, dtype=self.dtype).tobytes())
+
+    def flush(self) -> None:
+        self._handle.flush()
+        os.fsync(self._handle.fileno())
+
+    def close(self) -> None:
+        self._handle.close()
+
+
 @contextmanager
 def create_volume(
     path: str | os.PathLike,
@@ -433,25 +524,30 @@ def create_volume(
     voxel_size: float = 1.0,
     origin: Origin = (0.0, 0.0, 0.0),
     overwrite: bool = False,
-) -> Iterator[np.ndarray]:
-    """Yield a writable memory-mapped MRC to fill slab by slab; it appears at ``path`` only on success.
+) -> Iterator[SlabWriter]:
+    """Yield a ``SlabWriter`` to fill a new MRC slab by slab; it appears at ``path`` only on success.
 
-    This is how whole-tomogram outputs are streamed without holding them in memory.
+    This is how whole-tomogram outputs are streamed without holding them in memory: the file is
+    allocated (sparse) with its header, voxel size and origin, then written slice range by range.
     """
     path = Path(path)
     if path.suffix.lower() not in MRC_SUFFIXES:
         raise BadInputError(f"{path}: streamed outputs are written as MRC; use a .mrc suffix")
+    if len(shape) != 3:
+        raise BadInputError(f"{path}: streamed outputs are 3D volumes, got shape {tuple(shape)}")
+    mode = _mrc_mode(np.dtype(dtype))
     with atomic_output(path, overwrite=overwrite) as tmp:
-        mrc = mrcfile.new_mmap(
-            tmp, shape=tuple(shape), mrc_mode=_mrc_mode(np.dtype(dtype)), overwrite=True
-        )
-        try:
+        with mrcfile.new_mmap(tmp, shape=tuple(shape), mrc_mode=mode, overwrite=True) as mrc:
             _set_frame(mrc, voxel_size, origin)
-            yield mrc.data
-            finish_mrc_header(mrc)
-            mrc.flush()
+            layout = MrcLayout.of(tmp, mrc)
+        writer = SlabWriter(layout)
+        try:
+            yield writer
+            writer.flush()
         finally:
-            mrc.close()
+            writer.close()
+        with mrcfile.mmap(tmp, mode="r+") as mrc:
+            finish_mrc_header(mrc)
 
 
 HEADER_STATS_MAX_VOXELS = 64 * 1024**2

@@ -166,32 +166,26 @@ def _limit_threads() -> None:
 
 
 def _write_slab(path: str, z_start: int, slab: np.ndarray) -> None:
-    # A positional write of exactly this slab's bytes, not a memory map: a memmap writes back whole
-    # pages, which on NFS can overwrite a neighbouring unit's slices that share a page.
-    import mrcfile
-    from mrcfile.utils import data_dtype_from_header
+    """Write one unit's slices into the shared, pre-allocated output (only its own bytes)."""
+    from ..volume import SlabWriter
 
     try:
-        with mrcfile.open(path, mode="r", header_only=True) as mrc:
-            offset = int(mrc.header.nbytes + mrc.header.nsymbt)
-            stored = data_dtype_from_header(mrc.header)
-            shape = (int(mrc.header.nz), int(mrc.header.ny), int(mrc.header.nx))
+        writer = SlabWriter.open(path)
     except FileNotFoundError as error:
         raise MissingInputError(
             f"{path}: the pre-allocated output is not visible on worker {socket.gethostname()}; "
             "the output folder must be on a file system shared by the client and every worker"
         ) from error
-    if shape[1:] != slab.shape[1:] or z_start + len(slab) > shape[0]:
-        raise BadInputError(
-            f"{path}: holds shape {shape}, which slices {z_start}-{z_start + len(slab) - 1} of "
-            f"shape {slab.shape[1:]} do not fit; delete it and the manifest beside it to start over"
-        )
-    data = np.ascontiguousarray(slab, dtype=stored)
-    with open(path, "r+b") as handle:
-        handle.seek(offset + z_start * data[0].nbytes)
-        handle.write(data.tobytes())
-        handle.flush()
-        os.fsync(handle.fileno())
+    try:
+        if writer.shape[1:] != slab.shape[1:] or z_start + len(slab) > writer.shape[0]:
+            raise BadInputError(
+                f"{path}: holds shape {writer.shape}, which slices {z_start}-{z_start + len(slab) - 1} of "
+                f"shape {slab.shape[1:]} do not fit; delete it and the manifest beside it to start over"
+            )
+        writer[z_start : z_start + len(slab)] = slab
+        writer.flush()
+    finally:
+        writer.close()
 
 
 def run_unit(unit: WorkUnit) -> dict:
