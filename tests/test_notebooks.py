@@ -79,8 +79,7 @@ class _ThisPython(KernelSpecManager):
         env = {
             "TOMOSEG_NB_PROGRESS": "0",
             "TF_CPP_MIN_LOG_LEVEL": "2",
-            "MPLBACKEND": "module://matplotlib_inline.backend_inline",
-            "PYTHONWARNINGS": "ignore::DeprecationWarning",
+            "MPLBACKEND": "module://matplotlib_inline.backend_inline",  # not the tests' Agg
         }
         return KernelSpec(
             argv=[sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
@@ -278,6 +277,7 @@ def test_05_particle_picking_2d(workdir):
 
 
 @pytest.mark.notebook
+@pytest.mark.slow
 def test_06_many_tomograms_dask(workdir):
     notebook = execute_notebook(
         "06_many_tomograms_dask", PARAMETERS["06_many_tomograms_dask"], workdir
