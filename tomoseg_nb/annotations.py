@@ -554,7 +554,8 @@ def _read_masks(path: Path, tiles: list[Tile]) -> dict[str, np.ndarray]:
                 if mask.shape != (sizes[key], sizes[key]) or mask.dtype != bool:
                     raise ValueError(f"mask {key} has shape {mask.shape} and type {mask.dtype}")
                 masks[key] = mask
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+    # NotImplementedError: zipfile's answer to a damaged compression-method field
+    except (OSError, ValueError, EOFError, NotImplementedError, zipfile.BadZipFile) as error:
         raise BadInputError(
             f"{path}: masks file is corrupt or foreign ({error}); restore it from a backup or "
             "delete it to start painting afresh"
@@ -619,7 +620,8 @@ def _release(path: Path, token: str) -> None:
 def _read_lock(path: Path) -> dict[str, Any] | None:
     try:
         holder = json.loads(path.read_text(encoding="utf-8"))
-        return holder if isinstance(holder, dict) and "pid" in holder else None
+        valid = isinstance(holder, dict) and isinstance(holder.get("pid"), int)
+        return holder if valid else None
     except (OSError, ValueError):
         return None
 

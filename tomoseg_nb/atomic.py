@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from .errors import OutputExistsError
+from .errors import BadInputError, OutputExistsError
 
 
 def check_output_path(path: str | os.PathLike, overwrite: bool) -> Path:
@@ -22,6 +22,13 @@ def check_output_path(path: str | os.PathLike, overwrite: bool) -> Path:
     if path.exists() and not overwrite:
         raise OutputExistsError(
             f"{path}: output exists; pass overwrite=True (--overwrite) to replace it"
+        )
+    # Refused before any work: a file where the output's folder should be (``--out notes.txt/x``).
+    blocking = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
+    if blocking is not None:
+        raise BadInputError(
+            f"{path}: cannot be written, {blocking} is a file, not a folder; "
+            "choose another output path"
         )
     return path
 

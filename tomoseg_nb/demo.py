@@ -50,10 +50,16 @@ def run_demo(
     ``ribosome_picks.star`` (RELION 5), ``figures/`` and ``report.md``.
     """
     from .evaluate import evaluate
+    from .models import get_architecture
     from .synthetic import simulate_tomogram, write_tomogram_phantom
 
     out = Path(out)
     check_output_path(out / "report.md", overwrite)
+    # Checked here: below, a BadInputError of one feature only skips it (a small phantom may lack it).
+    if arch is not None:
+        get_architecture(arch)
+    if epochs is not None and epochs < 1:
+        raise BadInputError(f"epochs must be >= 1, got {epochs}")
     stages = 2 + len(FEATURES) + 3
     done = 0
 
@@ -77,6 +83,7 @@ def run_demo(
                 phantom.labels,
                 {name: label},
                 keep=models_dir,
+                overwrite=overwrite,
                 arch=arch,
                 epochs=epochs,
                 n_positive=n_positive,

@@ -277,15 +277,25 @@ def evaluate(
     features: Mapping[str, int],
     *,
     keep: str | os.PathLike | None = None,
+    overwrite: bool = False,
     **options,
 ) -> dict:
     """Evaluate every feature; returns ``{"features": {name: scores}, ...}`` as ``evaluate --json`` writes.
 
     ``keep`` keeps each trained model (``<feature>.keras`` + sidecar), probability map
-    (``<feature>.mrc``) and annotation project; otherwise they live in a temporary folder.
+    (``<feature>.mrc``) and annotation project; otherwise they live in a temporary folder. Kept
+    outputs that exist are refused before any work unless ``overwrite``.
     """
+    from .annotations import validate_feature_name
+    from .atomic import check_output_path
+
     if not features:
         raise BadInputError("name at least one feature to evaluate, e.g. --feature ribosome=3")
+    for name in features:  # names become file names in ``keep``: no '../' escapes it
+        validate_feature_name(name)
+        if keep is not None:
+            for suffix in (".keras", ".json", ".mrc", ".project"):
+                check_output_path(Path(keep) / f"{name}{suffix}", overwrite)
     volume = tomogram if isinstance(tomogram, Volume) else open_volume(tomogram, ndim=3)
     labels = truth if isinstance(truth, np.ndarray) else open_volume(truth, ndim=3).data[...]
     if labels.shape != volume.shape:

@@ -313,8 +313,10 @@ def _thresholds(threshold: float | Sequence[float], n: int) -> tuple[float, ...]
             f"{len(values)} thresholds given for {n} maps; give one, or one per map"
         )
     values = [float(v) for v in values]
-    if not all(math.isfinite(v) for v in values):
-        raise BadInputError(f"thresholds must be finite numbers, got {values}")
+    if not all(math.isfinite(v) and v >= 0 for v in values):
+        raise BadInputError(
+            f"thresholds are probabilities, finite and >= 0 (e.g. 0.8), got {values}"
+        )
     return tuple(values)
 
 

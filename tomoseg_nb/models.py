@@ -27,6 +27,7 @@ import numpy as np
 from keras import layers, ops
 
 from . import __version__
+from .annotations import validate_feature_name
 from .atomic import atomic_output, check_output_path
 from .errors import BadInputError, MissingInputError
 
@@ -265,6 +266,11 @@ class ModelInfo:
             raise BadInputError(f"{source}: malformed model sidecar ({error})") from error
         if not isinstance(info.recipe, dict) or not info.feature or not info.voxel_size > 0:
             raise BadInputError(f"{source}: sidecar lacks a feature, voxel size or recipe")
+        # The feature names output files (DIR/<tomogram>__<feature>.mrc): no '../' may escape DIR.
+        try:
+            validate_feature_name(info.feature)
+        except BadInputError as error:
+            raise BadInputError(f"{source}: {error}") from None
         return info
 
 
@@ -305,6 +311,30 @@ def save_model(
     return path
 
 
+def load_keras_file(path: str | os.PathLike) -> keras.Model:
+    """Load a ``.keras`` file in Keras safe mode: a file carrying Python code is refused, not run.
+
+    Models are shared on hubs and by e-mail; safe mode rebuilds only registered layers, so a
+    ``Lambda`` layer or custom object in a downloaded file cannot execute anything on loading.
+
+    Raises
+    ------
+    BadInputError
+        The file is not a Keras archive, is damaged, or holds code (Lambda layers, unknown objects).
+    """
+    try:
+        return keras.saving.load_model(path, compile=False, safe_mode=True)
+    except Exception as error:  # Keras raises many types for foreign or damaged archives
+        text = str(error)
+        if any(word in text for word in ("Lambda", "safe_mode", "Could not locate")):
+            raise BadInputError(
+                f"{path}: holds a Lambda layer or custom code, which is refused for safety (Keras "
+                "safe mode); only networks made by tomoseg_nb load: retrain it with tomoseg_nb"
+            ) from error
+        first = text.strip().splitlines()[0] if text.strip() else type(error).__name__
+        raise BadInputError(f"{path}: not a loadable Keras model ({first})") from error
+
+
 def load_model(path: str | os.PathLike) -> tuple[keras.Model, ModelInfo]:
     """Load ``MODEL.keras`` (Keras safe mode) and its sidecar ``MODEL.json``.
 
@@ -332,12 +362,7 @@ def load_model(path: str | os.PathLike) -> tuple[keras.Model, ModelInfo]:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise BadInputError(f"{sidecar}: not readable JSON ({error})") from error
     info = ModelInfo.from_dict(data, source=str(sidecar))
-    try:
-        model = keras.saving.load_model(path, compile=False, safe_mode=True)
-    except Exception as error:  # Keras raises many types for foreign or damaged archives
-        raise BadInputError(
-            f"{path}: not a loadable Keras model ({str(error).splitlines()[0] if str(error) else type(error).__name__})"
-        ) from error
+    model = load_keras_file(path)
     if output_stride(model) != info.output_stride:
         raise BadInputError(
             f"{path}: the network has output stride {output_stride(model)} but its sidecar says "

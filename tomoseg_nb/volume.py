@@ -8,6 +8,7 @@ stored uncompressed and read page by page otherwise; OME-Zarr is read chunk by c
 
 from __future__ import annotations
 
+import logging
 import os
 import warnings
 from collections.abc import Iterator
@@ -228,15 +229,27 @@ def _first_line(error: BaseException) -> str:
     return text.splitlines()[0]
 
 
+@contextmanager
+def _quiet_logger(name: str) -> Iterator[None]:
+    """Mute a library's log records (tifffile logs every damaged tag); our error says it once."""
+    logger = logging.getLogger(name)
+    disabled, logger.disabled = logger.disabled, True
+    try:
+        yield
+    finally:
+        logger.disabled = disabled
+
+
 def _open_tiff(path: Path) -> Volume:
     import tifffile
 
     try:
-        try:
-            data = tifffile.memmap(path, mode="r")
-        except ValueError:  # compressed or non-contiguous: read the pages
-            data = tifffile.imread(path)
-        voxel_size, origin = _tiff_frame(path)
+        with _quiet_logger("tifffile"):
+            try:
+                data = tifffile.memmap(path, mode="r")
+            except ValueError:  # compressed or non-contiguous: read the pages
+                data = tifffile.imread(path)
+            voxel_size, origin = _tiff_frame(path)
     # tifffile raises many types (IndexError, KeyError...) for corrupt files
     except Exception as error:
         raise BadInputError(f"{path}: not a readable TIFF file ({_first_line(error)})") from error

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import zipfile
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -129,6 +130,22 @@ def save_boxer(model: BoxerModel, path: str | os.PathLike, *, overwrite: bool = 
     return path
 
 
+def _checked_info(info: BoxerInfo) -> BoxerInfo:
+    """``info`` with numbers made floats and checked, so a hand-edited boxer.json fails on loading."""
+    for name in ("box_px", "pixel_size", "threshold", "classifier_threshold"):
+        setattr(info, name, float(getattr(info, name)))
+    if not (0 < info.box_px < np.inf and 0 < info.pixel_size < np.inf):
+        raise ValueError(
+            f"box {info.box_px} px and pixel size {info.pixel_size} A must be positive"
+        )
+    if not np.isfinite(info.threshold) or not 0 <= info.classifier_threshold <= 1:
+        raise ValueError("thresholds must be finite, the classifier's within 0-1")
+    if not isinstance(info.recipe, dict):
+        raise ValueError(f"recipe must be a JSON object, got {info.recipe!r}")
+    info.boxer_recipe()  # validates the recipe's values
+    return info
+
+
 def load_boxer(path: str | os.PathLike) -> BoxerModel:
     """Read a boxer model folder written by ``save_boxer`` (Keras safe mode, no pickle).
 
@@ -139,7 +156,7 @@ def load_boxer(path: str | os.PathLike) -> BoxerModel:
     BadInputError
         ``path`` is not a boxer model folder, was written by a newer tomoseg_nb, or is damaged.
     """
-    import keras
+    from ..models import load_keras_file
 
     path = Path(path)
     if not path.exists():
@@ -159,18 +176,25 @@ def load_boxer(path: str | os.PathLike) -> BoxerModel:
                 "upgrade tomoseg_nb to read it"
             )
         known = {key: values[key] for key in BoxerInfo.__dataclass_fields__ if key in values}
-        info = BoxerInfo(**known)
-        picker = keras.saving.load_model(path / PICKER_FILE, safe_mode=True, compile=False)
+        info = _checked_info(BoxerInfo(**known))
+        picker = load_keras_file(path / PICKER_FILE)
         classifier_path = path / CLASSIFIER_FILE
-        classifier = (
-            keras.saving.load_model(classifier_path, safe_mode=True, compile=False)
-            if classifier_path.exists()
-            else None
-        )
+        classifier = load_keras_file(classifier_path) if classifier_path.exists() else None
         with np.load(path / REFERENCES_FILE, allow_pickle=False) as archive:
             references = np.asarray(archive["good"], dtype=np.float32)
     except BadInputError:
         raise
-    except (OSError, ValueError, KeyError, TypeError) as error:
-        raise BadInputError(f"{path}: damaged boxer model ({error}); train it again") from error
+    # zipfile answers a damaged references.npz with BadZipFile, EOFError or NotImplementedError
+    except (
+        OSError,
+        ValueError,
+        KeyError,
+        TypeError,
+        AttributeError,
+        EOFError,
+        NotImplementedError,
+        zipfile.BadZipFile,
+    ) as error:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise BadInputError(f"{path}: damaged boxer model ({first}); train it again") from error
     return BoxerModel(picker=picker, classifier=classifier, references=references, info=info)

@@ -168,11 +168,16 @@ def autopick(
     recipe = info.boxer_recipe()
     box = recipe.working_box_px
     box_px = info.box_angstrom / size
-    prepared, frame = prepare_micrograph(image, box_px, recipe, name=name)
     threshold = info.threshold if threshold is None else float(threshold)
     classifier_threshold = (
         info.classifier_threshold if classifier_threshold is None else float(classifier_threshold)
     )
+    if not np.isfinite(threshold) or not 0 <= classifier_threshold <= 1:
+        raise BadInputError(
+            f"threshold {threshold:g} must be a finite number of standard deviations and the "
+            f"classifier threshold {classifier_threshold:g} within 0-1"
+        )
+    prepared, frame = prepare_micrograph(image, box_px, recipe, name=name)
     if method == "cnn":
         score_map = _smoothed_positive(picker_map(model.picker, prepared, engine=engine))
         peaks, values = find_peaks(

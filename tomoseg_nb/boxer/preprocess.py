@@ -15,6 +15,9 @@ import scipy.fft
 
 from ..errors import BadInputError
 
+MIN_BOX_PX = 8
+"""Smallest box in source pixels: a particle a few pixels across carries nothing to learn."""
+
 
 @dataclass(frozen=True)
 class BoxerRecipe:
@@ -206,6 +209,12 @@ def prepare_micrograph(
     recipe = recipe or BoxerRecipe()
     image = check_micrograph(image, name)
     scale = working_scale(box_px, recipe)
+    if not MIN_BOX_PX <= box_px <= min(image.shape):
+        raise BadInputError(
+            f"{name}: a box of {box_px:.4g} px cannot be picked in a {image.shape[1]} x "
+            f"{image.shape[0]} px micrograph (boxes from {MIN_BOX_PX} px to the image size); "
+            "check the box size and the pixel size"
+        )
     # Integer block-binning first is cheap and shrinks the FFT; the spectrum crop then reaches the
     # exact scale and doubles as the band-pass.
     factor = max(1, int(np.floor(1.0 / scale)))

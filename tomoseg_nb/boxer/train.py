@@ -13,6 +13,7 @@ import warnings
 
 import numpy as np
 
+from ..errors import BadInputError
 from ..progress import ProgressCallback, progress_bar
 from .augment import augment_boxes
 from .model import BoxerInfo, BoxerModel
@@ -81,6 +82,8 @@ def train_boxer(
     """
     import keras
 
+    if not isinstance(epochs, (int, np.integer)) or epochs < 1:
+        raise BadInputError(f"epochs must be a whole number >= 1, got {epochs!r}")
     started = time.perf_counter()
     keras.utils.set_random_seed(seed)
     rng = np.random.default_rng(seed)

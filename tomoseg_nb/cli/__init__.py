@@ -1,12 +1,14 @@
 """The ``tomoseg-nb`` command line: one module per sub-command, discovered in this package.
 
 Each module defines ``register(subparsers)`` that adds its parser and sets ``func``. User mistakes
-(``TomosegError``) print one line and exit with status 2; no traceback reaches the user.
+(``TomosegError``), and what the system refuses (a full disk, a read-only folder, too little memory),
+print one line and exit with status 2; no traceback reaches the user.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import pkgutil
 import sys
@@ -37,21 +39,46 @@ def _one_line_warning(command: str):
     return show
 
 
+def _describe_os_error(error: OSError) -> str:
+    """One line for an operating-system error: the file, what went wrong, what to do."""
+    where = f"{error.filename}: " if error.filename else ""
+    what = error.strerror or str(error) or type(error).__name__
+    advice = {
+        errno.ENOSPC: "free some space or write to another disk",
+        errno.EDQUOT: "free some space or write to another disk",
+        errno.EFBIG: "free some space or write to another disk",
+        errno.EACCES: "choose a folder you can write to, or fix its permissions",
+        errno.EPERM: "choose a folder you can write to, or fix its permissions",
+        errno.EROFS: "choose a folder on a writable disk",
+    }.get(error.errno, "check the path and try again")
+    return f"{where}{what}; {advice}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``tomoseg-nb`` console script; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    # "boxer train", as argparse names it in its own errors
+    command = " ".join(filter(None, (args.command, getattr(args, "action", None))))
     try:
         with warnings.catch_warnings():
-            warnings.showwarning = _one_line_warning(args.command)
+            warnings.showwarning = _one_line_warning(command)
             return int(args.func(args) or 0)
     except TomosegError as error:
-        print(f"tomoseg-nb {args.command}: error: {error}", file=sys.stderr)
+        print(f"tomoseg-nb {command}: error: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:  # a full disk, a read-only folder: the user's to fix, no traceback
+        print(f"tomoseg-nb {command}: error: {_describe_os_error(error)}", file=sys.stderr)
+        return 2
+    except MemoryError:
+        print(
+            f"tomoseg-nb {command}: error: not enough memory; use smaller sizes "
+            "(--shape, --slab, fewer or smaller inputs) or a machine with more memory",
+            file=sys.stderr,
+        )
         return 2
     except KeyboardInterrupt:
-        print(
-            f"tomoseg-nb {args.command}: interrupted; no partial output was kept", file=sys.stderr
-        )
+        print(f"tomoseg-nb {command}: interrupted; no partial output was kept", file=sys.stderr)
         return 130
 
 

@@ -3,12 +3,35 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 
 from ..errors import BadInputError
 
 
 def add_overwrite(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overwrite", action="store_true", help="replace outputs that exist")
+
+
+def whole_number(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
+    """An argparse ``type``: a whole number in ``minimum..maximum`` (seeds, epochs, counts, ports).
+
+    Out-of-range values are refused by argparse with one line, before any work, instead of failing
+    deep inside numpy (a negative seed) or Keras (zero epochs) with a traceback.
+    """
+    limits = f">= {minimum}" if maximum is None else f"from {minimum} to {maximum}"
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected a whole number {limits}, got {text!r}"
+            ) from None
+        if value < minimum or (maximum is not None and value > maximum):
+            raise argparse.ArgumentTypeError(f"must be a whole number {limits}, got {value}")
+        return value
+
+    return parse
 
 
 def parse_feature_ids(items: list[str]) -> dict[str, int]:

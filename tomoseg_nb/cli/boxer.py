@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import add_overwrite
+from ._common import add_overwrite, whole_number
 
 FORMATS = ("star", "box", "csv")
 
@@ -36,8 +36,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument(
         "--pixel-size", type=float, metavar="A", help="A/pixel (default: the files')"
     )
-    train.add_argument("--epochs", type=int, default=20, metavar="N", help="epochs per network")
-    train.add_argument("--seed", type=int, default=0, metavar="S", help="random seed")
+    train.add_argument(
+        "--epochs", type=whole_number(1), default=20, metavar="N", help="epochs per network"
+    )
+    train.add_argument("--seed", type=whole_number(0), default=0, metavar="S", help="random seed")
     train.add_argument("--out", required=True, metavar="MODEL", help="model folder to write")
     add_overwrite(train)
     train.set_defaults(func=run_train)

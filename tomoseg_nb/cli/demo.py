@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import add_overwrite
+from ._common import add_overwrite, whole_number
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -26,11 +26,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar=("Z", "Y", "X"),
         help="phantom shape (default 48 256 256)",
     )
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--seed", type=whole_number(0), default=0, help="random seed (default 0)")
     parser.add_argument(
         "--arch", default=None, help="network architecture (default: the project's best)"
     )
-    parser.add_argument("--epochs", type=int, default=None, help="training epochs per feature")
+    parser.add_argument(
+        "--epochs", type=whole_number(1), default=None, help="training epochs per feature"
+    )
     parser.add_argument(
         "--engine", choices=("auto", "keras", "fft"), default="auto", help="convolution engine"
     )

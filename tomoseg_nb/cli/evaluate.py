@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import parse_feature_ids
+from ._common import add_overwrite, parse_feature_ids, whole_number
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -27,13 +27,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="feature and its label id (repeat)",
     )
     parser.add_argument(
-        "--n-pos", type=int, default=10, help="positive tiles per feature (default 10)"
+        "--n-pos", type=whole_number(1), default=10, help="positive tiles per feature (default 10)"
     )
     parser.add_argument(
-        "--n-neg", type=int, default=100, help="negative tiles per feature (default 100)"
+        "--n-neg",
+        type=whole_number(0),
+        default=100,
+        help="negative tiles per feature (default 100)",
     )
     parser.add_argument(
-        "--tile-size", type=int, default=64, help="tile size in pixels (default 64)"
+        "--tile-size", type=whole_number(8), default=64, help="tile size in pixels (default 64)"
     )
     parser.add_argument(
         "--method", choices=("cnn", "rf"), default="cnn", help="network or random-forest baseline"
@@ -42,13 +45,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--arch", default=None, help="network architecture (default: the project's best)"
     )
     parser.add_argument(
-        "--epochs", type=int, default=None, help="training epochs (default: the architecture's)"
+        "--epochs",
+        type=whole_number(1),
+        default=None,
+        help="training epochs (default: the architecture's)",
     )
     parser.add_argument(
         "--engine", choices=("auto", "keras", "fft"), default="auto", help="convolution engine"
     )
     parser.add_argument(
-        "--seed", type=int, default=0, help="random seed (tiles, initialisation, augmentation)"
+        "--seed",
+        type=whole_number(0),
+        default=0,
+        help="random seed (tiles, initialisation, augmentation)",
     )
     parser.add_argument(
         "--keep", metavar="DIR", help="keep models, probability maps and projects here"
@@ -56,18 +65,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--json", required=True, metavar="OUT.json", help="where to write the scores"
     )
+    add_overwrite(parser)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..atomic import write_json_atomic
+    from ..atomic import check_output_path, write_json_atomic
     from ..evaluate import evaluate
 
+    check_output_path(args.json, args.overwrite)  # fail before the work, not after
     report = evaluate(
         args.tomogram,
         args.truth,
         parse_feature_ids(args.feature),
         keep=args.keep,
+        overwrite=args.overwrite,
         method=args.method,
         arch=args.arch,
         n_positive=args.n_pos,
@@ -77,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
         engine=args.engine,
         seed=args.seed,
     )
-    write_json_atomic(args.json, report)
+    write_json_atomic(args.json, report, overwrite=args.overwrite)
     print(
         f"{'feature':<14}{'IoU':>7}{'Dice':>7}{'prec':>7}{'recall':>7}{'train s':>9}{'Mvox/s':>8}"
     )

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from ..errors import MissingInputError
+from ._common import whole_number
 
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 
@@ -17,7 +18,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "folder", nargs="?", default=None, help="notebook folder (default: the tutorials)"
     )
-    parser.add_argument("--port", type=int, default=None, help="port (default: Jupyter's choice)")
+    parser.add_argument(
+        "--port", type=whole_number(1, 65535), default=None, help="port (default: Jupyter's choice)"
+    )
     parser.add_argument(
         "--no-browser", action="store_true", help="do not open a browser (remote machines)"
     )

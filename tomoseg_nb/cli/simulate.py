@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ._common import add_overwrite
+from ._common import add_overwrite, whole_number
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -36,7 +36,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar=("Y", "X"),
         help="micrograph size in pixels (default 1024 1024)",
     )
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--seed", type=whole_number(0), default=0, help="random seed (default 0)")
     parser.add_argument(
         "--voxel-size",
         type=float,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import add_overwrite
+from ._common import add_overwrite, whole_number
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -21,8 +21,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--tomogram", metavar="T", help="tomogram to cut tiles from (default: the project's)"
     )
     parser.add_argument("--arch", default=None, help="architecture (default: the package default)")
-    parser.add_argument("--epochs", type=int, default=20, metavar="N", help="at most N epochs")
-    parser.add_argument("--seed", type=int, default=0, metavar="S", help="random seed")
+    parser.add_argument(
+        "--epochs", type=whole_number(1), default=20, metavar="N", help="at most N epochs"
+    )
+    parser.add_argument("--seed", type=whole_number(0), default=0, metavar="S", help="random seed")
     parser.add_argument(
         "--binning", type=int, default=1, metavar="B", help="bin slices by B in y and x first"
     )

@@ -140,7 +140,8 @@ def open_cluster(spec: str | ClusterSpec) -> Iterator[Any]:
                     n_workers=workers,
                     threads_per_worker=1,
                     processes=True,
-                    dashboard_address=":0",
+                    # loopback only: on a shared hub nobody else should reach this dashboard
+                    dashboard_address="127.0.0.1:0",
                     env=worker_environment(usable_cores() // workers),
                 )
             )

@@ -128,7 +128,7 @@ def trace_filaments(
         (filaments a few voxels thin) the smoothed skeleton is the axis.
     """
     values = _probability_volume(probability_map)
-    _check_number("threshold", threshold)
+    _check_number("threshold", threshold, minimum=0.0)
     _check_number("voxel size", voxel_size, minimum=1e-9)
     if radius_angstrom is not None:
         _check_number("filament radius", radius_angstrom, minimum=1e-9)

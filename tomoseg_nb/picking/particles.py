@@ -162,9 +162,9 @@ def find_particle_candidates(
     ParticleCandidates
     """
     values = _probability_volume(probability_map)
-    _check_number("threshold", threshold)
+    _check_number("threshold", threshold, minimum=0.0)
     _check_number("minimum distance", min_distance_px, minimum=0.0)
-    _check_number("minimum mass", min_mass)
+    _check_number("minimum mass", min_mass, minimum=0.0)
     if mode not in MODES:
         raise BadInputError(f"unknown picking mode {mode!r}; choose one of {', '.join(MODES)}")
     size_range = _size_range(
