@@ -45,3 +45,22 @@ def test_cli_has_the_architecture_contract_commands():
     commands = set(parser._subparsers._group_actions[0].choices)  # argparse keeps them here
     expected = {"lab", "demo", "simulate", "train", "segment", "merge", "pick", "evaluate", "boxer"}
     assert expected <= commands
+
+
+def test_lab_opens_jupyterlab_on_the_tutorials(monkeypatch, tmp_path, capsys):
+    import os
+
+    from tomoseg_nb.cli import main
+    from tomoseg_nb.cli.lab import NOTEBOOKS
+
+    started = {}
+    monkeypatch.setattr(os, "execv", lambda program, command: started.update(command=command))
+    assert main(["lab", "--no-browser", "--", "--allow-root"]) == 0
+    command = started["command"]
+    assert command[1:4] == ["-m", "jupyter", "lab"]
+    assert f"--notebook-dir={NOTEBOOKS}" in command and "00_quickstart.ipynb" in os.listdir(
+        NOTEBOOKS
+    )
+    assert command[-2:] == ["--no-browser", "--allow-root"]
+    assert main(["lab", "--folder", str(tmp_path / "missing")]) == 2
+    assert "no notebook folder" in capsys.readouterr().err

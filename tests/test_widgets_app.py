@@ -2,7 +2,7 @@
 
 import pytest
 
-from tomoseg_nb.evaluate import build_project, simulate_annotation
+from tomoseg_nb.evaluate import build_project
 from tomoseg_nb.models import save_model
 from tomoseg_nb.synthetic import simulate_tomogram
 from tomoseg_nb.train import train_feature
@@ -26,11 +26,17 @@ def trained(tmp_path_factory):
     folder = tmp_path_factory.mktemp("app")
     phantom = simulate_tomogram((16, 128, 128), seed=2)
     path = write_volume(folder / "tomo.mrc", phantom.tomogram, voxel_size=phantom.voxel_size)
-    tiles = simulate_annotation(
-        phantom.labels, phantom.label_ids["ribosome"], n_positive=3, n_negative=12, tile_size=32
-    )
     with open_volume(path) as tomogram:
-        build_project(folder / "project", tomogram, "ribosome", tiles).close()
+        build_project(
+            folder / "project",
+            tomogram,
+            "ribosome",
+            phantom.labels,
+            phantom.label_ids["ribosome"],
+            n_positive=3,
+            n_negative=12,
+            tile_size=32,
+        ).close()
     model, info = train_feature(
         _open(folder / "project"), "ribosome", arch="tiny", epochs=2, engine="keras", seed=0
     )

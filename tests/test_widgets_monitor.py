@@ -5,7 +5,7 @@ import threading
 import pytest
 
 from tomoseg_nb.errors import CancelledError
-from tomoseg_nb.evaluate import build_project, simulate_annotation
+from tomoseg_nb.evaluate import build_project
 from tomoseg_nb.synthetic import simulate_tomogram
 from tomoseg_nb.volume import open_volume, write_volume
 from tomoseg_nb.widgets.monitor import TrainingMonitor
@@ -19,11 +19,17 @@ def phantom_project(tmp_path_factory):
     folder = tmp_path_factory.mktemp("monitor")
     phantom = simulate_tomogram((16, 128, 128), seed=2)
     path = write_volume(folder / "tomo.mrc", phantom.tomogram, voxel_size=phantom.voxel_size)
-    tiles = simulate_annotation(
-        phantom.labels, phantom.label_ids["ribosome"], n_positive=3, n_negative=12, tile_size=32
-    )
     with open_volume(path) as tomogram:
-        project = build_project(folder / "project", tomogram, "ribosome", tiles)
+        project = build_project(
+            folder / "project",
+            tomogram,
+            "ribosome",
+            phantom.labels,
+            phantom.label_ids["ribosome"],
+            n_positive=3,
+            n_negative=12,
+            tile_size=32,
+        )
     yield project
     project.close()
 

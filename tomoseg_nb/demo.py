@@ -49,17 +49,13 @@ def run_demo(
     probability map and annotation project per feature), ``merged_labels.mrc`` (+ name map),
     ``ribosome_picks.star`` (RELION 5), ``figures/`` and ``report.md``.
     """
-    from .evaluate import evaluate
-    from .models import get_architecture
+    from .evaluate import check_training_options, evaluate
     from .synthetic import simulate_tomogram, write_tomogram_phantom
 
     out = Path(out)
     check_output_path(out / "report.md", overwrite)
     # Checked here: below, a BadInputError of one feature only skips it (a small phantom may lack it).
-    if arch is not None:
-        get_architecture(arch)
-    if epochs is not None and epochs < 1:
-        raise BadInputError(f"epochs must be >= 1, got {epochs}")
+    check_training_options(arch, epochs)
     stages = 2 + len(FEATURES) + 3
     done = 0
 

@@ -133,26 +133,58 @@ def _spread_choice(
     return chosen
 
 
-def build_project(
-    folder: str | os.PathLike,
-    tomogram: Volume,
+def annotate_from_truth(
+    project,
     feature: str,
-    tiles: list[AnnotatedTile],
-):
-    """Write the annotator's tiles into a real annotation project, as the widgets would."""
-    from .annotations import Project
+    labels: np.ndarray,
+    feature_id: int,
+    *,
+    n_positive: int = 10,
+    n_negative: int = 100,
+    tile_size: int = 64,
+    seed: int = 0,
+) -> list[AnnotatedTile]:
+    """The simulated annotator working in a real project: tiles and painted masks from the truth.
 
-    project = Project.create(
-        folder, tomogram=tomogram.path, voxel_size=tomogram.voxel_size, overwrite=True
+    Adds ``feature`` (with ``tile_size``) if the project lacks it, chooses tiles with
+    ``simulate_annotation`` at the feature's tile size, and adds them with their masks, exactly as
+    a person would with the tile picker and mask painter.
+    """
+    if feature not in project.features:
+        project.add_feature(feature, tile_size=tile_size)
+    tiles = simulate_annotation(
+        labels,
+        feature_id,
+        n_positive=n_positive,
+        n_negative=n_negative,
+        tile_size=project.features[feature].tile_size,
+        seed=seed,
     )
-    project.autosave = False
-    project.add_feature(feature, tile_size=tiles[0].size)
     for annotated in tiles:
         tile = project.add_tile(
             feature, annotated.z, annotated.y, annotated.x, positive=annotated.positive
         )
         if annotated.positive:
             project.set_mask(tile.id, annotated.mask)
+    return tiles
+
+
+def build_project(
+    folder: str | os.PathLike,
+    tomogram: Volume,
+    feature: str,
+    labels: np.ndarray,
+    feature_id: int,
+    **annotation,
+):
+    """A fresh single-feature project annotated by the simulated annotator, saved once."""
+    from .annotations import Project
+
+    project = Project.create(
+        folder, tomogram=tomogram.path, voxel_size=tomogram.voxel_size, overwrite=True
+    )
+    project.autosave = False
+    annotate_from_truth(project, feature, labels, feature_id, **annotation)
     project.save()
     return project
 
@@ -200,7 +232,10 @@ def evaluate_feature(
     if method not in METHODS:
         raise BadInputError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
     workdir = Path(workdir)
-    tiles = simulate_annotation(
+    project = build_project(
+        workdir / f"{feature}.project",
+        tomogram,
+        feature,
         labels,
         feature_id,
         n_positive=n_positive,
@@ -208,7 +243,6 @@ def evaluate_feature(
         tile_size=tile_size,
         seed=seed,
     )
-    project = build_project(workdir / f"{feature}.project", tomogram, feature, tiles)
     map_path = workdir / f"{feature}.mrc"
     try:
         if method == "cnn":
@@ -271,6 +305,19 @@ def _run_forest(project, tomogram, feature, map_path, recipe, seed):
     return {"train_seconds": train_seconds, "segment_seconds": time.perf_counter() - start}, 0.5
 
 
+def check_training_options(arch: str | None, epochs: int | None) -> None:
+    """Refuse an unknown architecture or fewer than one epoch before any tile is chosen or written.
+
+    Training would find them only after the annotation and project were made.
+    """
+    if arch is not None:
+        from .models import get_architecture
+
+        get_architecture(arch)
+    if epochs is not None and epochs < 1:
+        raise BadInputError(f"epochs must be >= 1, got {epochs}")
+
+
 def evaluate(
     tomogram: str | os.PathLike | Volume,
     truth: str | os.PathLike | np.ndarray,
@@ -291,6 +338,7 @@ def evaluate(
 
     if not features:
         raise BadInputError("name at least one feature to evaluate, e.g. --feature ribosome=3")
+    check_training_options(options.get("arch"), options.get("epochs"))
     for name in features:  # names become file names in ``keep``: no '../' escapes it
         validate_feature_name(name)
         if keep is not None:

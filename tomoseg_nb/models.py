@@ -347,6 +347,11 @@ def load_model(path: str | os.PathLike) -> tuple[keras.Model, ModelInfo]:
         file is not a loadable Keras model, or the two disagree.
     """
     path = Path(path)
+    if path.is_dir():
+        raise BadInputError(
+            f"{path}: is a folder, not a MODEL.keras file (a boxer model folder is used with "
+            "'tomoseg-nb boxer pick')"
+        )
     if not path.is_file():
         raise MissingInputError(f"{path}: no such model file")
     sidecar = sidecar_path(path)

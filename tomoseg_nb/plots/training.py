@@ -76,7 +76,8 @@ def plot_tile_gallery(
         panels[row, 0].set_ylabel(label)
     for column in range(count):
         size = images[column].shape[-1]
-        extent = (-0.5, size - 0.5, size - 0.5, -0.5)
+        extent = (-0.5, size - 0.5, size - 0.5, -0.5)  # imshow: (left, right, bottom, top)
+        rows_down = (-0.5, size - 0.5, -0.5, size - 0.5)  # contour: row 0 at y = -0.5, the top
         panels[0, column].imshow(images[column], cmap="gray", interpolation="nearest")
         panels[0, column].set_title("held out" if held[column] else "training", fontsize="small")
         panels[1, column].imshow(
@@ -92,7 +93,7 @@ def plot_tile_gallery(
         )
         if threshold is not None and predictions[column].max() >= threshold:
             panels[1, column].contour(
-                predictions[column], [threshold], colors="#e6194b", linewidths=0.8, extent=extent
+                predictions[column], [threshold], colors="#e6194b", linewidths=0.8, extent=rows_down
             )
     for axes in panels.ravel():
         axes.set_xticks([])
