@@ -149,7 +149,7 @@ def files(tmp_path_factory) -> dict[str, str]:
 # {out} is a fresh, empty output folder per case; nothing may appear or change in it.
 CASES: dict[str, tuple[str, str, tuple[str, ...]]] = {
     # lab
-    "lab-missing-folder": ("lab {out}/nowhere", "no notebook folder", ()),
+    "lab-missing-folder": ("lab --folder {out}/nowhere", "no notebook folder", ()),
     "lab-port-zero": ("lab --port 0", "--port: must be a whole number from 1 to 65535", ()),
     # demo
     "demo-unknown-arch": ("demo --out {out} --arch bogus", "unknown architecture 'bogus'", ()),
@@ -462,7 +462,7 @@ CASES: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "evaluate-huge-tile": (
         "evaluate --tomogram {tomo} --truth {labels} --feature m=1 --json {out}/s.json "
         "--tile-size 100000",
-        "larger than the slices",
+        "tile size",
         (),
     ),
     "evaluate-zero-positives": (
@@ -660,6 +660,16 @@ def assert_one_line_error(stderr: str, command: str, expected: str) -> None:
     assert lines[-1] == errors[0], stderr
     for line in lines[:-1]:  # argparse's usage lines, or our one-line warnings
         assert line.startswith(("usage:", " ", f"tomoseg-nb {command}: warning: ")), stderr
+
+
+@pytest.fixture(autouse=True)
+def no_jupyter(monkeypatch):
+    """``lab`` replaces the process with JupyterLab once its checks pass; never this one."""
+
+    def refuse(*args):
+        raise AssertionError(f"lab would have started JupyterLab: {args}")
+
+    monkeypatch.setattr(os, "execv", refuse)
 
 
 @pytest.mark.parametrize("case", sorted(CASES))

@@ -125,7 +125,7 @@ def test_training_record(trained):
     assert info.training["n_positive"] == 10 and info.training["n_negative"] == 30
     assert len(info.training["validation_tiles"]) == 2 + 6  # 20 % of each class
     assert info.voxel_size == 10.0 and info.arch == "tiny" and info.tile_size == TILE
-    assert 0.1 <= info.threshold <= 0.9
+    assert info.threshold == 0.5 and 0.1 <= info.training["validation_threshold"] <= 0.9
     assert calls and calls[-1][0] == len(calls) and calls[0][1] >= calls[-1][0]
 
 

@@ -210,7 +210,7 @@ class ModelInfo:
     recipe : dict
         ``Recipe.to_dict()`` of the preprocessing it was trained with.
     threshold : float
-        Probability above which a voxel counts as the feature (chosen on held-out tiles).
+        Probability above which a voxel counts as the feature (0.5 unless a user sets it).
     tile_size : int
         Annotation tile size, source voxels.
     output_stride : int
