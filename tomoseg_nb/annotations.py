@@ -39,6 +39,7 @@ import numpy as np
 
 from .atomic import atomic_output, write_json_atomic
 from .errors import BadInputError, MissingInputError, OutputExistsError, ProjectLockedError
+from .palette import PALETTE
 from .volume import Volume, open_volume
 
 FORMAT = "tomoseg_nb.project"
@@ -46,18 +47,6 @@ VERSION = 1
 PROJECT_FILE = "project.json"
 MASKS_FILE = "masks.npz"
 LOCK_FILE = ".lock"
-PALETTE = (
-    "#e6194b",
-    "#3cb44b",
-    "#4363d8",
-    "#f58231",
-    "#911eb4",
-    "#42d4f4",
-    "#f032e6",
-    "#bfef45",
-    "#fabed4",
-    "#469990",
-)
 _FEATURE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}$")
 _TILE_ID = re.compile(r"^[0-9a-f]{8}$")
 _COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")

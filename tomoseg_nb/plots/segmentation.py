@@ -8,7 +8,9 @@ import numpy as np
 from matplotlib.colors import to_rgb
 from matplotlib.figure import Figure
 
-DEFAULT_COLOURS = ("#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#46f0f0")
+from ..palette import PALETTE
+
+DEFAULT_COLOURS = PALETTE
 
 
 def contrast_limits(

@@ -11,23 +11,8 @@ from collections.abc import Mapping
 import numpy as np
 from scipy import ndimage
 
+from ..palette import PALETTE
 from .view_state import Window
-
-PALETTE = (
-    "#e6194b",
-    "#3cb44b",
-    "#4363d8",
-    "#f58231",
-    "#911eb4",
-    "#42d4f4",
-    "#f032e6",
-    "#bfef45",
-    "#fabed4",
-    "#469990",
-    "#dcbeff",
-    "#9a6324",
-)
-"""Distinct colours for features and labels, in order (label k gets ``PALETTE[(k - 1) % 12]``)."""
 
 CONTRAST_SAMPLES = 1 << 16
 """Pixels sampled for automatic contrast: percentiles of a 2k x 2k slice in well under 1 ms."""
