@@ -343,6 +343,7 @@ def train_feature(
     other keyword arguments are those of ``train_on_tiles``. Save the result with
     ``models.save_model(model, info, "feature.keras")``.
     """
+    get_architecture(arch)  # an unknown name is reported before any tile is cut
     tiles = collect_tiles(project, feature, volume, recipe)
     result = train_on_tiles(tiles.images, tiles.masks, tiles.positive, arch=arch, **options)
     validation = result.validation_indices if result.validation_indices is not None else []

@@ -150,11 +150,14 @@ def run(args: argparse.Namespace) -> int:
             volume.path,
         )
     tomogram_name, feature = _names(map_path.stem)
-    binning, source_shape = args.binning or 1.0, None
+    # 0 is a mistake to report (SourceFrame does), not a missing value to default
+    binning = args.binning if args.binning is not None else 1.0
+    source_shape = None
     if args.tomogram:
         with open_volume(args.tomogram, ndim=3) as tomogram:
             source_shape, origin = tomogram.shape, tomogram.origin
-            binning = args.binning or voxel_size / tomogram.voxel_size
+            if args.binning is None:
+                binning = voxel_size / tomogram.voxel_size
             tomogram_name = tomogram.name
     frame = SourceFrame(shape, voxel_size, binning, origin, source_shape)
     names = {"tomogram": args.tomo_name or tomogram_name, "feature": args.feature or feature}
