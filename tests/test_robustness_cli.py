@@ -743,10 +743,20 @@ def processes(files, tmp_path_factory):
     root = tmp_path_factory.mktemp("processes")
     environment = {**os.environ, "TOMOSEG_NB_PROGRESS": "0", "TF_CPP_MIN_LOG_LEVEL": "2"}
     running = {}
-    for case in PROCESS_CASES + ["full-disk"]:
+    for case in [*PROCESS_CASES, "full-disk"]:
         out = root / case
         if case == "full-disk":
-            argv = ["simulate", "--out", str(out), "--kind", "tomogram", "--shape", "16", "96", "96"]
+            argv = [
+                "simulate",
+                "--out",
+                str(out),
+                "--kind",
+                "tomogram",
+                "--shape",
+                "16",
+                "96",
+                "96",
+            ]
             before, preexec = _prepare(out, ()), _full_disk(64 * 1024)
         else:
             template, _, existing = CASES[case]
@@ -778,7 +788,7 @@ def test_the_console_script_shows_no_traceback(case, processes):
 
 
 def test_a_disk_filling_up_mid_write_is_one_line_and_leaves_no_partial_file(processes):
-    status, stdout, stderr, argv, out, _ = processes["full-disk"]
+    status, _, stderr, _, out, _ = processes["full-disk"]
     assert status == 2, stderr
     assert_one_line_error(stderr, "simulate", "File too large; free some space")
     # The 590 kB tomogram could not be written: it is absent, and so is its temporary. Smaller

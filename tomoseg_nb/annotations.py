@@ -30,7 +30,6 @@ import re
 import secrets
 import socket
 import weakref
-import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -243,10 +242,12 @@ class Project:
     def close(self) -> None:
         """Save pending changes and release the write lock (a no-op for read-only projects)."""
         if self._lock is not None:
-            if self._lock.held():
-                self.save()
-            self._lock.release()
-            self._lock = None
+            try:
+                if self._lock.held():
+                    self.save()
+            finally:  # a failed save (full disk) must not leave the lock to block other processes
+                self._lock.release()
+                self._lock = None
 
     def __enter__(self) -> Project:
         return self
@@ -466,7 +467,7 @@ def _read_project_file(path: Path) -> dict[str, Any]:
     """Parse and validate project.json; every problem becomes a BadInputError naming the file."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
         raise BadInputError(f"{path}: not readable JSON ({error}); the file is corrupt") from error
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise BadInputError(
@@ -543,8 +544,9 @@ def _read_masks(path: Path, tiles: list[Tile]) -> dict[str, np.ndarray]:
                 if mask.shape != (sizes[key], sizes[key]) or mask.dtype != bool:
                     raise ValueError(f"mask {key} has shape {mask.shape} and type {mask.dtype}")
                 masks[key] = mask
-    # NotImplementedError: zipfile's answer to a damaged compression-method field
-    except (OSError, ValueError, EOFError, NotImplementedError, zipfile.BadZipFile) as error:
+    # zipfile and numpy's header parser raise many types for damaged archives (BadZipFile,
+    # EOFError, NotImplementedError, SyntaxError...)
+    except Exception as error:
         raise BadInputError(
             f"{path}: masks file is corrupt or foreign ({error}); restore it from a backup or "
             "delete it to start painting afresh"
@@ -611,7 +613,7 @@ def _read_lock(path: Path) -> dict[str, Any] | None:
         holder = json.loads(path.read_text(encoding="utf-8"))
         valid = isinstance(holder, dict) and isinstance(holder.get("pid"), int)
         return holder if valid else None
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return None
 
 

@@ -61,11 +61,29 @@ def atomic_output(path: str | os.PathLike, *, overwrite: bool = True) -> Iterato
     try:
         yield tmp
         if tmp.is_dir() and path.exists():
-            _remove(path)
-        os.replace(tmp, path)
+            _replace_folder(tmp, path)
+        else:
+            os.replace(tmp, path)
     except BaseException:
         _remove(tmp)
         raise
+
+
+def _replace_folder(new: Path, path: Path) -> None:
+    """Swap a finished folder in; the old one is moved aside first and comes back if that fails.
+
+    A folder cannot be renamed over another, and deleting the old one first would lose both if
+    the rename were then refused (a read-only or full disk).
+    """
+    aside = path.with_name(f".{path.name}.old-{os.getpid()}")
+    _remove(aside)
+    os.replace(path, aside)
+    try:
+        os.replace(new, path)
+    except BaseException:
+        os.replace(aside, path)
+        raise
+    _remove(aside)
 
 
 def write_text_atomic(path: str | os.PathLike, text: str, *, overwrite: bool = True) -> Path:

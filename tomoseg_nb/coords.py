@@ -705,7 +705,8 @@ def _read_star2d(path: Path, context: _ReadContext) -> Picks:
 def _read_json(path: Path) -> Any:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+    # RecursionError: JSON nested thousands deep, which the decoder cannot follow
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as error:
         raise BadInputError(f"{path}: not valid JSON ({_first_line(error)})") from error
 
 
@@ -890,7 +891,7 @@ def _read_ndjson(path: Path, context: _ReadContext) -> Picks:
         if line.strip():
             try:
                 points.append(json.loads(line))
-            except json.JSONDecodeError as error:
+            except (json.JSONDecodeError, RecursionError) as error:
                 raise BadInputError(
                     f"{path}: line {number} is not JSON ({_first_line(error)})"
                 ) from error

@@ -381,7 +381,7 @@ def read_label_names(path: str | os.PathLike) -> dict[int, str]:
     try:
         document = json.loads(path.read_text(encoding="utf-8"))
         labels = {int(k): str(v) for k, v in document["labels"].items()}
-    except (ValueError, KeyError, TypeError, AttributeError) as error:
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as error:
         raise BadInputError(
             f"{path}: not a label name map ({error}); expected JSON with a 'labels' object"
         ) from error

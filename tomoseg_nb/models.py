@@ -364,7 +364,7 @@ def load_model(path: str | os.PathLike) -> tuple[keras.Model, ModelInfo]:
         )
     try:
         data = json.loads(sidecar.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
         raise BadInputError(f"{sidecar}: not readable JSON ({error})") from error
     info = ModelInfo.from_dict(data, source=str(sidecar))
     model = load_keras_file(path)

@@ -98,6 +98,8 @@ def pick_path(folder: str | os.PathLike, name: str, format: str) -> Path:
         raise BadInputError(
             f"unknown pick format {format!r}; choose one of {', '.join(PICK_FORMATS)}"
         )
+    if not name or name in (".", "..") or Path(name).name != name:  # no '../' out of ``folder``
+        raise BadInputError(f"micrograph name {name!r} cannot name a file in {folder}")
     return Path(folder) / f"{name}{PICK_FORMATS[format][1]}"
 
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-import zipfile
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -184,17 +183,9 @@ def load_boxer(path: str | os.PathLike) -> BoxerModel:
             references = np.asarray(archive["good"], dtype=np.float32)
     except BadInputError:
         raise
-    # zipfile answers a damaged references.npz with BadZipFile, EOFError or NotImplementedError
-    except (
-        OSError,
-        ValueError,
-        KeyError,
-        TypeError,
-        AttributeError,
-        EOFError,
-        NotImplementedError,
-        zipfile.BadZipFile,
-    ) as error:
+    # json, zipfile and numpy's header parser raise many types for damaged files (BadZipFile,
+    # EOFError, NotImplementedError, SyntaxError, RecursionError...)
+    except Exception as error:
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise BadInputError(f"{path}: damaged boxer model ({first}); train it again") from error
     return BoxerModel(picker=picker, classifier=classifier, references=references, info=info)

@@ -73,7 +73,7 @@ class Manifest:
                 units=dict(document["units"]),
                 complete=bool(document["complete"]),
             )
-        except (ValueError, KeyError, TypeError, AttributeError) as error:
+        except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as error:
             raise BadInputError(
                 f"{path}: unreadable segmentation manifest ({error}); delete it to start this "
                 "tomogram over"
