@@ -156,7 +156,9 @@ def test_plots_return_figures():
         frame=WorkingFrame((1.0, 1.0), (0.0, 0.0), (64, 64)),
         box_px=16.0,
     )
-    figure = plot_micrograph_picks(rng.normal(size=(64, 64)), result, truth=np.array([[10.0, 10.0]]))
+    figure = plot_micrograph_picks(
+        rng.normal(size=(64, 64)), result, truth=np.array([[10.0, 10.0]])
+    )
     assert "1 kept, 1 vetoed" in figure.axes[0].get_title()
     histograms = plot_score_histograms([result, result])
     assert len(histograms.axes) == 2 and "2 of 4 vetoed" in histograms.axes[1].get_title()

@@ -383,3 +383,26 @@ def test_pick_plots_draw_picks_and_histograms(particles: dict) -> None:
     assert [axes.get_xlabel() for axes in figure.axes] == ["score", "size (voxels)"]
     empty = Picks(np.zeros((0, 3)), shape=particles["shape"])
     assert len(plot_picks(particles["probability"], empty).axes) == 3
+
+
+def test_an_axis_that_runs_back_along_itself_is_cut_into_its_legs() -> None:
+    # Centring can turn the two walls of a tube opened by a face into one axis that goes along the
+    # tube and back: each leg must become its own piece so the overlap removal keeps one of them.
+    from tomoseg_nb.picking.filaments import _split_at_reversals
+
+    out = np.column_stack([np.zeros(41), np.zeros(41), np.arange(41.0)])
+    turn = np.column_stack(
+        [
+            np.zeros(9),
+            3 - 3 * np.cos(np.linspace(0, np.pi, 9)),
+            40 + 3 * np.sin(np.linspace(0, np.pi, 9)),
+        ]
+    )
+    back = np.column_stack([np.zeros(41), np.full(41, 6.0), np.arange(40.0, -1.0, -1.0)])
+    pieces = _split_at_reversals(np.concatenate([out, turn[1:-1], back]), window_px=8.0)
+    assert len(pieces) == 2
+    for piece in pieces:
+        assert np.ptp(piece[:, 2]) > 35 and np.ptp(piece[:, 1]) <= 3.5  # one straight leg each
+    bend = np.linspace(0, np.pi / 2, 80)  # a quarter circle of radius 50: a filament's curve
+    arc = np.column_stack([np.zeros(80), 50 * np.sin(bend), 50 - 50 * np.cos(bend)])
+    assert len(_split_at_reversals(arc, window_px=8.0)) == 1

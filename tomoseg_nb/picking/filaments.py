@@ -175,7 +175,12 @@ def trace_filaments(
     # and the boundary of that fill is no surface of the filament.
     surface = _Surface(walls, outer_radius=None if radius_angstrom is None else radius_px)
     axes = [_extend(_smooth(c, smoothing_px), distance, free0, free1) for c, free0, free1 in chains]
-    centred = [piece for axis in axes for piece in surface.centre(axis, radius_px=radius_px)]
+    centred = [
+        run
+        for axis in axes
+        for piece in surface.centre(axis, radius_px=radius_px)
+        for run in _split_at_reversals(piece, window_px=radius_px)
+    ]
     if centred:
         # Where cross-sections can be measured, an axis with none (a wall or a tube seen from
         # outside the volume) is not a filament in view. Thin filaments fit no circle anywhere:
@@ -661,6 +666,30 @@ def _components(adjacency: sparse.csr_matrix, members: np.ndarray) -> np.ndarray
         return np.zeros(0, dtype=np.int64)
     _, labels = sparse.csgraph.connected_components(adjacency[members][:, members], directed=False)
     return labels
+
+
+def _split_at_reversals(axis: np.ndarray, window_px: float) -> list[np.ndarray]:
+    """The axis cut where it turns back on itself (by over 90 degrees within ``window_px``).
+
+    A tube opened by a face can thin to walls joined at its end; centred, they become one axis
+    that runs along the tube and back. No filament folds within a few of its radii, so each leg
+    is kept as its own piece and the overlap removal keeps one of them.
+    """
+    if len(axis) < 3:
+        return [axis]
+    steps = np.linalg.norm(np.diff(axis, axis=0), axis=1)
+    arc = np.concatenate([[0.0], np.cumsum(steps)])
+    behind = np.column_stack([np.interp(arc - window_px, arc, axis[:, d]) for d in range(3)])
+    ahead = np.column_stack([np.interp(arc + window_px, arc, axis[:, d]) for d in range(3)])
+    turn = np.sum((axis - behind) * (ahead - axis), axis=1)
+    folded = turn < 0
+    if not folded.any():
+        return [axis]
+    cuts = []
+    for run in np.split(np.arange(len(axis)), np.flatnonzero(np.diff(folded.astype(int))) + 1):
+        if folded[run[0]]:
+            cuts.append(run[np.argmin(turn[run])])
+    return [piece for piece in np.split(axis, cuts) if len(piece) >= 2]
 
 
 def _unit_tangents(points: np.ndarray) -> np.ndarray:
