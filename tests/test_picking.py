@@ -406,3 +406,18 @@ def test_an_axis_that_runs_back_along_itself_is_cut_into_its_legs() -> None:
     bend = np.linspace(0, np.pi / 2, 80)  # a quarter circle of radius 50: a filament's curve
     arc = np.column_stack([np.zeros(80), 50 * np.sin(bend), 50 - 50 * np.cos(bend)])
     assert len(_split_at_reversals(arc, window_px=8.0)) == 1
+
+
+@pytest.mark.parametrize("vesicle_radius", [7.0, 9.0, 11.0, 13.0])
+def test_a_vesicle_on_a_thin_filament_is_not_a_tube(vesicle_radius: float) -> None:
+    # A thin filament (no circle fits it) runs through a small vesicle, which is round in every
+    # cross-section: the vesicle fits circles along its diameter, but is no longer than a tube
+    # of its size is wide, so it must not be picked as a piece of microtubule.
+    shape = (40, 64, 120)
+    mask, axis = _tube(shape, (20, 14, 6), (0, 0, 1), 108, outer=8.0, inner=5.0)
+    rod, _ = _tube(shape, (20, 46, 6), (0, 0, 1), 108, outer=2.5)
+    r = np.linalg.norm(np.indices(shape) - np.array([20, 46, 60])[:, None, None, None], axis=0)
+    mask |= rod | ((r <= vesicle_radius) & (r >= vesicle_radius - 2.5))
+    picks = pick_filaments(_probability(mask, seed=5), threshold=0.5, spacing_angstrom=4.0)
+    score = score_filaments(picks, [axis], max_distance_px=2.0, spacing_px=4.0, shape=shape)
+    assert score.within == 1.0 and score.coverage >= 0.9

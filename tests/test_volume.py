@@ -153,6 +153,15 @@ def test_truncated_mrc(tmp_path, tomogram):
     raises_one_error_naming(path, BadInputError, lambda: open_volume(path), "MRC")
 
 
+def test_mrc_header_with_a_negative_size(tmp_path, tomogram):
+    # Found by the fuzzer: nx = -2**31 made numpy's memmap raise OverflowError.
+    path = write_volume(tmp_path / "t.mrc", tomogram)
+    header = bytearray(path.read_bytes())
+    header[0:4] = (-(2**31)).to_bytes(4, "little", signed=True)
+    path.write_bytes(bytes(header))
+    raises_one_error_naming(path, BadInputError, lambda: open_volume(path), "impossible sizes")
+
+
 def test_non_mrc_file_with_mrc_suffix(tmp_path):
     path = tmp_path / "notes.mrc"
     path.write_text("these are my notes, not a tomogram\n" * 100)

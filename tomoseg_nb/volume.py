@@ -207,6 +207,10 @@ def _open_mrc(path: Path) -> Volume:
         with warnings.catch_warnings():
             warnings.simplefilter("error", RuntimeWarning)
             mrc = mrcfile.mmap(path, mode="r", permissive=False)
+    except OverflowError as error:  # negative sizes, or more than can be mapped
+        raise BadInputError(
+            f"{path}: not a readable MRC file (its header gives impossible sizes: damaged?)"
+        ) from error
     except (ValueError, RuntimeWarning, OSError, EOFError) as error:
         raise BadInputError(f"{path}: not a readable MRC file ({_first_line(error)})") from error
     if mrc.data is None:

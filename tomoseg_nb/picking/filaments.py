@@ -36,6 +36,12 @@ _OFFSETS = np.array(
 )
 
 
+_SHORTEST_PIECE_RADII = 3.0
+"""Shortest axis piece kept, in filament radii. Circles of up to 1.5 radii are accepted across an
+axis, so a vesicle or blob of up to that radius (a sphere: round in every cross-section) can
+pass for a filament along its whole diameter, 3 radii; a filament must be longer to be told apart."""
+
+
 @dataclass
 class Filament:
     """One traced filament axis in map voxels.
@@ -196,8 +202,9 @@ def trace_filaments(
         )
     filaments = [Filament(_smooth(axis, smoothing_px)) for axis in axes]
     # Chains were held to the minimum length; what centring cut out of them (at a crossing, where
-    # the tube leaves the volume) need only be longer than the filament is wide.
-    return _without_overlaps([f for f in filaments if f.length_px >= 2 * radius_px], radius_px)
+    # the tube leaves the volume) need only be longer than a vesicle could fake (see below).
+    shortest = _SHORTEST_PIECE_RADII * radius_px
+    return _without_overlaps([f for f in filaments if f.length_px >= shortest], radius_px)
 
 
 def _without_overlaps(filaments: list[Filament], radius_px: float) -> list[Filament]:
@@ -221,7 +228,7 @@ def _without_overlaps(filaments: list[Filament], radius_px: float) -> list[Filam
         runs = np.split(np.arange(len(free)), np.flatnonzero(np.diff(free.astype(int))) + 1)
         for run in runs:
             piece = Filament(filament.axis[run])
-            if free[run[0]] and piece.length_px >= 2 * radius_px:
+            if free[run[0]] and piece.length_px >= _SHORTEST_PIECE_RADII * radius_px:
                 kept.append(piece)
     return sorted(kept, key=lambda f: -f.length_px)
 
