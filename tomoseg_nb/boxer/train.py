@@ -21,14 +21,18 @@ from .networks import build_classifier, build_picker, picker_targets
 from .references import MIN_REFERENCES, References
 
 
-def _epoch_callback(advance):
+def _fit(model, x, y, batch_size: int, epochs: int, advance) -> dict[str, list[float]]:
+    """Fit on shuffled batches, advancing the progress bar once per epoch; the loss history."""
     import keras
 
     class _Advance(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
             advance(1)
 
-    return _Advance()
+    fit = model.fit(
+        x, y, batch_size=batch_size, epochs=epochs, shuffle=True, verbose=0, callbacks=[_Advance()]
+    )
+    return {name: [float(v) for v in values] for name, values in fit.history.items()}
 
 
 def train_boxer(
@@ -120,16 +124,8 @@ def train_boxer(
         )
         picker = build_picker(filters, kernel_px, seed=seed)
         picker.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="mse")
-        fit = picker.fit(
-            x,
-            y,
-            batch_size=batch_size,
-            epochs=epochs,
-            shuffle=True,
-            verbose=0,
-            callbacks=[_epoch_callback(advance)],
-        )
-        history["picker_loss"] = [float(v) for v in fit.history["loss"]]
+        fitted = _fit(picker, x, y, batch_size, epochs, advance)
+        history["picker_loss"] = fitted["loss"]
         classifier = None
         if has_bad:
             good, _ = augment_boxes(
@@ -146,17 +142,9 @@ def train_boxer(
                 loss="binary_crossentropy",
                 metrics=["accuracy"],
             )
-            fit = classifier.fit(
-                x,
-                y,
-                batch_size=batch_size,
-                epochs=epochs,
-                shuffle=True,
-                verbose=0,
-                callbacks=[_epoch_callback(advance)],
-            )
-            history["classifier_loss"] = [float(v) for v in fit.history["loss"]]
-            history["classifier_accuracy"] = [float(v) for v in fit.history["accuracy"]]
+            fitted = _fit(classifier, x, y, batch_size, epochs, advance)
+            history["classifier_loss"] = fitted["loss"]
+            history["classifier_accuracy"] = fitted["accuracy"]
     info = BoxerInfo(
         box_px=references.box_angstrom / references.pixel_size,
         pixel_size=references.pixel_size,
