@@ -31,5 +31,11 @@ class CancelledError(TomosegError, RuntimeError):
     """A long operation was cancelled by the user; nothing half-written was kept."""
 
 
+def first_line(error: BaseException) -> str:
+    """A library error's first line (or its type's name), to quote inside a one-line message."""
+    text = str(error).strip() or type(error).__name__
+    return text.splitlines()[0]
+
+
 class EmptyResultWarning(UserWarning):
     """An operation found nothing (no voxel above threshold, no pick); its empty output was still written."""

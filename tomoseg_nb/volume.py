@@ -21,7 +21,7 @@ import mrcfile
 import numpy as np
 
 from .atomic import atomic_output
-from .errors import BadInputError, MissingInputError
+from .errors import BadInputError, MissingInputError, first_line
 
 MRC_SUFFIXES = (".mrc", ".rec", ".map", ".mrcs", ".st", ".ali")
 TIFF_SUFFIXES = (".tif", ".tiff")
@@ -212,7 +212,7 @@ def _open_mrc(path: Path) -> Volume:
             f"{path}: not a readable MRC file (its header gives impossible sizes: damaged?)"
         ) from error
     except (ValueError, RuntimeWarning, OSError, EOFError) as error:
-        raise BadInputError(f"{path}: not a readable MRC file ({_first_line(error)})") from error
+        raise BadInputError(f"{path}: not a readable MRC file ({first_line(error)})") from error
     if mrc.data is None:
         mrc.close()
         raise BadInputError(f"{path}: MRC header has no data block (truncated file?)")
@@ -226,11 +226,6 @@ def _open_mrc(path: Path) -> Volume:
         _closer=mrc.close,
         _layout=MrcLayout.of(path, mrc),
     )
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip() or type(error).__name__
-    return text.splitlines()[0]
 
 
 @contextmanager
@@ -256,7 +251,7 @@ def _open_tiff(path: Path) -> Volume:
             voxel_size, origin = _tiff_frame(path)
     # tifffile raises many types (IndexError, KeyError...) for corrupt files
     except Exception as error:
-        raise BadInputError(f"{path}: not a readable TIFF file ({_first_line(error)})") from error
+        raise BadInputError(f"{path}: not a readable TIFF file ({first_line(error)})") from error
     return Volume(
         np.asarray(data) if not isinstance(data, np.memmap) else data,
         voxel_size=voxel_size,
@@ -326,7 +321,7 @@ def _open_ome_zarr(path: Path) -> Volume:
         raise
     except Exception as error:  # zarr raises many types for corrupt stores
         raise BadInputError(
-            f"{path}: not a readable OME-Zarr store ({_first_line(error)})"
+            f"{path}: not a readable OME-Zarr store ({first_line(error)})"
         ) from error
     to_angstrom = {"nanometer": 10.0, "angstrom": 1.0, "micrometer": 1e4}.get(unit, 1.0)
     voxel_size = float(scale[-1]) * to_angstrom if scale else 1.0
@@ -345,7 +340,7 @@ def _open_image(path: Path) -> Volume:
                 image = image.convert("L")
             data = np.asarray(image)
     except (UnidentifiedImageError, OSError) as error:
-        raise BadInputError(f"{path}: not a readable image ({_first_line(error)})") from error
+        raise BadInputError(f"{path}: not a readable image ({first_line(error)})") from error
     return Volume(data, voxel_size=1.0, path=path)
 
 

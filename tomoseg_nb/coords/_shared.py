@@ -1,8 +1,7 @@
 """Helpers every format module shares: the caller's frame when reading, and the checks writers make.
 
 Kept apart from ``formats`` (which imports the format modules) so that the format modules can use
-them without an import cycle; ``Picks`` is imported for type hints only, since ``picks`` uses
-``_first_line`` from here.
+them without an import cycle.
 """
 
 from __future__ import annotations
@@ -11,14 +10,11 @@ import dataclasses
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..errors import BadInputError
-
-if TYPE_CHECKING:
-    from .picks import Picks
+from .picks import Picks
 
 
 @dataclass
@@ -50,11 +46,6 @@ class _ReadContext:
                 "read_picks(path, shape=volume.shape, voxel_size=volume.voxel_size)"
             )
         return np.asarray(self.shape[::-1], dtype=np.float64) / 2.0, float(self.voxel_size)
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip() or type(error).__name__
-    return text.splitlines()[0]
 
 
 def _voxel_size_for_angstrom(

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import BadInputError, MissingInputError
-from ._shared import _first_line, _ReadContext
+from ..errors import BadInputError, MissingInputError, first_line
+from ._shared import _ReadContext
 from .json_formats import (
     _read_copick,
     _read_eman2,
@@ -176,7 +176,7 @@ def read_picks(
         UnicodeDecodeError,
     ) as error:
         raise BadInputError(
-            f"{path}: not a readable {name} picks file ({_first_line(error)})"
+            f"{path}: not a readable {name} picks file ({first_line(error)})"
         ) from error
     return context.apply(picks)
 

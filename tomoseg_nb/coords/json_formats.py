@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 
 from ..atomic import write_json_atomic, write_text_atomic
-from ..errors import BadInputError, OutputExistsError
-from ._shared import _first_line, _ReadContext, _voxel_size_for_angstrom
+from ..errors import BadInputError, OutputExistsError, first_line
+from ._shared import _ReadContext, _voxel_size_for_angstrom
 from .picks import Picks, euler_angles, rotation_matrices
 
 
@@ -23,7 +23,7 @@ def _read_json(path: Path) -> Any:
         return json.loads(path.read_text(encoding="utf-8"))
     # RecursionError: JSON nested thousands deep, which the decoder cannot follow
     except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as error:
-        raise BadInputError(f"{path}: not valid JSON ({_first_line(error)})") from error
+        raise BadInputError(f"{path}: not valid JSON ({first_line(error)})") from error
 
 
 def _write_copick(
@@ -209,7 +209,7 @@ def _read_ndjson(path: Path, context: _ReadContext) -> Picks:
                 points.append(json.loads(line))
             except (json.JSONDecodeError, RecursionError) as error:
                 raise BadInputError(
-                    f"{path}: line {number} is not JSON ({_first_line(error)})"
+                    f"{path}: line {number} is not JSON ({first_line(error)})"
                 ) from error
     xyz = np.array([[p["location"][a] for a in "xyz"] for p in points], dtype=np.float64).reshape(
         -1, 3

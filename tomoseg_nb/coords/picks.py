@@ -13,8 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import BadInputError
-from ._shared import _first_line
+from ..errors import BadInputError, first_line
 
 
 @dataclass(eq=False)
@@ -66,7 +65,7 @@ class Picks:
             coordinates = np.asarray(self.coordinates, dtype=np.float64)
         except (TypeError, ValueError) as error:
             raise BadInputError(
-                f"picks coordinates must be numbers ({_first_line(error)})"
+                f"picks coordinates must be numbers ({first_line(error)})"
             ) from error
         if coordinates.ndim != 2 or coordinates.shape[1] not in (2, 3):
             raise BadInputError(

@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 
 from ..atomic import atomic_output
-from ..errors import BadInputError
-from ._shared import _first_line, _ReadContext, _require_name, _voxel_size_for_angstrom
+from ..errors import BadInputError, first_line
+from ._shared import _ReadContext, _require_name, _voxel_size_for_angstrom
 from .picks import Picks
 
 _ANGLE_COLUMNS = ("rlnAngleRot", "rlnAngleTilt", "rlnAnglePsi")
@@ -30,7 +30,7 @@ def _read_star_blocks(path: Path) -> dict:
     try:
         blocks = starfile.read(path, always_dict=True, parse_as_string=list(_NAME_COLUMNS))
     except Exception as error:  # starfile/pandas raise many types for malformed files
-        raise BadInputError(f"{path}: not a readable STAR file ({_first_line(error)})") from error
+        raise BadInputError(f"{path}: not a readable STAR file ({first_line(error)})") from error
     import pandas as pd
 
     return {name: block for name, block in blocks.items() if isinstance(block, pd.DataFrame)}

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from ..atomic import write_text_atomic
-from ..errors import BadInputError
-from ._shared import _first_line, _ReadContext
+from ..errors import BadInputError, first_line
+from ._shared import _ReadContext
 from .picks import Picks
 
 
@@ -52,7 +52,7 @@ def _read_csv(path: Path, context: _ReadContext) -> Picks:
     try:
         table = pd.read_csv(path, skipinitialspace=True)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
-        raise BadInputError(f"{path}: not a readable CSV file ({_first_line(error)})") from error
+        raise BadInputError(f"{path}: not a readable CSV file ({first_line(error)})") from error
     table.columns = [str(c).strip().lower() for c in table.columns]
     axes = [a for a in "xyz" if a in table.columns]
     if axes not in (["x", "y"], ["x", "y", "z"]):
