@@ -312,3 +312,30 @@ def test_training_plots(trained, scene):
     assert sum(counts) == truth[0].size
     with pytest.raises(BadInputError, match="voxels"):
         plot_probability_histogram(probabilities, truth=truth[0][:10])
+
+
+def test_training_runs_every_epoch_unless_patience_is_asked(scene, tmp_path, capsys, monkeypatch):
+    # The protocol's ~2 held-out positive tiles make the validation loss too noisy to stop on:
+    # the default is EMAN2's fixed number of epochs; --patience turns early stopping on.
+    folder, _, _, _ = scene
+    argv = ["train", "--project", str(folder / "project"), "--feature", "membrane"]
+    argv += ["--arch", "tiny", "--epochs", "3", "--engine", "keras"]
+    assert main([*argv, "--out", str(tmp_path / "all.keras")]) == 0
+    _, info = load_model(tmp_path / "all.keras")
+    assert len(info.history["loss"]) == 3 and info.training["stopped_early"] is False
+
+    import tomoseg_nb.train as train_module
+
+    seen = {}
+    real = train_module.train_feature
+
+    def spy(*args, **kwargs):
+        seen.update(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(train_module, "train_feature", spy)
+    assert main([*argv, "--patience", "2", "--out", str(tmp_path / "early.keras")]) == 0
+    assert seen["patience"] == 2
+    with pytest.raises(SystemExit) as refused:
+        main([*argv, "--patience", "0", "--out", str(tmp_path / "zero.keras")])
+    assert refused.value.code == 2 and "--patience" in capsys.readouterr().err

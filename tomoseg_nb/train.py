@@ -7,7 +7,10 @@ What happens, and why:
   validation loss dishonest.
 - The remaining tiles are augmented and class-balanced as EMAN2 does (``dataset``); the held-out
   tiles get the same balance with the 8 exact symmetries only.
-- ``EarlyStopping`` watches the validation loss and restores the best epoch's weights.
+- By default every run is EMAN2's fixed 20 epochs. ``patience`` adds ``EarlyStopping`` on the
+  validation loss (best epoch's weights restored), for projects with many tiles: with the
+  protocol's ~2 held-out positive tiles the validation loss is too noisy to stop on - patience 5
+  stopped after 7-10 epochs and cost up to 0.16 IoU on a held-out phantom (ribosome 0.50 vs 0.66).
 - A ``threading.Event`` passed as ``cancel`` is checked after every batch: when set, training stops
   at once and ``CancelledError`` is raised (no model is returned, nothing is written).
 - ``engine="fft"`` trains through the engine's spectral twin of the network (same weights, FFT
@@ -214,7 +217,7 @@ def train_on_tiles(
     batch_size: int = 20,
     learning_rate: float | None = None,
     validation_fraction: float = 0.2,
-    patience: int | None = 5,
+    patience: int | None = None,
     copies: int = 10,
     seed: int = 0,
     engine: str = "auto",
@@ -237,7 +240,8 @@ def train_on_tiles(
     validation_fraction : float
         Fraction of tiles of each class held out for the validation loss; 0 trains on all.
     patience : int or None
-        Epochs without improvement before stopping early; None never stops early.
+        Epochs without improvement of the validation loss before stopping early; None (the
+        default, as EMAN2) trains all ``epochs``. See the module docstring for why.
     copies : int
         Augmented copies per negative tile (EMAN2: 10); positives get the balancing number.
     seed : int

@@ -22,7 +22,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--arch", default=None, help="architecture (default: the package default)")
     parser.add_argument(
-        "--epochs", type=whole_number(1), default=20, metavar="N", help="at most N epochs"
+        "--epochs",
+        type=whole_number(1),
+        default=20,
+        metavar="N",
+        help="epochs (default 20, as EMAN2)",
+    )
+    parser.add_argument(
+        "--patience",
+        type=whole_number(1),
+        default=None,
+        metavar="N",
+        help="stop when the validation loss has not improved for N epochs (default: train all "
+        "epochs, as EMAN2; with ~10 positive tiles the validation loss is too noisy to stop on)",
     )
     parser.add_argument("--seed", type=whole_number(0), default=0, metavar="S", help="random seed")
     parser.add_argument(
@@ -58,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
         recipe=Recipe(binning=args.binning),
         arch=args.arch or DEFAULT_ARCH,
         epochs=args.epochs,
+        patience=args.patience,
         seed=args.seed,
         engine=args.engine,
     )
