@@ -129,9 +129,11 @@ ARCHITECTURES: dict[str, Architecture] = {
     ),
 }
 DEFAULT_ARCH = "fast"
-"""Measured with ``tomoseg-nb evaluate`` (64 x 512 x 512 phantom, seed 1, 10 + 100 tiles): "fast"
-reached IoU 0.58 / 0.62 / 0.67 (membrane / microtubule / ribosome) against 0.55 / 0.64 / 0.63 for
-"eman2", at a fifth of its arithmetic per voxel. ``--arch eman2`` keeps the seed's network."""
+"""Measured with ``tomoseg-nb evaluate`` (64 x 512 x 512 phantoms, seeds 1 and 2, 10 + 100 tiles,
+20 epochs): "fast" reached IoU 0.585 / 0.675 / 0.706 and 0.634 / 0.398 / 0.662 (membrane /
+microtubule / ribosome) against 0.562 / 0.653 / 0.602 and 0.586 / 0.479 / 0.590 for "eman2" -
+better in five of six, at a fifth of its arithmetic per voxel. ``--arch eman2`` keeps the seed's
+network."""
 
 
 def get_architecture(arch: str) -> Architecture:
