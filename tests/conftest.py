@@ -7,7 +7,9 @@ how a damaged-MRC crash was found; a failure found so is pinned as a plain test)
 """
 
 import os
+from pathlib import Path
 
+import pytest
 from hypothesis import settings
 
 os.environ.setdefault("TOMOSEG_NB_PROGRESS", "0")
@@ -17,3 +19,30 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 settings.register_profile("repeatable", derandomize=True)
 settings.register_profile("explore", derandomize=False)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
+
+
+@pytest.fixture(scope="module")
+def ribosome_project_folder(tmp_path_factory) -> Path:
+    """A small phantom and a saved project with ribosome tiles painted by the simulated annotator.
+
+    Module-scoped: each widget test module gets its own copy to train in and write to.
+    """
+    from tomoseg_nb.evaluate import build_project
+    from tomoseg_nb.synthetic import simulate_tomogram
+    from tomoseg_nb.volume import open_volume, write_volume
+
+    folder = tmp_path_factory.mktemp("ribosome_project")
+    phantom = simulate_tomogram((16, 128, 128), seed=2)
+    path = write_volume(folder / "tomo.mrc", phantom.tomogram, voxel_size=phantom.voxel_size)
+    with open_volume(path) as tomogram:
+        build_project(
+            folder / "project",
+            tomogram,
+            "ribosome",
+            phantom.labels,
+            phantom.label_ids["ribosome"],
+            n_positive=3,
+            n_negative=12,
+            tile_size=32,
+        ).close()
+    return folder / "project"

@@ -2,11 +2,8 @@
 
 import pytest
 
-from tomoseg_nb.evaluate import build_project
 from tomoseg_nb.models import save_model
-from tomoseg_nb.synthetic import simulate_tomogram
 from tomoseg_nb.train import train_feature
-from tomoseg_nb.volume import open_volume, write_volume
 from tomoseg_nb.widgets._messages import browser_event
 from tomoseg_nb.widgets.app import TABS, WorkflowApp
 from tomoseg_nb.widgets.monitor import TrainingMonitor
@@ -21,27 +18,13 @@ def run_now(function):
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """A phantom project with a tiny ribosome network already trained and saved."""
-    folder = tmp_path_factory.mktemp("app")
-    phantom = simulate_tomogram((16, 128, 128), seed=2)
-    path = write_volume(folder / "tomo.mrc", phantom.tomogram, voxel_size=phantom.voxel_size)
-    with open_volume(path) as tomogram:
-        build_project(
-            folder / "project",
-            tomogram,
-            "ribosome",
-            phantom.labels,
-            phantom.label_ids["ribosome"],
-            n_positive=3,
-            n_negative=12,
-            tile_size=32,
-        ).close()
+def trained(ribosome_project_folder):
+    """The phantom project with a tiny ribosome network already trained and saved."""
     model, info = train_feature(
-        _open(folder / "project"), "ribosome", arch="tiny", epochs=2, engine="keras", seed=0
+        _open(ribosome_project_folder), "ribosome", arch="tiny", epochs=2, engine="keras", seed=0
     )
-    save_model(model, info, folder / "project" / "models" / "ribosome.keras")
-    return folder / "project"
+    save_model(model, info, ribosome_project_folder / "models" / "ribosome.keras")
+    return ribosome_project_folder
 
 
 def _open(folder):

@@ -5,31 +5,17 @@ import threading
 import pytest
 
 from tomoseg_nb.errors import CancelledError
-from tomoseg_nb.evaluate import build_project
-from tomoseg_nb.synthetic import simulate_tomogram
-from tomoseg_nb.volume import open_volume, write_volume
 from tomoseg_nb.widgets.monitor import TrainingMonitor
 from tomoseg_nb.widgets.training_state import TrainingRun
 from tomoseg_nb.widgets.viewer import SliceViewer
 
 
 @pytest.fixture(scope="module")
-def phantom_project(tmp_path_factory):
-    """Ribosome tiles chosen and painted from a phantom's ground truth (simulated annotator)."""
-    folder = tmp_path_factory.mktemp("monitor")
-    phantom = simulate_tomogram((16, 128, 128), seed=2)
-    path = write_volume(folder / "tomo.mrc", phantom.tomogram, voxel_size=phantom.voxel_size)
-    with open_volume(path) as tomogram:
-        project = build_project(
-            folder / "project",
-            tomogram,
-            "ribosome",
-            phantom.labels,
-            phantom.label_ids["ribosome"],
-            n_positive=3,
-            n_negative=12,
-            tile_size=32,
-        )
+def phantom_project(ribosome_project_folder):
+    """The phantom project with ribosome tiles, open for the training runs."""
+    from tomoseg_nb.annotations import Project
+
+    project = Project.open(ribosome_project_folder)
     yield project
     project.close()
 

@@ -29,7 +29,7 @@ from keras import layers, ops
 from . import __version__
 from .annotations import validate_feature_name
 from .atomic import atomic_output, check_output_path
-from .errors import BadInputError, MissingInputError
+from .errors import BadInputError, MissingInputError, first_line
 
 FORMAT = "tomoseg_nb.model"
 FORMAT_VERSION = 1
@@ -333,8 +333,7 @@ def load_keras_file(path: str | os.PathLike) -> keras.Model:
                 f"{path}: holds a Lambda layer or custom code, which is refused for safety (Keras "
                 "safe mode); only networks made by tomoseg_nb load: retrain it with tomoseg_nb"
             ) from error
-        first = text.strip().splitlines()[0] if text.strip() else type(error).__name__
-        raise BadInputError(f"{path}: not a loadable Keras model ({first})") from error
+        raise BadInputError(f"{path}: not a loadable Keras model ({first_line(error)})") from error
 
 
 def load_model(path: str | os.PathLike) -> tuple[keras.Model, ModelInfo]:

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from ..atomic import atomic_output, check_output_path
-from ..errors import BadInputError, MissingInputError
+from ..errors import BadInputError, MissingInputError, first_line
 from .preprocess import BoxerRecipe
 
 FORMAT_VERSION = 1
@@ -186,6 +186,7 @@ def load_boxer(path: str | os.PathLike) -> BoxerModel:
     # json, zipfile and numpy's header parser raise many types for damaged files (BadZipFile,
     # EOFError, NotImplementedError, SyntaxError, RecursionError...)
     except Exception as error:
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise BadInputError(f"{path}: damaged boxer model ({first}); train it again") from error
+        raise BadInputError(
+            f"{path}: damaged boxer model ({first_line(error)}); train it again"
+        ) from error
     return BoxerModel(picker=picker, classifier=classifier, references=references, info=info)
