@@ -5,8 +5,10 @@ import pytest
 
 from tomoseg_nb.annotations import Project
 from tomoseg_nb.dataset import (
+    build_known_negative_set,
     build_training_set,
     check_tiles,
+    collect_known_negatives,
     collect_tiles,
     copies_per_tile,
     dihedral,
@@ -14,6 +16,7 @@ from tomoseg_nb.dataset import (
     shrink_labels,
 )
 from tomoseg_nb.errors import BadInputError
+from tomoseg_nb.models import IGNORE
 from tomoseg_nb.preprocess import Recipe, bin_slices, preprocess_slice
 from tomoseg_nb.volume import open_volume, write_volume
 
@@ -185,3 +188,55 @@ def test_training_set_is_reproducible():
     assert not np.array_equal(first[0], other[0])
     plain = build_training_set(images, masks, positive, seed=5, rotate=False, copies=1)
     assert len(plain[0]) == 3 * 2 + 6
+
+
+def test_other_features_painted_pixels_are_known_negatives(project, scene):
+    """Another feature's positive tiles are re-cut at this feature's size around the same centre
+    (moved inwards at the border), with only that feature's painted pixels in the mask."""
+    path, _ = scene
+    project.add_feature("edge", tile_size=8)
+    inside = project.add_tile("edge", 1, 30, 40)
+    inside_mask = np.zeros((8, 8), bool)
+    inside_mask[2:5, 3:7] = True
+    project.set_mask(inside.id, inside_mask)
+    border = project.add_tile("edge", 2, 4, 90)  # a 16 px tile here would leave the slice
+    project.set_mask(border.id, np.ones((8, 8), bool))
+    project.add_tile("edge", 3, 40, 40, positive=False)  # negative tiles paint nothing: skipped
+    images, masks = collect_known_negatives(project, "square")
+    assert images.shape == masks.shape == (2, 16, 16)
+    with open_volume(path) as volume:
+        whole = preprocess_slice(volume.slice(1))
+        np.testing.assert_array_equal(images[0], extract_tile(whole, 30, 40, 16))
+        np.testing.assert_array_equal(
+            images[1], extract_tile(preprocess_slice(volume.slice(2)), 8, 88, 16)
+        )
+    expected = np.zeros((16, 16), bool)
+    expected[4 + 2 : 4 + 5, 4 + 3 : 4 + 7] = True  # the 8 px tile sits 4 px in from the 16 px one
+    np.testing.assert_array_equal(masks[0], expected)
+    expected = np.zeros((16, 16), bool)
+    expected[0:8, 6:14] = True  # y 0..8 and x 86..94 of the slice, in the tile from (0, 80)
+    np.testing.assert_array_equal(masks[1], expected)
+    # The squares, re-cut at 8 px around their centres, lie inside the painted square.
+    edge_images, edge_masks = collect_known_negatives(project, "edge")
+    assert edge_images.shape == (2, 8, 8) and edge_masks.all()
+
+
+def test_known_negative_labels_teach_only_the_painted_pixels():
+    rng = np.random.default_rng(0)
+    images = rng.normal(size=(3, 8, 8)).astype(np.float32)
+    masks = np.zeros((3, 8, 8), bool)
+    masks[:, :4, :] = True  # top half painted as another feature
+    masks[:, 4, :] = True  # half of each 2x2 block of block row 2: known
+    masks[:, 6, ::2] = True  # a quarter of each block of block row 3: still unknown
+    x, y = build_known_negative_set(images, masks, output_stride=2, copies=2, rotate=False)
+    assert x.shape == (6, 8, 8, 1) and y.shape == (6, 4, 4, 1)
+    assert set(np.unique(y)) == {0.0, IGNORE}
+    # copy 0 is the tile as it is
+    np.testing.assert_array_equal(
+        y[0, :, :, 0] == 0.0, np.repeat([[True], [True], [True], [False]], 4, axis=1)
+    )
+    # copy 1 is a quarter turn: images and labels turn together
+    np.testing.assert_array_equal(x[1, :, :, 0], np.rot90(images[0]))
+    np.testing.assert_array_equal(y[1, :, :, 0], np.rot90(y[0, :, :, 0]))
+    with pytest.raises(BadInputError, match="same shape"):
+        build_known_negative_set(images, masks[:, :4])

@@ -36,6 +36,11 @@ def _reference(model, slices, stride):
     return model.predict(padded[..., None], verbose=0)[..., 0]
 
 
+def _numpy(tensor) -> np.ndarray:
+    """A backend tensor as a host array (a torch tensor on a GPU refuses ``np.asarray``)."""
+    return keras.ops.convert_to_numpy(tensor)
+
+
 def _relative(a, b):
     assert a.shape == b.shape
     return float(np.abs(a - b).max() / np.abs(b).max())
@@ -246,9 +251,9 @@ def test_choose_engine():
 def _sgd_step(model, x, y):
     """Weight change of one plain SGD step: -lr * gradient, on any Keras backend."""
     model.compile(optimizer=keras.optimizers.SGD(0.5), loss="mse")
-    before = [w.numpy().copy() for w in model.trainable_weights]
+    before = [_numpy(w).copy() for w in model.trainable_weights]
     model.train_on_batch(x, y)
-    return [w.numpy() - b for w, b in zip(model.trainable_weights, before, strict=True)]
+    return [_numpy(w) - b for w, b in zip(model.trainable_weights, before, strict=True)]
 
 
 @pytest.mark.parametrize("arch", ["eman2", "odd"])
@@ -260,7 +265,7 @@ def test_spectral_twin_forward_and_gradients_equal_conv2d(arch, eman2, odd_netwo
     rng = np.random.default_rng(7)
     x = rng.normal(size=(3, 12 * stride, 9 * stride, 1)).astype(np.float32)
     y = rng.random((3, 12, 9, 1)).astype(np.float32)
-    assert _relative(np.asarray(twin(x)), np.asarray(model(x))) < TOLERANCE
+    assert _relative(_numpy(twin(x)), _numpy(model(x))) < TOLERANCE
     steps = _sgd_step(model, x, y), _sgd_step(twin, x, y)
     assert len(steps[0]) == len(steps[1]) == len(model.trainable_weights)
     for direct, spectral in zip(*steps, strict=True):
@@ -280,6 +285,6 @@ def test_twin_trains_and_copies_back_to_conv2d(eman2):
     history = twin.fit(x, y, batch_size=4, epochs=3, verbose=0).history["loss"]
     assert history[-1] < history[0]
     copy_weights(twin, model)
-    assert _relative(np.asarray(model(x)), np.asarray(twin(x))) < TOLERANCE
+    assert _relative(_numpy(model(x)), _numpy(twin(x))) < TOLERANCE
     with pytest.raises(BadInputError, match="differ"):
         copy_weights(build_model("tiny", seed=0), model)

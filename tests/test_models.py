@@ -10,6 +10,7 @@ from tomoseg_nb.errors import BadInputError, MissingInputError, OutputExistsErro
 from tomoseg_nb.models import (
     ARCHITECTURES,
     DEFAULT_ARCH,
+    IGNORE,
     ModelInfo,
     build_model,
     eman2_loss,
@@ -40,8 +41,12 @@ def test_eman2_network_is_exactly_the_seed():
     for conv in convs:
         init = conv.kernel_initializer
         assert isinstance(init, keras.initializers.TruncatedNormal) and init.stddev == 0.01
-        assert not np.any(conv.bias.numpy())
-        assert np.abs(conv.kernel.numpy()).max() <= 0.02 + 1e-6  # truncated at 2 sigma
+        assert not np.any(keras.ops.convert_to_numpy(conv.bias))
+        kernel = keras.ops.convert_to_numpy(conv.kernel)
+        # Truncated at 2 sigma (std 0.88 sigma). Keras' torch backend redraws at most 4 times,
+        # so a few in a million values may lie beyond.
+        assert np.mean(np.abs(kernel) > 0.02 + 1e-6) < 1e-4
+        assert 0.0080 < kernel.std() < 0.0096
     assert model.input_shape == (None, None, None, 1)
     assert model.predict(np.zeros((1, 64, 48, 1)), verbose=0).shape == (1, 32, 24, 1)
     assert DEFAULT_ARCH in ARCHITECTURES
@@ -96,6 +101,15 @@ def test_eman2_loss_value_and_registration():
     loss = float(keras.ops.convert_to_numpy(eman2_loss(y, yhat)))
     assert loss == pytest.approx(np.log(0.125), rel=1e-5)
     assert keras.saving.get_registered_object("tomoseg_nb>eman2_loss") is eman2_loss
+
+
+def test_eman2_loss_leaves_ignored_pixels_out():
+    y = np.array([[0.0, 1.0, IGNORE, IGNORE]], np.float32)
+    yhat = np.array([[0.5, 2.0, 0.9, -3.0]], np.float32)  # ignored pixels: no matter how wrong
+    loss = float(keras.ops.convert_to_numpy(eman2_loss(y, yhat)))
+    assert loss == pytest.approx(np.log(0.125), rel=1e-5)
+    everything_ignored = np.full((1, 4), IGNORE, np.float32)
+    assert np.isfinite(float(keras.ops.convert_to_numpy(eman2_loss(everything_ignored, yhat))))
 
 
 def test_probability_clips():

@@ -339,3 +339,48 @@ def test_training_runs_every_epoch_unless_patience_is_asked(scene, tmp_path, cap
     with pytest.raises(SystemExit) as refused:
         main([*argv, "--patience", "0", "--out", str(tmp_path / "zero.keras")])
     assert refused.value.code == 2 and "--patience" in capsys.readouterr().err
+
+
+def _disks_and_lines(rng: np.random.Generator, kind: str, count: int, size: int = 32):
+    """Noisy tiles with two bright disks (the feature) or two bright lines (a look-alike)."""
+    yy, xx = np.mgrid[:size, :size]
+    masks = np.zeros((count, size, size), bool)
+    for mask in masks:
+        for _ in range(2):
+            cy, cx = rng.uniform(6, size - 6, 2)
+            if kind == "disks":
+                mask |= (yy - cy) ** 2 + (xx - cx) ** 2 <= 16
+            elif kind == "lines":
+                angle = rng.uniform(0, np.pi)
+                mask |= np.abs((yy - cy) * np.cos(angle) - (xx - cx) * np.sin(angle)) <= 1.5
+    images = (masks * 1.5 + rng.normal(size=masks.shape)).astype(np.float32)
+    return images, masks
+
+
+def test_other_features_painted_pixels_teach_the_network_to_say_no():
+    """Lines never show on the disk tiles or the random negatives, so a disk network fires on
+    them too; the same run with painted lines as known negatives fires far less there and still
+    finds the disks."""
+    rng = np.random.default_rng(0)
+    disks, disk_masks = _disks_and_lines(rng, "disks", 8)
+    empty, empty_masks = _disks_and_lines(rng, "none", 16)
+    painted_lines = _disks_and_lines(rng, "lines", 8)
+    test_lines, line_truth = _disks_and_lines(rng, "lines", 20)
+    test_disks, disk_truth = _disks_and_lines(rng, "disks", 20)
+    images = np.concatenate([disks, empty])
+    masks = np.concatenate([disk_masks, empty_masks])
+    positive = np.arange(len(images)) < len(disks)
+
+    def mean_response(result, tiles, truth):
+        return np.kron(predict_tiles(result.model, tiles), np.ones((1, 2, 2)))[truth].mean()
+
+    options = {"arch": "tiny", "epochs": 15, "copies": 4, "seed": 0, "validation_fraction": 0}
+    plain = train_on_tiles(images, masks, positive, **options)
+    taught = train_on_tiles(images, masks, positive, known_negatives=painted_lines, **options)
+    on_lines = mean_response(plain, test_lines, line_truth)
+    print(
+        f"mean probability on lines: {on_lines:.2f} -> {mean_response(taught, test_lines, line_truth):.2f}"
+    )
+    assert on_lines > 0.3
+    assert mean_response(taught, test_lines, line_truth) < 0.5 * on_lines
+    assert mean_response(taught, test_disks, disk_truth) > 0.5

@@ -138,6 +138,90 @@ def collect_tiles(
             raise BadInputError(
                 f"tile size {tile.size} px is not divisible by the binning {recipe.binning}"
             )
+    images, masks = _cut_tiles(
+        project, [(tile, project.mask(tile.id)) for tile in tiles], volume, recipe
+    )
+    return TileSet(
+        images=images,
+        masks=masks,
+        positive=np.array([tile.positive for tile in tiles], dtype=bool),
+        tiles=tiles,
+    )
+
+
+def collect_known_negatives(
+    project: Project,
+    feature: str,
+    volume: Volume | str | os.PathLike | None = None,
+    recipe: Recipe = DEFAULT_RECIPE,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Tiles whose painted pixels are known *not* to be ``feature``: other features' positive tiles.
+
+    A voxel holds one feature, so the membrane painted on a membrane tile is a place where a
+    microtubule network must answer "no" - exactly the confusion that competitive merging cannot
+    undo later. Each positive tile of another feature is re-cut at ``feature``'s tile size around
+    the same centre (moved inwards at the slice border); its mask keeps the other feature's
+    painted pixels and nothing else (``dataset.build_known_negative_set`` ignores the rest).
+
+    Returns
+    -------
+    images, masks : ndarray
+        ``(K, s, s)`` preprocessed tiles and bool masks (``K`` may be 0), in network input pixels.
+    """
+    size = project.features[feature].tile_size
+    shape = project.tomogram_shape or _volume_shape(project, volume)
+    frames = []
+    for other in project.features:
+        if other == feature:
+            continue
+        for tile in project.tiles_of(other, positive=True):
+            painted = project.mask(tile.id)
+            if painted.any():
+                frames.append(_reframe(tile, painted, size, shape))
+    if not frames:
+        empty = (0, size // recipe.binning, size // recipe.binning)
+        return np.zeros(empty, np.float32), np.zeros(empty, bool)
+    return _cut_tiles(project, frames, volume, recipe)
+
+
+def _volume_shape(project: Project, volume: Volume | str | os.PathLike | None) -> tuple[int, ...]:
+    """Shape of the tomogram the tiles are cut from (``volume``, else the project's own)."""
+    if isinstance(volume, Volume):
+        return tuple(volume.shape)
+    source = volume if volume is not None else project.tomogram
+    if source is None:
+        raise MissingInputError(
+            f"{project.folder}: the project names no tomogram; pass the volume to use"
+        )
+    with open_volume(source, ndim=3) as opened:
+        return tuple(opened.shape)
+
+
+def _reframe(
+    tile: Tile, mask: np.ndarray, size: int, shape: tuple[int, ...]
+) -> tuple[Tile, np.ndarray]:
+    """``tile`` re-cut at ``size`` around its centre (kept inside the slice), with its mask moved along."""
+    y = min(max(tile.y, size // 2), shape[1] - (size - size // 2))
+    x = min(max(tile.x, size // 2), shape[2] - (size - size // 2))
+    frame = Tile(tile.id, tile.feature, tile.z, y, x, size, False)
+    oy0, oy1, ox0, ox1 = tile.bounds
+    ny0, ny1, nx0, nx1 = frame.bounds
+    y0, y1, x0, x1 = max(oy0, ny0), min(oy1, ny1), max(ox0, nx0), min(ox1, nx1)
+    moved = np.zeros((size, size), dtype=bool)
+    if y0 < y1 and x0 < x1:
+        moved[y0 - ny0 : y1 - ny0, x0 - nx0 : x1 - nx0] = mask[
+            y0 - oy0 : y1 - oy0, x0 - ox0 : x1 - ox0
+        ]
+    return frame, moved
+
+
+def _cut_tiles(
+    project: Project,
+    frames: list[tuple[Tile, np.ndarray]],
+    volume: Volume | str | os.PathLike | None,
+    recipe: Recipe,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Images and masks of ``(tile, mask)`` frames, each slice read and preprocessed once."""
     owned = volume is None or not isinstance(volume, Volume)
     if volume is None:
         if project.tomogram is None:
@@ -154,26 +238,19 @@ def collect_tiles(
                 f"{project.tomogram_shape}; use the tomogram the tiles were drawn on"
             )
         by_slice: dict[int, list[int]] = defaultdict(list)
-        for index, tile in enumerate(tiles):
+        for index, (tile, _) in enumerate(frames):
             by_slice[tile.z].append(index)
-        images: list[np.ndarray | None] = [None] * len(tiles)
-        masks: list[np.ndarray | None] = [None] * len(tiles)
+        images: list[np.ndarray | None] = [None] * len(frames)
+        masks: list[np.ndarray | None] = [None] * len(frames)
         for z, indices in sorted(by_slice.items()):
             prepared = preprocess_slice(volume.slice(z), recipe)
             for index in indices:
-                tile = tiles[index]
-                images[index], masks[index] = _binned_tile(
-                    prepared, project.mask(tile.id), tile, recipe.binning
-                )
+                tile, mask = frames[index]
+                images[index], masks[index] = _binned_tile(prepared, mask, tile, recipe.binning)
     finally:
         if owned:
             volume.close()
-    return TileSet(
-        images=np.stack(images),
-        masks=np.stack(masks),
-        positive=np.array([tile.positive for tile in tiles], dtype=bool),
-        tiles=tiles,
-    )
+    return np.stack(images), np.stack(masks)
 
 
 def check_tiles(
@@ -282,12 +359,25 @@ def build_training_set(
         )
     if copies < 1:
         raise BadInputError(f"copies must be at least 1, got {copies}")
-    rng = np.random.default_rng(seed)
     counts = copies_per_tile(positive, copies)
-    x = np.empty((int(counts.sum()), size, size), dtype=np.float32)
+    x, y = augment(images, masks.astype(np.float32), counts, rotate=rotate, seed=seed)
+    return x[..., None], shrink_labels(y, output_stride)[..., None]
+
+
+def augment(
+    images: np.ndarray, masks: np.ndarray, counts: np.ndarray, *, rotate: bool, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """``counts[i]`` transformed copies of each image and its mask (the same transform for both).
+
+    Copies cycle through the 8 symmetries of the square; those beyond the 8th also get a random
+    rotation by -45..45 degrees when ``rotate`` (seeded by ``seed``).
+    """
+    rng = np.random.default_rng(seed)
+    size = images.shape[1]
+    x = np.empty((int(np.sum(counts)), size, size), dtype=np.float32)
     y = np.empty_like(x)
     row = 0
-    for image, mask, count in zip(images, masks.astype(np.float32), counts, strict=True):
+    for image, mask, count in zip(images, masks, counts, strict=True):
         for k in range(count):
             image_k, mask_k = dihedral(image, k % DIHEDRAL), dihedral(mask, k % DIHEDRAL)
             if rotate and k >= DIHEDRAL:
@@ -296,4 +386,49 @@ def build_training_set(
                 mask_k = ndimage.rotate(mask_k, angle, reshape=False, order=0, mode="reflect")
             x[row], y[row] = image_k, mask_k
             row += 1
-    return x[..., None], shrink_labels(y, output_stride)[..., None]
+    return x, y
+
+
+def build_known_negative_set(
+    images: np.ndarray,
+    masks: np.ndarray,
+    *,
+    output_stride: int = 2,
+    copies: int = 10,
+    rotate: bool = True,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Training arrays that teach a network only where it must say "no".
+
+    ``masks`` mark pixels known *not* to be the feature - in practice the pixels painted for
+    another feature, since a voxel holds one feature. Those pixels get label 0 and every other
+    pixel of the tile ``IGNORE``, so an unpainted pixel, which may well hold the feature, teaches
+    nothing. At the network's output stride a pixel counts as known when at least half of the
+    input pixels it covers are. Each tile gets ``copies`` augmented copies, as a negative tile does.
+
+    Returns
+    -------
+    x : ndarray
+        ``(M, s, s, 1)`` float32 network input.
+    y : ndarray
+        ``(M, s / stride, s / stride, 1)`` float32 labels, 0 or ``models.IGNORE``.
+    """
+    from .models import IGNORE
+
+    images = np.asarray(images, dtype=np.float32)
+    masks = np.asarray(masks).astype(bool)
+    if images.ndim != 3 or masks.shape != images.shape:
+        raise BadInputError(
+            f"known-negative tiles must be (N, s, s) images with masks of the same shape, got "
+            f"{images.shape} and {masks.shape}"
+        )
+    if images.shape[1] % output_stride:
+        raise BadInputError(
+            f"tile size {images.shape[1]} px is not divisible by the network's output stride "
+            f"{output_stride}"
+        )
+    counts = np.full(len(images), copies)
+    x, y = augment(images, masks.astype(np.float32), counts, rotate=rotate, seed=seed)
+    known = shrink_labels(y, output_stride) >= 0.5
+    labels = np.where(known, np.float32(0.0), np.float32(IGNORE))
+    return x[..., None], labels[..., None]

@@ -26,6 +26,7 @@ from .volume import Volume, open_volume
 METHODS = ("cnn", "rf")
 MIN_POSITIVE_FRACTION = 0.03  # a person picks tiles where the feature clearly shows
 CANDIDATE_STEP_PX = 8  # tile centres considered on this grid; finer gains nothing but time
+PROJECT_NAME = "annotations.project"
 
 
 @dataclass
@@ -172,19 +173,24 @@ def annotate_from_truth(
 def build_project(
     folder: str | os.PathLike,
     tomogram: Volume,
-    feature: str,
+    features: Mapping[str, int],
     labels: np.ndarray,
-    feature_id: int,
     **annotation,
 ):
-    """A fresh single-feature project annotated by the simulated annotator, saved once."""
+    """A fresh project with every feature annotated by the simulated annotator, saved once.
+
+    One project holds all features, as a person's would, so each network can also learn from the
+    pixels painted for the others (``train.train_feature``). ``features`` maps names to label ids;
+    ``annotation`` holds the keyword arguments of ``annotate_from_truth``.
+    """
     from .annotations import Project
 
     project = Project.create(
         folder, tomogram=tomogram.path, voxel_size=tomogram.voxel_size, overwrite=True
     )
     project.autosave = False
-    annotate_from_truth(project, feature, labels, feature_id, **annotation)
+    for feature, feature_id in features.items():
+        annotate_from_truth(project, feature, labels, feature_id, **annotation)
     project.save()
     return project
 
@@ -211,6 +217,7 @@ def score_map(
 
 
 def evaluate_feature(
+    project,
     tomogram: Volume,
     labels: np.ndarray,
     feature: str,
@@ -219,52 +226,47 @@ def evaluate_feature(
     *,
     method: str = "cnn",
     arch: str | None = None,
-    n_positive: int = 10,
-    n_negative: int = 100,
-    tile_size: int = 64,
     epochs: int | None = None,
     engine: str = "auto",
     seed: int = 0,
+    other_features_as_negatives: bool = True,
 ) -> dict[str, float]:
-    """Run the protocol for one feature and score it; outputs stay in ``workdir``."""
+    """Train on ``project``'s tiles of one feature, segment, and score; outputs stay in ``workdir``.
+
+    The random forest learns from the feature's own tiles only; ``other_features_as_negatives``
+    applies to the network.
+    """
     from .preprocess import Recipe
 
     if method not in METHODS:
         raise BadInputError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
-    workdir = Path(workdir)
-    project = build_project(
-        workdir / f"{feature}.project",
-        tomogram,
-        feature,
-        labels,
-        feature_id,
-        n_positive=n_positive,
-        n_negative=n_negative,
-        tile_size=tile_size,
-        seed=seed,
-    )
-    map_path = workdir / f"{feature}.mrc"
-    try:
-        if method == "cnn":
-            timings, threshold = _run_network(
-                project, tomogram, feature, map_path, arch, epochs, engine, seed
-            )
-        else:
-            timings, threshold = _run_forest(project, tomogram, feature, map_path, Recipe(), seed)
-    finally:
-        project.close()
+    map_path = Path(workdir) / f"{feature}.mrc"
+    if method == "cnn":
+        timings, threshold = _run_network(
+            project,
+            tomogram,
+            feature,
+            map_path,
+            arch,
+            epochs,
+            engine,
+            seed,
+            other_features_as_negatives,
+        )
+    else:
+        timings, threshold = _run_forest(project, tomogram, feature, map_path, Recipe(), seed)
     scores = score_map(map_path, labels == feature_id, threshold)
     voxels = float(np.prod(tomogram.shape))
     return {
         **scores,
         **timings,
         "voxels_per_second": voxels / timings["segment_seconds"],
-        "n_positive": n_positive,
-        "n_negative": n_negative,
+        "n_positive": len(project.tiles_of(feature, positive=True)),
+        "n_negative": len(project.tiles_of(feature, positive=False)),
     }
 
 
-def _run_network(project, tomogram, feature, map_path, arch, epochs, engine, seed):
+def _run_network(project, tomogram, feature, map_path, arch, epochs, engine, seed, others):
     from .models import DEFAULT_ARCH, save_model
     from .segment import FeatureNetwork, segment_volume
     from .train import train_feature
@@ -278,6 +280,7 @@ def _run_network(project, tomogram, feature, map_path, arch, epochs, engine, see
         arch=arch or DEFAULT_ARCH,
         engine=engine,
         seed=seed,
+        other_features_as_negatives=others,
         **options,
     )
     train_seconds = time.perf_counter() - start
@@ -325,13 +328,19 @@ def evaluate(
     *,
     keep: str | os.PathLike | None = None,
     overwrite: bool = False,
+    n_positive: int = 10,
+    n_negative: int = 100,
+    tile_size: int = 64,
     **options,
 ) -> dict:
     """Evaluate every feature; returns ``{"features": {name: scores}, ...}`` as ``evaluate --json`` writes.
 
-    ``keep`` keeps each trained model (``<feature>.keras`` + sidecar), probability map
-    (``<feature>.mrc``) and annotation project; otherwise they live in a temporary folder. Kept
-    outputs that exist are refused before any work unless ``overwrite``.
+    The simulated annotator chooses ``n_positive`` and ``n_negative`` tiles of ``tile_size`` px
+    per feature, all in one project (``PROJECT_NAME``); ``options`` are those of
+    ``evaluate_feature`` (``seed`` also seeds the annotator). ``keep`` keeps each trained model
+    (``<feature>.keras`` + sidecar), probability map (``<feature>.mrc``) and the annotation
+    project; otherwise they live in a temporary folder. Kept outputs that exist are refused before
+    any work unless ``overwrite``.
     """
     from .annotations import validate_feature_name
     from .atomic import check_output_path
@@ -342,8 +351,10 @@ def evaluate(
     for name in features:  # names become file names in ``keep``: no '../' escapes it
         validate_feature_name(name)
         if keep is not None:
-            for suffix in (".keras", ".json", ".mrc", ".project"):
+            for suffix in (".keras", ".json", ".mrc"):
                 check_output_path(Path(keep) / f"{name}{suffix}", overwrite)
+    if keep is not None:
+        check_output_path(Path(keep) / PROJECT_NAME, overwrite)
     volume = tomogram if isinstance(tomogram, Volume) else open_volume(tomogram, ndim=3)
     labels = truth if isinstance(truth, np.ndarray) else open_volume(truth, ndim=3).data[...]
     if labels.shape != volume.shape:
@@ -353,10 +364,25 @@ def evaluate(
     with tempfile.TemporaryDirectory(prefix="tomoseg-evaluate-") as scratch:
         workdir = Path(keep) if keep is not None else Path(scratch)
         workdir.mkdir(parents=True, exist_ok=True)
-        results = {
-            name: evaluate_feature(volume, labels, name, feature_id, workdir, **options)
-            for name, feature_id in features.items()
-        }
+        project = build_project(
+            workdir / PROJECT_NAME,
+            volume,
+            features,
+            labels,
+            n_positive=n_positive,
+            n_negative=n_negative,
+            tile_size=tile_size,
+            seed=options.get("seed", 0),
+        )
+        try:
+            results = {
+                name: evaluate_feature(
+                    project, volume, labels, name, feature_id, workdir, **options
+                )
+                for name, feature_id in features.items()
+            }
+        finally:
+            project.close()
     return {
         "tomogram": str(volume.path) if volume.path else None,
         "shape": list(volume.shape),
@@ -364,5 +390,6 @@ def evaluate(
         "method": options.get("method", "cnn"),
         "arch": options.get("arch"),
         "seed": options.get("seed", 0),
+        "other_features_as_negatives": options.get("other_features_as_negatives", True),
         "features": results,
     }

@@ -35,16 +35,23 @@ FORMAT = "tomoseg_nb.model"
 FORMAT_VERSION = 1
 
 
+IGNORE = -1.0
+"""Training label of a pixel whose class is unknown: it adds nothing to the loss (Ais: label 2)."""
+
+
 @keras.saving.register_keras_serializable(package="tomoseg_nb", name="eman2_loss")
 def eman2_loss(y_true: Any, y_pred: Any) -> Any:
     """EMAN2 tomoseg's loss, ``log(mean((y - min(yhat, 1))^2))`` over the whole batch.
 
     Outputs above 1 are not penalised (a confident "yes" is never wrong); the log makes the
     gradient scale-free, so training keeps improving when the error is already small. A 1e-10 floor
-    keeps the log finite on a perfect batch.
+    keeps the log finite on a perfect batch. Pixels labelled ``IGNORE`` (negative) are left out
+    of the mean, so a tile can teach only the pixels whose class is known.
     """
-    error = ops.square(ops.cast(y_true, y_pred.dtype) - ops.minimum(y_pred, 1.0))
-    return ops.log(ops.mean(error) + 1e-10)
+    y_true = ops.cast(y_true, y_pred.dtype)
+    known = ops.cast(y_true >= 0.0, y_pred.dtype)
+    error = known * ops.square(ops.maximum(y_true, 0.0) - ops.minimum(y_pred, 1.0))
+    return ops.log(ops.sum(error) / ops.maximum(ops.sum(known), 1.0) + 1e-10)
 
 
 @dataclass(frozen=True)

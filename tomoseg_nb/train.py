@@ -37,7 +37,14 @@ import keras
 import numpy as np
 
 from .annotations import Project
-from .dataset import build_training_set, check_tiles, collect_tiles, shrink_labels
+from .dataset import (
+    build_known_negative_set,
+    build_training_set,
+    check_tiles,
+    collect_known_negatives,
+    collect_tiles,
+    shrink_labels,
+)
 from .engine import ENGINES, as_fft_model, choose_engine, copy_weights
 from .errors import BadInputError, CancelledError
 from .models import (
@@ -219,6 +226,7 @@ def train_on_tiles(
     validation_fraction: float = 0.2,
     patience: int | None = None,
     copies: int = 10,
+    known_negatives: tuple[np.ndarray, np.ndarray] | None = None,
     seed: int = 0,
     engine: str = "auto",
     callbacks: Sequence[keras.callbacks.Callback] = (),
@@ -244,6 +252,10 @@ def train_on_tiles(
         default, as EMAN2) trains all ``epochs``. See the module docstring for why.
     copies : int
         Augmented copies per negative tile (EMAN2: 10); positives get the balancing number.
+    known_negatives : (images, masks), optional
+        ``(K, s, s)`` tiles and masks of pixels known not to be the feature (another feature's
+        painted pixels); only those pixels are trained on, as 0 (``dataset.build_known_negative_set``).
+        They are never held out.
     seed : int
         Makes the run repeatable.
     engine : {"auto", "keras", "fft"}
@@ -282,6 +294,11 @@ def train_on_tiles(
         copies=copies,
         seed=int(seeds[0]),
     )
+    if known_negatives is not None and len(known_negatives[0]):
+        known = build_known_negative_set(
+            *known_negatives, output_stride=stride, copies=copies, seed=int(seeds[1]) + 1
+        )
+        data = (np.concatenate([data[0], known[0]]), np.concatenate([data[1], known[1]]))
     validation = None
     if held_idx.size and positive[held_idx].any():
         validation = build_training_set(
@@ -339,17 +356,25 @@ def train_feature(
     volume: Volume | str | os.PathLike | None = None,
     recipe: Recipe = DEFAULT_RECIPE,
     arch: str = DEFAULT_ARCH,
+    other_features_as_negatives: bool = True,
     **options,
 ) -> tuple[keras.Model, ModelInfo]:
     """Train the network of one feature of an annotation project; returns it with its metadata.
 
     Tiles are cut from the project's tomogram (or ``volume``) preprocessed with ``recipe``; the
-    other keyword arguments are those of ``train_on_tiles``. Save the result with
-    ``models.save_model(model, info, "feature.keras")``.
+    other keyword arguments are those of ``train_on_tiles``. With ``other_features_as_negatives``
+    the pixels painted for the project's other features are trained on as "not this feature"
+    (``dataset.collect_known_negatives``), so networks learn to tell touching features apart.
+    Save the result with ``models.save_model(model, info, "feature.keras")``.
     """
     get_architecture(arch)  # an unknown name is reported before any tile is cut
     tiles = collect_tiles(project, feature, volume, recipe)
-    result = train_on_tiles(tiles.images, tiles.masks, tiles.positive, arch=arch, **options)
+    known = None
+    if other_features_as_negatives:
+        known = collect_known_negatives(project, feature, volume, recipe)
+    result = train_on_tiles(
+        tiles.images, tiles.masks, tiles.positive, arch=arch, known_negatives=known, **options
+    )
     validation = result.validation_indices if result.validation_indices is not None else []
     info = ModelInfo(
         feature=feature,
@@ -363,6 +388,7 @@ def train_feature(
         training={
             "n_positive": int(tiles.positive.sum()),
             "n_negative": int((~tiles.positive).sum()),
+            "n_other_feature_tiles": 0 if known is None else len(known[0]),
             "validation_tiles": [tiles.tiles[i].id for i in validation],
             "epochs_run": len(result.history.get("loss", [])),
             "stopped_early": result.stopped_early,

@@ -12,6 +12,16 @@ def add_overwrite(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overwrite", action="store_true", help="replace outputs that exist")
 
 
+def add_other_features_switch(parser: argparse.ArgumentParser) -> None:
+    """``--ignore-other-features``: train only on a feature's own tiles."""
+    parser.add_argument(
+        "--ignore-other-features",
+        action="store_true",
+        help="do not train on the pixels painted for the project's other features as 'not this "
+        "feature' (by default they are: it teaches touching features apart)",
+    )
+
+
 def whole_number(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
     """An argparse ``type``: a whole number in ``minimum..maximum`` (seeds, epochs, counts, ports).
 

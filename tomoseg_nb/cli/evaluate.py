@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import add_overwrite, parse_feature_ids, whole_number
+from ._common import add_other_features_switch, add_overwrite, parse_feature_ids, whole_number
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -65,6 +65,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--json", required=True, metavar="OUT.json", help="where to write the scores"
     )
+    add_other_features_switch(parser)
     add_overwrite(parser)
     parser.set_defaults(func=run)
 
@@ -87,6 +88,7 @@ def run(args: argparse.Namespace) -> int:
         tile_size=args.tile_size,
         epochs=args.epochs,
         engine=args.engine,
+        other_features_as_negatives=not args.ignore_other_features,
         seed=args.seed,
     )
     write_json_atomic(args.json, report, overwrite=args.overwrite)

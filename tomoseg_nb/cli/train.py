@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import add_overwrite, whole_number
+from ._common import add_other_features_switch, add_overwrite, whole_number
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -46,6 +46,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default="auto",
         help="convolution engine for training (default: auto)",
     )
+    add_other_features_switch(parser)
     add_overwrite(parser)
     parser.set_defaults(func=run)
 
@@ -73,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
         patience=args.patience,
         seed=args.seed,
         engine=args.engine,
+        other_features_as_negatives=not args.ignore_other_features,
     )
     path = save_model(model, info, args.out, overwrite=args.overwrite)
     history = info.history
