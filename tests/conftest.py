@@ -61,7 +61,7 @@ def ribosome_project_folder(tmp_path_factory) -> Path:
     phantom = simulate_tomogram((16, 128, 128), seed=2)
     path = write_volume(folder / "tomo.mrc", phantom.tomogram, voxel_size=phantom.voxel_size)
     with open_volume(path) as tomogram:
-        build_project(
+        project, _ = build_project(
             folder / "project",
             tomogram,
             {"ribosome": phantom.label_ids["ribosome"]},
@@ -69,5 +69,6 @@ def ribosome_project_folder(tmp_path_factory) -> Path:
             n_positive=3,
             n_negative=12,
             tile_size=32,
-        ).close()
+        )
+        project.close()
     return folder / "project"

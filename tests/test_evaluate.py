@@ -106,3 +106,34 @@ def test_evaluate_refuses_truth_of_another_shape(phantom_files, tmp_path, capsys
     assert status == 2
     assert "shape" in capsys.readouterr().err
     assert not (tmp_path / "s.json").exists()
+
+
+def test_all_features_share_one_project_and_absent_ones_can_be_skipped(phantom_files, tmp_path):
+    """The networks of one evaluation learn from each other's painted pixels, so the annotator
+    works in one project; a feature it cannot find is an error, or skipped when asked."""
+    from tomoseg_nb.annotations import Project
+    from tomoseg_nb.errors import BadInputError
+    from tomoseg_nb.evaluate import PROJECT_NAME, evaluate
+    from tomoseg_nb.models import sidecar_path
+
+    features = {"ribosome": 3, "membrane": 1, "microtubule": 2}  # this phantom has no membrane
+    options = {"n_positive": 3, "n_negative": 6, "tile_size": 32, "arch": "tiny", "epochs": 1}
+    with pytest.raises(BadInputError, match="label 1"):
+        evaluate(phantom_files["tomogram"], phantom_files["labels"], features, **options)
+    done = []
+    report = evaluate(
+        phantom_files["tomogram"],
+        phantom_files["labels"],
+        features,
+        keep=tmp_path,
+        skip_absent=True,
+        on_feature_done=done.append,
+        **options,
+    )
+    assert done == ["ribosome", "microtubule"] and set(report["features"]) == set(done)
+    assert list(report["skipped"]) == ["membrane"] and "label 1" in report["skipped"]["membrane"]
+    with Project.open(tmp_path / PROJECT_NAME, read_only=True) as project:
+        assert list(project.features) == ["ribosome", "microtubule"]
+    for name, others in (("ribosome", 3), ("microtubule", 3)):  # the other's 3 positive tiles
+        training = json.loads(sidecar_path(tmp_path / f"{name}.keras").read_text())["training"]
+        assert training["n_other_feature_tiles"] == others

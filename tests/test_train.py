@@ -1,6 +1,7 @@
 """Training: a tiny network learns phantom membranes; splits, cancel, progress, errors, CLI, plots."""
 
 import threading
+import warnings
 
 import keras
 import numpy as np
@@ -10,7 +11,7 @@ from matplotlib.figure import Figure
 from tomoseg_nb.annotations import Project
 from tomoseg_nb.cli import main
 from tomoseg_nb.engine import choose_engine
-from tomoseg_nb.errors import BadInputError, CancelledError
+from tomoseg_nb.errors import BadInputError, CancelledError, TrainingCollapsedWarning
 from tomoseg_nb.models import build_model, load_model, output_stride
 from tomoseg_nb.plots.training import plot_loss, plot_probability_histogram, plot_tile_gallery
 from tomoseg_nb.preprocess import preprocess_slab, preprocess_slice
@@ -384,3 +385,32 @@ def test_other_features_painted_pixels_teach_the_network_to_say_no():
     assert on_lines > 0.3
     assert mean_response(taught, test_lines, line_truth) < 0.5 * on_lines
     assert mean_response(taught, test_disks, disk_truth) > 0.5
+
+
+def test_a_collapsed_network_is_reported(monkeypatch):
+    """A network whose last layer died (all-zero weights, negative bias) answers "no" everywhere:
+    training must say so rather than hand over a model that finds nothing."""
+    import tomoseg_nb.train as train_module
+
+    def dead_network(arch, seed=None):
+        model = build_model(arch, seed=seed)
+        last = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)][-1]
+        kernel, bias = last.get_weights()
+        last.set_weights([np.zeros_like(kernel), np.full_like(bias, -1.0)])
+        last.trainable = False
+        return model
+
+    rng = np.random.default_rng(1)
+    disks, disk_masks = _disks_and_lines(rng, "disks", 4)
+    empty, empty_masks = _disks_and_lines(rng, "none", 8)
+    images, masks = np.concatenate([disks, empty]), np.concatenate([disk_masks, empty_masks])
+    positive = np.arange(len(images)) < len(disks)
+    options = {"arch": "tiny", "epochs": 3, "copies": 2, "seed": 0, "validation_fraction": 0}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", TrainingCollapsedWarning)
+        healthy = train_on_tiles(images, masks, positive, **{**options, "epochs": 10})
+    assert healthy.painted_recall > 0.5
+    monkeypatch.setattr(train_module, "build_model", dead_network)
+    with pytest.warns(TrainingCollapsedWarning, match="collapsed"):
+        collapsed = train_on_tiles(images, masks, positive, **options)
+    assert collapsed.painted_recall == 0.0

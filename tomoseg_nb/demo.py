@@ -45,8 +45,8 @@ def run_demo(
 ) -> dict:
     """Run the demo into folder ``out``; returns the report as a dict (also ``out/report.json``).
 
-    ``out`` gets ``phantom/`` (tomogram and truth), ``models/`` (one ``.keras`` network, sidecar,
-    probability map and annotation project per feature), ``merged_labels.mrc`` (+ name map),
+    ``out`` gets ``phantom/`` (tomogram and truth), ``models/`` (one ``.keras`` network, sidecar
+    and probability map per feature, and the annotation project), ``merged_labels.mrc`` (+ name map),
     ``ribosome_picks.star`` (RELION 5), ``figures/`` and ``report.md``.
     """
     from .evaluate import check_training_options, evaluate
@@ -54,7 +54,7 @@ def run_demo(
 
     out = Path(out)
     check_output_path(out / "report.md", overwrite)
-    # Checked here: below, a BadInputError of one feature only skips it (a small phantom may lack it).
+    # Checked before the phantom is written, not after.
     check_training_options(arch, epochs)
     stages = 2 + len(FEATURES) + 3
     done = 0
@@ -70,27 +70,24 @@ def run_demo(
     files = write_tomogram_phantom(phantom, out / "phantom", overwrite=overwrite)
     step()
     models_dir = out / "models"
-    scores: dict[str, dict] = {}
-    skipped: dict[str, str] = {}
-    for name, label in FEATURES.items():  # one at a time so progress moves per feature
-        try:
-            report = evaluate(
-                files["tomogram"],
-                phantom.labels,
-                {name: label},
-                keep=models_dir,
-                overwrite=overwrite,
-                arch=arch,
-                epochs=epochs,
-                n_positive=n_positive,
-                n_negative=n_negative,
-                tile_size=tile_size,
-                engine=engine,
-                seed=seed,
-            )
-            scores.update(report["features"])
-        except BadInputError as error:  # a small phantom may lack a feature; say so and go on
-            skipped[name] = str(error)
+    report = evaluate(
+        files["tomogram"],
+        phantom.labels,
+        FEATURES,
+        keep=models_dir,
+        overwrite=overwrite,
+        arch=arch,
+        epochs=epochs,
+        n_positive=n_positive,
+        n_negative=n_negative,
+        tile_size=tile_size,
+        engine=engine,
+        seed=seed,
+        skip_absent=True,  # a small phantom may lack a feature; say so and go on
+        on_feature_done=lambda name: step(),
+    )
+    scores, skipped = report["features"], report["skipped"]
+    for _ in skipped:
         step()
     if not scores:
         raise BadInputError(f"the phantom has none of {', '.join(FEATURES)}; use a larger --shape")

@@ -39,3 +39,7 @@ def first_line(error: BaseException) -> str:
 
 class EmptyResultWarning(UserWarning):
     """An operation found nothing (no voxel above threshold, no pick); its empty output was still written."""
+
+
+class TrainingCollapsedWarning(UserWarning):
+    """A trained network finds none of the pixels painted on its own training tiles."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -175,13 +175,24 @@ def build_project(
     tomogram: Volume,
     features: Mapping[str, int],
     labels: np.ndarray,
+    *,
+    skip_absent: bool = False,
     **annotation,
 ):
     """A fresh project with every feature annotated by the simulated annotator, saved once.
 
     One project holds all features, as a person's would, so each network can also learn from the
     pixels painted for the others (``train.train_feature``). ``features`` maps names to label ids;
-    ``annotation`` holds the keyword arguments of ``annotate_from_truth``.
+    ``annotation`` holds the keyword arguments of ``annotate_from_truth``. With ``skip_absent`` a
+    feature the annotator cannot find enough tiles of is left out, and the returned dict says why;
+    otherwise its ``BadInputError`` propagates.
+
+    Returns
+    -------
+    project : Project
+        The saved, open project.
+    skipped : dict of str to str
+        Left-out features and the reason.
     """
     from .annotations import Project
 
@@ -189,10 +200,19 @@ def build_project(
         folder, tomogram=tomogram.path, voxel_size=tomogram.voxel_size, overwrite=True
     )
     project.autosave = False
+    skipped: dict[str, str] = {}
     for feature, feature_id in features.items():
-        annotate_from_truth(project, feature, labels, feature_id, **annotation)
+        try:
+            annotate_from_truth(project, feature, labels, feature_id, **annotation)
+        except BadInputError as error:
+            if not skip_absent:
+                project.close()
+                raise
+            if feature in project.features:
+                project.remove_feature(feature)
+            skipped[feature] = str(error)
     project.save()
-    return project
+    return project, skipped
 
 
 def score_map(
@@ -331,6 +351,8 @@ def evaluate(
     n_positive: int = 10,
     n_negative: int = 100,
     tile_size: int = 64,
+    skip_absent: bool = False,
+    on_feature_done: Callable[[str], None] | None = None,
     **options,
 ) -> dict:
     """Evaluate every feature; returns ``{"features": {name: scores}, ...}`` as ``evaluate --json`` writes.
@@ -340,7 +362,9 @@ def evaluate(
     ``evaluate_feature`` (``seed`` also seeds the annotator). ``keep`` keeps each trained model
     (``<feature>.keras`` + sidecar), probability map (``<feature>.mrc``) and the annotation
     project; otherwise they live in a temporary folder. Kept outputs that exist are refused before
-    any work unless ``overwrite``.
+    any work unless ``overwrite``. ``skip_absent`` leaves out, and lists under ``"skipped"``, the
+    features too rare to annotate (a small phantom may lack one); ``on_feature_done(name)`` is
+    called as each feature is scored.
     """
     from .annotations import validate_feature_name
     from .atomic import check_output_path
@@ -364,23 +388,27 @@ def evaluate(
     with tempfile.TemporaryDirectory(prefix="tomoseg-evaluate-") as scratch:
         workdir = Path(keep) if keep is not None else Path(scratch)
         workdir.mkdir(parents=True, exist_ok=True)
-        project = build_project(
+        project, skipped = build_project(
             workdir / PROJECT_NAME,
             volume,
             features,
             labels,
+            skip_absent=skip_absent,
             n_positive=n_positive,
             n_negative=n_negative,
             tile_size=tile_size,
             seed=options.get("seed", 0),
         )
+        results = {}
         try:
-            results = {
-                name: evaluate_feature(
+            for name, feature_id in features.items():
+                if name in skipped:
+                    continue
+                results[name] = evaluate_feature(
                     project, volume, labels, name, feature_id, workdir, **options
                 )
-                for name, feature_id in features.items()
-            }
+                if on_feature_done is not None:
+                    on_feature_done(name)
         finally:
             project.close()
     return {
@@ -392,4 +420,5 @@ def evaluate(
         "seed": options.get("seed", 0),
         "other_features_as_negatives": options.get("other_features_as_negatives", True),
         "features": results,
+        "skipped": skipped,
     }

@@ -139,8 +139,9 @@ DEFAULT_ARCH = "fast"
 """Measured with ``tomoseg-nb evaluate`` (64 x 512 x 512 phantoms, seeds 1 and 2, 10 + 100 tiles,
 20 epochs): "fast" reached IoU 0.585 / 0.675 / 0.706 and 0.634 / 0.398 / 0.662 (membrane /
 microtubule / ribosome) against 0.562 / 0.653 / 0.602 and 0.586 / 0.479 / 0.590 for "eman2" -
-better in five of six, at a fifth of its arithmetic per voxel. ``--arch eman2`` keeps the seed's
-network."""
+better in five of six, at a fifth of its arithmetic per voxel (each network trained on its own
+feature's tiles only, before the other features' painted pixels were added as negatives).
+``--arch eman2`` keeps the seed's network."""
 
 
 def get_architecture(arch: str) -> Architecture:
