@@ -1,7 +1,6 @@
 """Training: a tiny network learns phantom membranes; splits, cancel, progress, errors, CLI, plots."""
 
 import threading
-import warnings
 
 import keras
 import numpy as np
@@ -387,30 +386,46 @@ def test_other_features_painted_pixels_teach_the_network_to_say_no():
     assert mean_response(taught, test_disks, disk_truth) > 0.5
 
 
-def test_a_collapsed_network_is_reported(monkeypatch):
-    """A network whose last layer died (all-zero weights, negative bias) answers "no" everywhere:
-    training must say so rather than hand over a model that finds nothing."""
+def test_a_dead_network_is_trained_again_from_new_weights(monkeypatch):
+    """A network whose last layer died (all-zero weights, frozen, negative bias) answers "no"
+    everywhere. Training starts again from new weights; if every start collapses, it says so."""
     import tomoseg_nb.train as train_module
 
-    def dead_network(arch, seed=None):
-        model = build_model(arch, seed=seed)
-        last = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)][-1]
-        kernel, bias = last.get_weights()
-        last.set_weights([np.zeros_like(kernel), np.full_like(bias, -1.0)])
-        last.trainable = False
-        return model
+    built = []
+
+    def dying_network(first_dead: int):
+        def build(arch, seed=None):
+            model = build_model(arch, seed=seed)
+            built.append(seed)
+            if len(built) <= first_dead:
+                last = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+                kernel, bias = last[-1].get_weights()
+                last[-1].set_weights([np.zeros_like(kernel), np.full_like(bias, -1.0)])
+                last[-1].trainable = False
+            return model
+
+        return build
 
     rng = np.random.default_rng(1)
-    disks, disk_masks = _disks_and_lines(rng, "disks", 4)
+    disks, disk_masks = _disks_and_lines(rng, "disks", 6)
     empty, empty_masks = _disks_and_lines(rng, "none", 8)
     images, masks = np.concatenate([disks, empty]), np.concatenate([disk_masks, empty_masks])
     positive = np.arange(len(images)) < len(disks)
-    options = {"arch": "tiny", "epochs": 3, "copies": 2, "seed": 0, "validation_fraction": 0}
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", TrainingCollapsedWarning)
-        healthy = train_on_tiles(images, masks, positive, **{**options, "epochs": 10})
-    assert healthy.painted_recall > 0.5
-    monkeypatch.setattr(train_module, "build_model", dead_network)
-    with pytest.warns(TrainingCollapsedWarning, match="collapsed"):
-        collapsed = train_on_tiles(images, masks, positive, **options)
-    assert collapsed.painted_recall == 0.0
+    options = {"arch": "tiny", "epochs": 10, "copies": 2, "seed": 0, "validation_fraction": 0}
+
+    monkeypatch.setattr(train_module, "build_model", dying_network(first_dead=1))
+    with pytest.warns(
+        TrainingCollapsedWarning, match=r"restarting from new random weights \(1 of 2\)"
+    ):
+        revived = train_on_tiles(images, masks, positive, **options)
+    assert revived.restarts == 1 and revived.painted_recall > 0.3
+    assert built == [0, 1000]
+
+    built.clear()
+    monkeypatch.setattr(train_module, "build_model", dying_network(first_dead=99))
+    with pytest.warns(TrainingCollapsedWarning) as caught:
+        dead = train_on_tiles(images, masks, positive, **{**options, "epochs": 2})
+    messages = [str(w.message) for w in caught]
+    assert sum("restarting" in m for m in messages) == train_module.MAX_RESTARTS
+    assert any(f"after {train_module.MAX_RESTARTS} restarts" in m for m in messages)
+    assert dead.restarts == train_module.MAX_RESTARTS and dead.painted_recall == 0.0
