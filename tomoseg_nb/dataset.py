@@ -10,6 +10,10 @@ Augmentation applies the same geometric transform to image and mask: the 8 symme
 (rotations by 90 degrees and flips, exact), then, for copies beyond the first 8, an extra random
 rotation by -45..45 degrees (bilinear for the image, nearest neighbour for the mask, both filling
 the corners by reflection so image and labels stay consistent there).
+
+Pixels painted for *other* features are known not to be this one (a voxel holds one feature):
+``collect_known_negatives`` cuts them and ``build_known_negative_set`` labels them 0 and every
+other pixel of those tiles ``models.IGNORE``, which the loss leaves out.
 """
 
 from __future__ import annotations
