@@ -207,19 +207,19 @@ def bench_merge(
 ) -> dict:
     """Per-class IoU of the merged labels and of each map thresholded alone, overall and at contacts.
 
-    ``contact_iou_bound`` is the most any merge could reach at contacts: a vote between maps can
-    only take voxels away from a class, so at best it removes exactly the false positives that
-    belong to another merged feature and keeps every true one. False positives on background stay.
+    ``contact_iou_bound`` is the most any vote between these maps could reach at contacts: it can
+    only take a class's voxel away where another map also claims it, so at best it drops every
+    contested false positive and keeps every true voxel. Uncontested false positives stay.
     """
     names = [n for n in MERGED if n in maps]
     merged = merge_competitive([maps[n] for n in names], threshold=threshold, names=names)
     zone = contact_zone(labels, [label_ids[n] for n in names])
-    other_features = np.isin(labels, [label_ids[n] for n in names])
     results = {"contact_voxels": int(zone.sum())}
     for k, name in enumerate(names, start=1):
         truth = labels == label_ids[name]
         alone = maps[name] > threshold
-        best_merge = alone & ~(other_features & ~truth)
+        contested = np.any([maps[o] > threshold for o in names if o != name], axis=0)
+        best_merge = alone & ~(contested & ~truth)
         results[name] = {
             "iou_alone": iou(alone, truth),
             "iou_merged": iou(merged == k, truth),
