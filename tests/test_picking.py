@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from scipy import ndimage
+from scipy.spatial import cKDTree
 
 from tomoseg_nb.coords import Picks, read_picks, rotation_matrices, write_picks
 from tomoseg_nb.errors import BadInputError, EmptyResultWarning
@@ -300,6 +301,40 @@ def test_tube_seen_only_from_the_side_needs_its_radius() -> None:
     picks = pick_filaments(walls, threshold=0.5, spacing_angstrom=5.0, radius_angstrom=10.0)
     score = score_filaments(picks, [axis], max_distance_px=2.0, spacing_px=5.0, shape=shape)
     assert score.within >= 0.9 and score.coverage >= 0.8
+
+
+def test_a_lone_wall_beside_a_tube_is_not_traced_as_a_filament() -> None:
+    # A network often marks one wall of a tube and nothing else there; that band is no filament,
+    # though a small circle fits its cross-section. The full tube beside it sets the radius.
+    shape = (40, 80, 120)
+    tube, axis = _tube(shape, (20, 18, 6), (0, 0.05, 1), 105, outer=10.0, inner=6.0)
+    band = lambda radial: (radial[:, 1] > 3.0) & (np.abs(radial[:, 0]) < 6.0)  # noqa: E731
+    wall, _ = _tube(shape, (20, 56, 6), (0, -0.05, 1), 105, outer=10.0, inner=5.0, keep=band)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        picks = pick_filaments(
+            _probability(tube | wall, seed=6), threshold=0.5, spacing_angstrom=4.0
+        )
+    score = score_filaments(picks, [axis], max_distance_px=1.5, spacing_px=4.0, shape=shape)
+    assert score.within == 1.0 and score.coverage >= 0.8
+
+
+def test_a_tube_seen_from_the_side_beside_a_full_tube_keeps_its_centred_axis() -> None:
+    # Flat too, but its axis runs in the lumen between the two walls: a tube, not a wall.
+    shape = (40, 80, 120)
+    tube, axis = _tube(shape, (20, 18, 6), (0, 0.05, 1), 105, outer=10.0, inner=6.0)
+    side = lambda radial: np.abs(radial[:, 0]) < 6.0  # noqa: E731
+    walls, walls_axis = _tube(
+        shape, (20, 56, 6), (0, -0.05, 1), 105, outer=10.0, inner=6.0, keep=side
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # the flat-section hint: it is a side view
+        filaments = trace_filaments(_probability(tube | walls, seed=6), threshold=0.5)
+    distances = [
+        [np.median(cKDTree(true_axis).query(f.axis)[0]) for f in filaments]
+        for true_axis in (axis, walls_axis)
+    ]
+    assert min(distances[0]) < 1.0 and min(distances[1]) < 1.5
 
 
 def test_tube_leaving_through_a_face_ends_there() -> None:

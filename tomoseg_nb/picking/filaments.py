@@ -192,14 +192,25 @@ def trace_filaments(
         # outside the volume) is not a filament in view. Thin filaments fit no circle anywhere:
         # then the skeleton is the axis.
         axes = centred
-    if radius_angstrom is None and axes and surface.flat(axes, radius_px):
-        warnings.warn(
-            "the filaments' cross-sections are flat, not round: these may be the side walls of "
-            "tubes whose other walls the map misses (the missing wedge); if so, pass the tube's "
-            "outer radius (radius_angstrom, --filament-radius) to trace their axes",
-            UserWarning,
-            stacklevel=2,
-        )
+    if radius_angstrom is None and axes:
+        flat = [surface.flat([axis], radius_px) for axis in axes]
+        # A flat cross-section around an axis that runs inside the segmented walls is one wall
+        # of a tube whose axis the map does not show, traced along that wall: not a filament.
+        # (A tube seen only from the side is flat too, but its centred axis runs in the lumen.)
+        in_wall = [
+            is_flat and _inside(walls, axis) for axis, is_flat in zip(axes, flat, strict=True)
+        ]
+        if not all(in_wall):
+            axes = [axis for axis, wall in zip(axes, in_wall, strict=True) if not wall]
+            flat = [f for f, wall in zip(flat, in_wall, strict=True) if not wall]
+        if all(flat):
+            warnings.warn(
+                "the filaments' cross-sections are flat, not round: these may be the side walls "
+                "of tubes whose other walls the map misses (the missing wedge); if so, pass the "
+                "tube's outer radius (radius_angstrom, --filament-radius) to trace their axes",
+                UserWarning,
+                stacklevel=2,
+            )
     filaments = [Filament(_smooth(axis, smoothing_px)) for axis in axes]
     # Chains were held to the minimum length; what centring cut out of them (at a crossing, where
     # the tube leaves the volume) need only be longer than a vesicle could fake (see below).
@@ -463,6 +474,12 @@ def _concentric_circles(
     group = np.argmin(np.abs(np.hypot(delta[:, 0], delta[:, 1])[:, None] - radii[None, :]), axis=1)
     outer = int(np.argmax(radii))
     return centre, (group == outer, float(radii[outer]))
+
+
+def _inside(mask: np.ndarray, axis: np.ndarray) -> bool:
+    """Whether most of ``axis`` runs through voxels of ``mask``."""
+    voxels = np.clip(np.round(axis).astype(int), 0, np.asarray(mask.shape) - 1)
+    return bool(np.mean(mask[tuple(voxels.T)]) > 0.5)
 
 
 def _why_no_filaments(values: np.ndarray, threshold: float) -> str:
