@@ -356,16 +356,19 @@ def build_training_set(
         ``(M, s / stride, s / stride, 1)`` float32 labels in [0, 1].
     """
     images, masks, positive = check_tiles(images, masks, positive)
-    size = images.shape[1]
-    if size % output_stride:
-        raise BadInputError(
-            f"tile size {size} px is not divisible by the network's output stride {output_stride}"
-        )
+    _check_stride(images.shape[1], output_stride)
     if copies < 1:
         raise BadInputError(f"copies must be at least 1, got {copies}")
     counts = copies_per_tile(positive, copies)
     x, y = augment(images, masks.astype(np.float32), counts, rotate=rotate, seed=seed)
     return x[..., None], shrink_labels(y, output_stride)[..., None]
+
+
+def _check_stride(size: int, output_stride: int) -> None:
+    if size % output_stride:
+        raise BadInputError(
+            f"tile size {size} px is not divisible by the network's output stride {output_stride}"
+        )
 
 
 def augment(
@@ -426,11 +429,7 @@ def build_known_negative_set(
             f"known-negative tiles must be (N, s, s) images with masks of the same shape, got "
             f"{images.shape} and {masks.shape}"
         )
-    if images.shape[1] % output_stride:
-        raise BadInputError(
-            f"tile size {images.shape[1]} px is not divisible by the network's output stride "
-            f"{output_stride}"
-        )
+    _check_stride(images.shape[1], output_stride)
     counts = np.full(len(images), copies)
     x, y = augment(images, masks.astype(np.float32), counts, rotate=rotate, seed=seed)
     known = shrink_labels(y, output_stride) >= 0.5
