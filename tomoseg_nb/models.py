@@ -137,11 +137,10 @@ ARCHITECTURES: dict[str, Architecture] = {
 }
 DEFAULT_ARCH = "fast"
 """Measured with ``tomoseg-nb evaluate`` (64 x 512 x 512 phantoms, seeds 1 and 2, 10 + 100 tiles,
-20 epochs): "fast" reached IoU 0.585 / 0.675 / 0.706 and 0.634 / 0.398 / 0.662 (membrane /
-microtubule / ribosome) against 0.562 / 0.653 / 0.602 and 0.586 / 0.479 / 0.590 for "eman2" -
-better in five of six, at a fifth of its arithmetic per voxel (each network trained on its own
-feature's tiles only, before the other features' painted pixels were added as negatives).
-``--arch eman2`` keeps the seed's network."""
+20 epochs, the other features' painted pixels as negatives): "fast" reached IoU 0.567 / 0.713 /
+0.662 and 0.589 / 0.527 / 0.674 (membrane / microtubule / ribosome) against 0.547 / 0.681 / 0.625
+and 0.606 / 0.397 / 0.568 for "eman2" - better in five of six, at a fifth of its arithmetic per
+voxel. ``--arch eman2`` keeps the seed's network."""
 
 
 def get_architecture(arch: str) -> Architecture:
