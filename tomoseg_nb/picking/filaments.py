@@ -131,7 +131,9 @@ def trace_filaments(
         Longest first. Each axis is centred on the filament's cross-section (a circle fitted to
         the segmented walls around it, which also finds the axis of a tube cut open by a face of
         the volume) and stops where the axis leaves the volume. Without circles to fit anywhere
-        (filaments a few voxels thin) the smoothed skeleton is the axis.
+        (filaments a few voxels thin) the smoothed skeleton is the axis. Without
+        ``radius_angstrom``, a piece with a flat cross-section running inside the segmented walls
+        (one wall of a tube whose axis the map misses) is dropped when round pieces are in view.
     """
     values = _probability_volume(probability_map)
     _check_number("threshold", threshold, minimum=0.0)
