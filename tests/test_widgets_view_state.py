@@ -96,16 +96,28 @@ def test_keys_change_slice_zoom_and_fit():
     assert not state.key("q")
 
 
-def test_wheel_zooms_at_pointer_with_pixel_and_line_deltas():
-    state = ViewState((100, 100), view_shape=(100, 100))
+def test_wheel_zooms_one_level_per_notch_at_the_pointer():
+    state = ViewState((100, 100), view_shape=(100, 100))  # scale 1
     state.drag(20.0, 30.0)  # pointer position (no button down)
     anchor = state.canvas_to_image(20.0, 30.0)
-    assert state.wheel(-100)  # one notch towards the screen: zoom in two levels of 50
-    assert state.scale == 3.0
+    assert state.wheel(-100)  # one Chrome notch towards the screen: one level in
+    assert state.scale == 2.0
     assert state.canvas_to_image(20.0, 30.0) == pytest.approx(anchor)
-    assert not state.wheel(10)  # trackpad: accumulates
-    assert state.wheel(-3)  # Firefox line mode: 3 lines ~ 100 px; net -89 -> one level in
-    assert state.scale == 4.0
+    assert state.wheel(-120) and state.scale == 3.0  # a 120-per-notch mouse: still one level
+    assert state.wheel(-3) and state.scale == 4.0  # Firefox line mode: 3 lines, one notch
+    assert state.wheel(53) and state.scale == 3.0  # one notch back out
+    for _ in range(9):  # trackpad: small deltas add up to a level per 100
+        assert not state.wheel(-10)
+    assert state.wheel(-10) and state.scale == 4.0
+
+
+def test_keys_up_and_down_move_one_slice_and_f_is_not_fit():
+    state = ViewState((100, 100), view_shape=(100, 100), n_slices=5)
+    state.zoom_by(2)
+    assert state.key("ArrowDown") and state.z == 1
+    assert state.key("w") and state.key("PageUp") and state.z == 3
+    assert not state.key("f") and state.scale == 3.0  # f is the painter's fill, never fit here
+    assert state.key("Home") and state.scale == 1.0
 
 
 def test_invalid_shapes_are_refused():

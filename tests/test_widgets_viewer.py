@@ -60,12 +60,14 @@ def test_keys_and_wheel_change_slice_and_zoom(tomogram):
     assert viewer.z == 1
     browser_event(viewer.canvas, "mouse_move", x=10, y=10)
     browser_event(viewer.canvas, "mouse_wheel", x=0, y=-100)
-    assert viewer.state.scale == 1.0
-    assert viewer.zoom_label.value == "zoom 1x"
+    assert viewer.state.scale == 1 / 2  # one notch, one level (from 1/3)
+    assert viewer.zoom_label.value == "zoom 1/2"
     used = []
     viewer.on_key(lambda key: used.append(key) or key == "n")
     browser_event(viewer.canvas, "key_down", key="n")
-    assert used == ["n"]
+    browser_event(viewer.canvas, "key_down", key="z", ctrl_key=True)
+    browser_event(viewer.canvas, "key_down", key="Z", shift_key=True, meta_key=True)
+    assert used == ["n", "Ctrl+z", "Ctrl+Shift+z"]
 
 
 def test_readout_shows_position_and_values(tomogram):
@@ -119,3 +121,80 @@ def test_micrograph_file_and_contrast_controls(tmp_path):
             viewer.auto_button.click()
         (drawn,) = traffic.decoded()
         assert drawn.min() == 0 and drawn.max() == 255
+
+
+def test_readout_follows_a_keyboard_slice_change_under_a_still_pointer(tomogram):
+    viewer = SliceViewer(tomogram, view_shape=(300, 200))
+    browser_event(viewer.canvas, "mouse_move", x=20.0, y=31.0)
+    assert "z 3  y 31  x 20" in viewer.readout.value
+    browser_event(viewer.canvas, "key_down", key="ArrowUp")
+    assert "z 4  y 31  x 20" in viewer.readout.value
+    assert f"value {tomogram[4, 31, 20]:.4g}" in viewer.readout.value
+    browser_event(viewer.canvas, "mouse_out", x=-1.0, y=31.0)
+    browser_event(viewer.canvas, "key_down", key="ArrowUp")
+    assert "z 4" in viewer.readout.value  # the pointer left: nothing new is read out
+
+
+def test_side_views_cut_through_the_pointer_with_exact_pixels(tomogram):
+    viewer = SliceViewer(tomogram, view_shape=(300, 200), side_views=True)  # scale 1
+    assert viewer.xz_canvas.layout.display == "flex"
+    low, high = viewer.contrast
+    with record_canvas_traffic() as traffic:
+        browser_event(viewer.canvas, "mouse_move", x=20.2, y=30.7)
+    assert viewer.cursor == (30, 20)
+    xz_image, yz_image = traffic.decoded()
+    xz, yz = viewer.side_view_states()
+    np.testing.assert_array_equal(
+        xz_image, slice_image(tomogram[:, 30, :], xz.window(), low, high)
+    )
+    np.testing.assert_array_equal(
+        yz_image, slice_image(tomogram[:, :, 20].T, yz.window(), low, high)
+    )
+    assert xz_image.shape == (6, 200) and yz_image.shape == (300, 6)
+    # XZ: slice z = 3 is the middle row of the 160 px view; x = 20 lines up with the slice view.
+    assert [0, 80.0, 200, 80.0] in traffic.named("strokeLine")
+    assert [20.5, 0, 20.5, 160] in traffic.named("strokeLine")
+    # A click two rows below the current slice in XZ goes there.
+    browser_event(viewer.xz_canvas, "mouse_down", x=50, y=82)
+    assert viewer.z == 5 and viewer.z_slider.value == 5
+    viewer.side_checkbox.value = False
+    assert viewer.xz_canvas.layout.display == "none"
+    with record_canvas_traffic() as traffic:
+        browser_event(viewer.canvas, "mouse_move", x=40.0, y=40.0)
+    assert viewer.cursor == (30, 20) and traffic.images == []
+
+
+def test_slab_averages_slices_around_z_for_display(tomogram):
+    viewer = SliceViewer(tomogram, view_shape=(300, 200))
+    low, high = viewer.contrast
+    with record_canvas_traffic() as traffic:
+        viewer.slab_slider.value = 3
+    (drawn,) = traffic.decoded()
+    slab = tomogram[2:5].mean(axis=0)
+    np.testing.assert_array_equal(drawn, slice_image(slab, viewer.state.window(), low, high))
+    viewer.set_z(0)  # cut at the end of the volume: slices 0-2
+    np.testing.assert_allclose(viewer.current_slice(), tomogram[0:3].mean(axis=0), rtol=1e-6)
+
+
+def test_probability_threshold_slider_hides_low_values(tomogram):
+    viewer = SliceViewer(tomogram, view_shape=(300, 200))
+    probability = np.zeros(tomogram.shape, np.float32)
+    probability[3, :10, :10] = 0.4
+    probability[3, 10:20, :10] = 0.9
+    viewer.add_overlay("membrane", probability, opacity=1.0)
+    threshold = viewer.overlay_box.children[0].children[3]
+    with record_canvas_traffic() as traffic:
+        threshold.value = 0.5
+    assert viewer.overlays["membrane"].threshold == 0.5
+    (drawn,) = traffic.decoded()
+    assert (drawn[:10, :10, 3] == 0).all()
+    assert (drawn[10:20, :10, 3] == 238).all()  # 0.9 x 15 alpha steps rounds to 14 x 17
+
+
+def test_question_mark_shows_the_key_table(tomogram):
+    viewer = SliceViewer(tomogram, view_shape=(100, 100))
+    assert not viewer.help.shown
+    browser_event(viewer.canvas, "key_down", key="?", shift_key=True)
+    assert viewer.help.shown and "one level per notch" in viewer.help.value
+    viewer.help_button.click()
+    assert not viewer.help.shown

@@ -147,6 +147,7 @@ class Project:
         self._json_dirty = False
         self._masks_dirty = False
         self._lock: _Lock | None = None
+        self._closed = False
 
     # ------------------------------------------------------------------ opening and closing
     @classmethod
@@ -241,6 +242,7 @@ class Project:
 
     def close(self) -> None:
         """Save pending changes and release the write lock (a no-op for read-only projects)."""
+        self._closed = True
         if self._lock is not None:
             try:
                 if self._lock.held():
@@ -248,6 +250,11 @@ class Project:
             finally:  # a failed save (full disk) must not leave the lock to block other processes
                 self._lock.release()
                 self._lock = None
+
+    @property
+    def closed(self) -> bool:
+        """True after ``close()``: widgets still showing the project refuse edits."""
+        return self._closed
 
     def __enter__(self) -> Project:
         return self

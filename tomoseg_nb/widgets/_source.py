@@ -47,7 +47,7 @@ class SliceSource:
 
     @property
     def dtype(self) -> np.dtype:
-        """Stored type (probability maps may be uint8, 0-255)."""
+        """Stored type (a probability map may hold integers: ``maps.decode_probabilities``)."""
         return np.dtype(self._array.dtype)
 
     @property
@@ -86,6 +86,27 @@ class SliceSource:
         if ys < ye and xs < xe:
             out[ys - y0 : ye - y0, xs - x0 : xe - x0] = self.block(z, ys, ye, xs, xe)
         return out
+
+    def slab(self, z: int, thickness: int) -> np.ndarray:
+        """Mean of ``thickness`` slices centred on ``z`` (cut at the ends of the volume).
+
+        Averaging a few slices lifts faint membranes and filaments out of the noise, as
+        e2tomoseg's and IMOD's slab views do; 1 is slice ``z`` itself.
+        """
+        if thickness <= 1 or self.is_2d:
+            return self.slice(z)
+        low = max(0, z - (thickness - 1) // 2)
+        high = min(self.shape[0], low + thickness)
+        return np.mean(np.asarray(self._array[low:high], dtype=np.float32), axis=0)
+
+    def section(self, plane: str, index: int) -> np.ndarray:
+        """A side view as float32: ``"xz"`` is row ``index`` of every slice, ``(z, x)``; ``"yz"``
+        column ``index``, transposed to ``(y, z)`` so y runs down as in the slice view."""
+        if plane == "xz":
+            return np.array(self._array[:, index, :], dtype=np.float32)
+        if plane == "yz":
+            return np.array(self._array[:, :, index], dtype=np.float32).T
+        raise ValueError(f"side view {plane!r}: use 'xz' or 'yz'")
 
     def value(self, z: int, y: int, x: int) -> float:
         """One voxel."""

@@ -44,12 +44,17 @@ ZOOM_LEVELS = (
 CLICK_TOLERANCE_PX = 4.0
 """A press and release closer than this (canvas pixels) is a click; farther is a drag (pan)."""
 
-WHEEL_STEP_PX = 50.0
-"""Accumulated wheel delta (pixel mode) per zoom level."""
+WHEEL_NOTCH_PX = 100.0
+"""Wheel delta (pixel mode) of one mouse-wheel notch in Chrome and Firefox; trackpads send many
+small deltas, which add up to a zoom level per this much."""
+
+WHEEL_NOTCH_MIN_PX = 40.0
+"""A single wheel event at least this large is one notch, one zoom level, whatever its size
+(browsers and mice report 50 to 150 per notch; counting them as 100s made one notch two levels)."""
 
 Z_KEYS = {"ArrowUp": 1, "PageUp": 1, "w": 1, "ArrowDown": -1, "PageDown": -1, "s": -1}
 ZOOM_KEYS = {"+": 1, "=": 1, "-": -1, "_": -1}
-FIT_KEYS = ("0", "f", "Home")
+FIT_KEYS = ("0", "Home")
 
 
 @dataclass(frozen=True)
@@ -274,30 +279,36 @@ class ViewState:
         return None if pixel is None else (self.z, *pixel)
 
     def cancel_gesture(self) -> None:
-        """The mouse left the canvas: forget a pending press so no click fires later."""
-        self._press = self._last = None
+        """The mouse left the canvas: forget a pending press (so no click fires later) and the
+        pointer (so a key press does not read out a voxel the mouse has left)."""
+        self._press = self._last = self.pointer = None
         self._dragging = False
 
     def wheel(self, delta_y: float) -> bool:
         """Mouse wheel turned by ``delta_y`` (browser units); zooms at the pointer.
 
-        Browsers report about 100 per notch in pixel mode and 3 per notch in line mode (Firefox);
-        small deltas are read as lines. Trackpad deltas accumulate. True if the zoom changed.
+        One notch is one zoom level: browsers report 50-150 per notch in pixel mode and 3 per
+        notch in line mode (Firefox), so any event that large is one level. Trackpad deltas are
+        small and accumulate. True if the zoom changed.
         """
         if delta_y == 0:
             return False
         if abs(delta_y) < 4:
-            delta_y *= 33.0
-        self._wheel += delta_y
-        steps = int(self._wheel / WHEEL_STEP_PX)
-        if steps == 0:
-            return False
-        self._wheel -= steps * WHEEL_STEP_PX
+            delta_y *= WHEEL_NOTCH_PX / 3
+        if abs(delta_y) >= WHEEL_NOTCH_MIN_PX:
+            self._wheel = 0.0
+            steps = 1 if delta_y > 0 else -1
+        else:
+            self._wheel += delta_y
+            steps = int(self._wheel / WHEEL_NOTCH_PX)
+            if steps == 0:
+                return False
+            self._wheel -= steps * WHEEL_NOTCH_PX
         x, y = self.pointer if self.pointer is not None else (None, None)
         return self.zoom_by(-steps, x, y)
 
     def key(self, key: str) -> bool:
-        """Keyboard shortcut: up/down, PageUp/PageDown, w/s change slice; +/- zoom; 0, f fit.
+        """Keyboard shortcut: up/down, PageUp/PageDown, w/s change slice; +/- zoom; 0, Home fit.
 
         True when the view changed.
         """

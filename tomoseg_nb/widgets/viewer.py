@@ -1,10 +1,15 @@
 """SliceViewer: browse a tomogram or micrograph slice by slice, with overlays and a value readout.
 
 The canvas has three layers: the greyscale slice, the overlays (probability or label maps), and
-marks that tools draw (tiles, boxes, picks). Drag pans, the wheel zooms at the pointer, up/down
-(PageUp/PageDown, w/s) change slice, +/- zoom, 0 or f fits. A click without a drag is handed to
-the tools registered with ``on_click``. All of that state is a ``ViewState``; this class only
-renders it and forwards events.
+marks that tools draw (tiles, boxes, picks). Drag pans, the wheel zooms at the pointer one level
+per notch, up/down (PageUp/PageDown, w/s) change slice, +/- zoom, 0 or Home fits, ? shows the
+keys (``keymap``). A click without a drag is handed to the tools registered with ``on_click``. All
+of that state is a ``ViewState``; this class only renders it and forwards events.
+
+For a tomogram, XZ and YZ side views through the pointer (membranes and filaments are judged
+there) sit below and to the right of the slice, at the same zoom; a click on one goes to that
+slice. A slab of a few slices can be averaged for display, and probability overlays have a
+threshold slider.
 """
 
 from __future__ import annotations
@@ -22,10 +27,18 @@ from ..volume import Volume
 from ._canvas import Throttle, layered_canvas, put_block
 from ._render import auto_contrast, overlay_image, palette_colour, slice_image
 from ._source import SliceSource, as_source
+from .keymap import HELP_CHORD, HelpOverlay, chord
 from .view_state import ViewState
 
 DEFAULT_VIEW_SHAPE = (640, 640)
 """Canvas ``(height, width)`` in pixels; a redraw never sends more pixels than this."""
+
+SIDE_VIEW_PX = 160
+"""Depth of the XZ and YZ side views in canvas pixels (z runs across it at the slice's zoom)."""
+
+CURSOR_COLOUR = "#ffd700"
+SIDE_VIEW_INTERVAL_S = 0.1
+"""Side views follow the pointer at most this often: each is a read across every slice."""
 
 MarksDrawer = Callable[[Canvas, ViewState], None]
 ClickCallback = Callable[[int, int, int], None]
@@ -92,6 +105,7 @@ class SliceViewer(widgets.VBox):
         *,
         view_shape: tuple[int, int] = DEFAULT_VIEW_SHAPE,
         contrast: tuple[float, float] | None = None,
+        side_views: bool = False,
     ):
         self.source = as_source(volume)
         n_slices, height, width = self.source.shape
@@ -106,6 +120,12 @@ class SliceViewer(widgets.VBox):
         self._pending = False
         self._readout_pixel: tuple[int, int, int] | None = None
         self.lowpass_px = 0.0
+        self.slab_slices = 1
+        self.cursor = (height // 2, width // 2)
+        self._side_throttle = Throttle(SIDE_VIEW_INTERVAL_S)
+        view_height, view_width = self.state.view_shape
+        self.xz_canvas = layered_canvas(2, SIDE_VIEW_PX, view_width)
+        self.yz_canvas = layered_canvas(2, view_height, SIDE_VIEW_PX)
 
         middle = self.source.slice(self.state.z)
         self.contrast = contrast or auto_contrast(middle)
@@ -141,7 +161,28 @@ class SliceViewer(widgets.VBox):
             continuous_update=False,
             layout=widgets.Layout(width="260px"),
         )
-        self.fit_button = widgets.Button(description="Fit", tooltip="Whole slice (key 0 or f)")
+        self.fit_button = widgets.Button(description="Fit", tooltip="Whole slice (key 0 or Home)")
+        self.slab_slider = widgets.IntSlider(
+            value=1,
+            min=1,
+            max=max(1, min(15, n_slices - (1 - n_slices % 2))),
+            step=2,
+            description="slab",
+            tooltip="Average this many slices around z (display only)",
+            continuous_update=False,
+            layout=widgets.Layout(width="220px", display="flex" if n_slices > 2 else "none"),
+        )
+        self.side_checkbox = widgets.Checkbox(
+            value=side_views and n_slices > 1,
+            description="XZ / YZ",
+            indent=False,
+            tooltip="Side views through the pointer",
+            layout=widgets.Layout(width="90px", display="flex" if n_slices > 1 else "none"),
+        )
+        self.help = HelpOverlay("slice viewer")
+        self.help_button = widgets.Button(
+            description="?", tooltip="Keys and mouse (key ?)", layout=widgets.Layout(width="32px")
+        )
         self.zoom_label = widgets.Label(_zoom_text(self.state.scale))
         self.readout = widgets.HTML("&nbsp;")
         self.overlay_box = widgets.VBox()
@@ -151,6 +192,11 @@ class SliceViewer(widgets.VBox):
         self.lowpass_slider.observe(self._lowpass_changed, names="value")
         self.auto_button.on_click(lambda _: self.auto_contrast())
         self.fit_button.on_click(lambda _: self._fit())
+        self.slab_slider.observe(self._slab_changed, names="value")
+        self.side_checkbox.observe(lambda _: self._side_views_toggled(), names="value")
+        self.help_button.on_click(lambda _: self.help.toggle())
+        self.xz_canvas.on_mouse_down(lambda x, y: self._side_click("xz", x, y))
+        self.yz_canvas.on_mouse_down(lambda x, y: self._side_click("yz", x, y))
 
         self.canvas.on_mouse_down(self._mouse_down)
         self.canvas.on_mouse_move(self._mouse_move)
@@ -160,9 +206,18 @@ class SliceViewer(widgets.VBox):
         self.canvas.on_key_down(self._key_down)
         self.canvas.on_client_ready(self.redraw)
 
-        toolbar = widgets.HBox([self.z_slider, self.zoom_label, self.fit_button])
-        display_row = widgets.HBox([self.contrast_slider, self.auto_button, self.lowpass_slider])
-        super().__init__([toolbar, display_row, self.canvas, self.readout, self.overlay_box])
+        toolbar = widgets.HBox(
+            [self.z_slider, self.zoom_label, self.fit_button, self.side_checkbox, self.help_button]
+        )
+        display_row = widgets.HBox(
+            [self.contrast_slider, self.auto_button, self.lowpass_slider, self.slab_slider]
+        )
+        views = widgets.GridBox(
+            [self.canvas, self.yz_canvas, self.xz_canvas],
+            layout=widgets.Layout(grid_template_columns="auto auto", grid_gap="4px"),
+        )
+        super().__init__([toolbar, display_row, self.help, views, self.readout, self.overlay_box])
+        self._show_side_views()
         self.redraw()
 
     # public API --------------------------------------------------------------------------------
@@ -172,8 +227,41 @@ class SliceViewer(widgets.VBox):
         return self.state.z
 
     def current_slice(self) -> np.ndarray:
-        """The slice on show, float32 (read-only)."""
-        return self.source.slice(self.state.z)
+        """The slice on show, float32: slice z, or the mean of the slab around it (read-only)."""
+        return self.source.slab(self.state.z, self.slab_slices)
+
+    @property
+    def side_views(self) -> bool:
+        """Whether the XZ and YZ side views are shown."""
+        return bool(self.side_checkbox.value)
+
+    def set_cursor(self, y: int, x: int) -> None:
+        """Cut the side views through row ``y`` and column ``x`` (the pointer does this)."""
+        height, width = self.state.slice_shape
+        self.cursor = (min(max(int(y), 0), height - 1), min(max(int(x), 0), width - 1))
+        if self.side_views:
+            with hold_canvas():
+                self._draw_side_views()
+                self._draw_marks()
+
+    def side_view_states(self) -> tuple[ViewState, ViewState]:
+        """Where the XZ and YZ views look: same zoom as the slice, x (or y) aligned with it, the
+        current slice in the middle of their depth."""
+        n_slices, (height, width) = self.state.n_slices, self.state.slice_shape
+        view_height, view_width = self.state.view_shape
+        xz = ViewState(
+            (n_slices, width),
+            view_shape=(SIDE_VIEW_PX, view_width),
+            zoom_index=self.state.zoom_index,
+        )
+        xz.centre_y, xz.centre_x = float(self.state.z), self.state.centre_x
+        yz = ViewState(
+            (height, n_slices),
+            view_shape=(view_height, SIDE_VIEW_PX),
+            zoom_index=self.state.zoom_index,
+        )
+        yz.centre_y, yz.centre_x = self.state.centre_y, float(self.state.z)
+        return xz, yz
 
     def set_z(self, z: int) -> None:
         """Show slice ``z``."""
@@ -258,7 +346,10 @@ class SliceViewer(widgets.VBox):
         self._click_callbacks.append(callback)
 
     def on_key(self, callback: Callable[[str], bool]) -> None:
-        """Offer keys the viewer does not use to ``callback(key)``; it returns True if it used it."""
+        """Offer keys the viewer does not use to ``callback(key)``; it returns True if it used it.
+
+        ``key`` is the browser's key name, or ``"Ctrl+z"``-style for shortcuts (``keymap.chord``).
+        """
         self._key_callbacks.append(callback)
 
     def on_view_change(self, callback: Callable[[ViewState], None]) -> None:
@@ -285,6 +376,8 @@ class SliceViewer(widgets.VBox):
             self._draw_slice()
             self._draw_overlays()
             self._draw_marks()
+            if self.side_views:
+                self._draw_side_views()
         self._pending = False
         self.zoom_label.value = _zoom_text(self.state.scale)
 
@@ -331,14 +424,53 @@ class SliceViewer(widgets.VBox):
     def _draw_marks(self) -> None:
         layer = self.canvas[2]
         layer.clear()
+        if self.side_views:
+            self._draw_cursor_ticks(layer)
         for draw in self._marks.values():
             draw(layer, self.state)
+
+    def _draw_cursor_ticks(self, layer: Canvas) -> None:
+        # Ticks on the edges, not a crosshair: the slice under the pointer stays unobstructed.
+        x, y = self.state.image_to_canvas(*self.cursor)
+        height, width = self.state.view_shape
+        layer.stroke_style = CURSOR_COLOUR
+        layer.line_width = 2
+        layer.stroke_lines(np.array([[x, 0], [x, 8]], dtype=np.float64))
+        layer.stroke_lines(np.array([[x, height - 8], [x, height]], dtype=np.float64))
+        layer.stroke_lines(np.array([[0, y], [8, y]], dtype=np.float64))
+        layer.stroke_lines(np.array([[width - 8, y], [width, y]], dtype=np.float64))
+
+    def _draw_side_views(self) -> None:
+        low, high = self.contrast
+        cursor_y, cursor_x = self.cursor
+        z = self.state.z
+        xz, yz = self.side_view_states()
+        for canvas, plane, index, view, crossing in (
+            (self.xz_canvas, "xz", cursor_y, xz, (z, cursor_x)),
+            (self.yz_canvas, "yz", cursor_x, yz, (cursor_y, z)),
+        ):
+            canvas[0].clear()
+            window = view.window()
+            if window is not None:
+                block = slice_image(self.source.section(plane, index), window, low, high)
+                put_block(canvas[0], block, window)
+            # Lines through the current slice and where the other side view cuts.
+            x, y = view.image_to_canvas(*crossing)
+            height, width = view.view_shape
+            lines = canvas[1]
+            lines.clear()
+            lines.stroke_style = CURSOR_COLOUR
+            lines.line_width = 1
+            lines.stroke_line(0, y, width, y)
+            lines.stroke_line(x, 0, x, height)
 
     # events --------------------------------------------------------------------------------------
     def _view_changed(self) -> None:
         if self.z_slider.value != self.state.z:
             self.z_slider.value = self.state.z
         self.redraw()
+        if self.state.pointer is not None:  # a key changed z under a still pointer
+            self._update_readout(*self.state.pointer)
         for callback in self._view_callbacks:
             callback(self.state)
 
@@ -351,6 +483,9 @@ class SliceViewer(widgets.VBox):
             if self._throttle.ready():
                 self.redraw()
         self._update_readout(x, y)
+        pixel = self.state.pixel_at(x, y)
+        if self.side_views and pixel is not None and self._side_throttle.ready():
+            self.set_cursor(*pixel)
 
     def _mouse_up(self, x: float, y: float) -> None:
         if self.state.drag(x, y):
@@ -372,12 +507,33 @@ class SliceViewer(widgets.VBox):
             self._view_changed()
 
     def _key_down(self, key: str, shift: bool = False, ctrl: bool = False, meta: bool = False):
-        if self.state.key(key):
+        name = chord(key, shift, ctrl, meta)
+        if name == key and self.state.key(key):
             self._view_changed()
             return
         for callback in self._key_callbacks:
-            if callback(key):
+            if callback(name):
                 return
+        if name == HELP_CHORD:
+            self.help.toggle()
+
+    def _side_click(self, plane: str, x: float, y: float) -> None:
+        view = self.side_view_states()[0 if plane == "xz" else 1]
+        row, column = view.canvas_to_image(x, y)
+        self.set_z(round(row if plane == "xz" else column))
+
+    def _slab_changed(self, change: dict) -> None:
+        self.slab_slices = int(change["new"])
+        with hold_canvas():
+            self._draw_slice()
+
+    def _show_side_views(self) -> None:
+        display = "flex" if self.side_views else "none"
+        self.xz_canvas.layout.display = self.yz_canvas.layout.display = display
+
+    def _side_views_toggled(self) -> None:
+        self._show_side_views()
+        self.redraw()
 
     def _fit(self) -> None:
         self.state.fit()
@@ -387,6 +543,8 @@ class SliceViewer(widgets.VBox):
         self.contrast = tuple(change["new"])
         with hold_canvas():
             self._draw_slice()
+            if self.side_views:
+                self._draw_side_views()
 
     def _lowpass_changed(self, change: dict) -> None:
         self.lowpass_px = float(change["new"])
@@ -428,7 +586,20 @@ class SliceViewer(widgets.VBox):
             )
             show.observe(_setter(self, overlay, "visible"), names="value")
             opacity.observe(_setter(self, overlay, "opacity"), names="value")
-            rows.append(widgets.HBox([swatch, show, opacity]))
+            row = [swatch, show, opacity]
+            if overlay.kind == "probability":
+                threshold = widgets.FloatSlider(
+                    value=overlay.threshold,
+                    min=0.0,
+                    max=1.0,
+                    step=0.05,
+                    description="p >=",
+                    tooltip="Hide probabilities below this",
+                    continuous_update=False,
+                )
+                threshold.observe(_setter(self, overlay, "threshold"), names="value")
+                row.append(threshold)
+            rows.append(widgets.HBox(row))
         self.overlay_box.children = rows
 
 
