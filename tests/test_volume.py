@@ -210,6 +210,29 @@ def test_corrupt_tiff_and_zarr(tmp_path):
     raises_one_error_naming(store, BadInputError, lambda: open_volume(store), "OME-Zarr")
 
 
+@pytest.mark.parametrize(
+    ("key", "value"), [("scale", "abc"), ("translation", 7), ("unit", ["angstrom"])]
+)
+def test_zarr_with_malformed_frame_metadata_is_one_clear_error(tmp_path, tomogram, key, value):
+    import zarr
+
+    store = write_volume(tmp_path / "t.zarr", tomogram, voxel_size=VOXEL_SIZE)
+    group = zarr.open_group(str(store), mode="r+")
+    multiscales = group.attrs["multiscales"]
+    if key == "unit":
+        multiscales[0]["axes"][-1]["unit"] = value
+    else:
+        for transform in multiscales[0]["datasets"][0]["coordinateTransformations"]:
+            if key in transform:
+                transform[key] = value
+    group.attrs["multiscales"] = multiscales
+    if key == "unit":  # an unknown unit reads as Angstrom, as an absent one does
+        with open_volume(store) as volume:
+            assert volume.voxel_size == pytest.approx(VOXEL_SIZE)
+    else:
+        raises_one_error_naming(store, BadInputError, lambda: open_volume(store), "OME-Zarr")
+
+
 # --------------------------------------------------------------------------- atomic writes
 
 

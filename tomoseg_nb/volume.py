@@ -19,6 +19,7 @@ from typing import Any
 
 import mrcfile
 import numpy as np
+import numpy.typing as npt
 
 from .atomic import atomic_output
 from .errors import BadInputError, MissingInputError, first_line
@@ -217,7 +218,8 @@ def _open_mrc(path: Path) -> Volume:
         mrc.close()
         raise BadInputError(f"{path}: MRC header has no data block (truncated file?)")
     size = float(mrc.voxel_size.x)
-    origin = tuple(float(mrc.header.origin[axis]) for axis in ("x", "y", "z"))
+    header_origin = mrc.header.origin
+    origin = (float(header_origin["x"]), float(header_origin["y"]), float(header_origin["z"]))
     return Volume(
         mrc.data,
         voxel_size=size if size > 0 else 1.0,
@@ -242,6 +244,7 @@ def _quiet_logger(name: str) -> Iterator[None]:
 def _open_tiff(path: Path) -> Volume:
     import tifffile
 
+    data: np.ndarray
     try:
         with _quiet_logger("tifffile"):
             try:
@@ -277,9 +280,9 @@ def _tiff_frame(path: Path) -> tuple[float, Origin]:
     if tag is None or not scale or tag.value[0] == 0:
         return 1.0, (0.0, 0.0, 0.0)
     numerator, denominator = tag.value
-    voxel_size = denominator / numerator * scale
-    origin = tuple(-float(meta.get(f"{axis}origin", 0.0)) * voxel_size for axis in "xyz")
-    return voxel_size, origin  # type: ignore[return-value]
+    voxel_size = float(denominator / numerator * scale)
+    x, y, z = (-float(meta.get(f"{axis}origin", 0.0)) * voxel_size for axis in "xyz")
+    return voxel_size, (x, y, z)
 
 
 def _open_ome_zarr(path: Path) -> Volume:
@@ -291,7 +294,9 @@ def _open_ome_zarr(path: Path) -> Volume:
         ) from error
     try:
         group = zarr.open_group(str(path), mode="r")
-        attributes = dict(group.attrs)
+        # JSON from the store: its shape is checked as it is read, and any mismatch (a missing key,
+        # a string where a list should be...) raises inside this ``try`` and is reported below
+        attributes: dict[str, Any] = dict(group.attrs)
         multiscales = attributes.get("multiscales") or attributes.get("ome", {}).get("multiscales")
         if not multiscales:
             raise BadInputError(f"{path}: zarr group without OME 'multiscales' metadata")
@@ -317,18 +322,18 @@ def _open_ome_zarr(path: Path) -> Volume:
             (a.get("unit", "") for a in multiscales[0].get("axes", [])[-1:] if isinstance(a, dict)),
             "",
         )
+        to_angstrom = {"nanometer": 10.0, "angstrom": 1.0, "micrometer": 1e4}.get(str(unit), 1.0)
+        voxel_size = float(scale[-1]) * to_angstrom if scale else 1.0
+        # NGFF translation is in physical units, axes (z,) y, x; the MRC origin is x, y, z
+        xyz = [float(v) * to_angstrom for v in translation[::-1]] if translation else []
+        x, y, z = [*xyz, 0.0, 0.0, 0.0][:3]
     except BadInputError:
         raise
     except Exception as error:  # zarr raises many types for corrupt stores
         raise BadInputError(
             f"{path}: not a readable OME-Zarr store ({first_line(error)})"
         ) from error
-    to_angstrom = {"nanometer": 10.0, "angstrom": 1.0, "micrometer": 1e4}.get(unit, 1.0)
-    voxel_size = float(scale[-1]) * to_angstrom if scale else 1.0
-    # NGFF translation is in physical units, axes (z,) y, x; the MRC origin is x, y, z
-    xyz = [float(v) * to_angstrom for v in translation[::-1]] if translation else []
-    origin = tuple([*xyz, 0.0, 0.0, 0.0][:3])
-    return Volume(array, voxel_size=voxel_size, origin=origin, path=path)  # type: ignore[arg-type]
+    return Volume(array, voxel_size=voxel_size, origin=(x, y, z), path=path)
 
 
 def _open_image(path: Path) -> Volume:
@@ -463,7 +468,8 @@ class MrcLayout:
         if mrc.data is None or mrc.data.ndim != 3:
             return None
         offset = int(mrc.header.nbytes + mrc.header.nsymbt)
-        return cls(Path(path), offset, mrc.data.dtype, tuple(int(n) for n in mrc.data.shape))
+        nz, ny, nx = (int(n) for n in mrc.data.shape)
+        return cls(Path(path), offset, mrc.data.dtype, (nz, ny, nx))
 
     @property
     def slice_bytes(self) -> int:
@@ -531,7 +537,7 @@ class SlabWriter:
 def create_volume(
     path: str | os.PathLike,
     shape: tuple[int, ...],
-    dtype: np.dtype | str = np.float32,
+    dtype: npt.DTypeLike = np.float32,
     *,
     voxel_size: float = 1.0,
     origin: Origin = (0.0, 0.0, 0.0),
@@ -552,6 +558,7 @@ def create_volume(
         with mrcfile.new_mmap(tmp, shape=tuple(shape), mrc_mode=mode, overwrite=True) as mrc:
             _set_frame(mrc, voxel_size, origin)
             layout = MrcLayout.of(tmp, mrc)
+        assert layout is not None, "a new 3D MRC always has a 3D data block"
         writer = SlabWriter(layout)
         try:
             yield writer
