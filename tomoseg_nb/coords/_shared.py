@@ -28,14 +28,14 @@ class _ReadContext:
     feature: str | None
 
     def apply(self, picks: Picks) -> Picks:
-        given = {
-            "voxel_size": self.voxel_size,
-            "shape": self.shape,
-            "origin": self.origin,
-            "tomogram": self.tomogram,
-            "feature": self.feature,
-        }
-        return dataclasses.replace(picks, **{k: v for k, v in given.items() if v is not None})
+        return dataclasses.replace(
+            picks,
+            voxel_size=picks.voxel_size if self.voxel_size is None else self.voxel_size,
+            shape=picks.shape if self.shape is None else self.shape,
+            origin=picks.origin if self.origin is None else self.origin,
+            tomogram=picks.tomogram if self.tomogram is None else self.tomogram,
+            feature=picks.feature if self.feature is None else self.feature,
+        )
 
     def need_frame(self, path: Path, what: str) -> tuple[np.ndarray, float]:
         """(centre x, y, z in voxels, voxel size) for centred formats; clear error if unknown."""

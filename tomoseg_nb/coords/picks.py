@@ -105,7 +105,7 @@ class Picks:
             raise BadInputError(
                 f"picks origin must be three finite numbers (x, y, z) in Angstrom, got {self.origin}"
             )
-        self.origin = origin  # type: ignore[assignment]
+        self.origin = origin
         self.tomogram, self.feature = str(self.tomogram), str(self.feature)
 
     def __len__(self) -> int:
