@@ -226,15 +226,15 @@ def _cut_tiles(
     recipe: Recipe,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Images and masks of ``(tile, mask)`` frames, each slice read and preprocessed once."""
-    owned = volume is None or not isinstance(volume, Volume)
+    owned = not isinstance(volume, Volume)
     if volume is None:
         if project.tomogram is None:
             raise MissingInputError(
                 f"{project.folder}: the project names no tomogram; pass the volume to use"
             )
         volume = project.tomogram
-    if owned:
-        volume = open_volume(volume, ndim=3)  # type: ignore[arg-type]
+    if not isinstance(volume, Volume):
+        volume = open_volume(volume, ndim=3)
     try:
         if project.tomogram_shape is not None and tuple(volume.shape) != project.tomogram_shape:
             raise BadInputError(
@@ -244,8 +244,8 @@ def _cut_tiles(
         by_slice: dict[int, list[int]] = defaultdict(list)
         for index, (tile, _) in enumerate(frames):
             by_slice[tile.z].append(index)
-        images: list[np.ndarray | None] = [None] * len(frames)
-        masks: list[np.ndarray | None] = [None] * len(frames)
+        images: dict[int, np.ndarray] = {}
+        masks: dict[int, np.ndarray] = {}
         for z, indices in sorted(by_slice.items()):
             prepared = preprocess_slice(volume.slice(z), recipe)
             for index in indices:
@@ -254,7 +254,8 @@ def _cut_tiles(
     finally:
         if owned:
             volume.close()
-    return np.stack(images), np.stack(masks)
+    order = range(len(frames))  # every frame is in by_slice, so each index was filled
+    return np.stack([images[i] for i in order]), np.stack([masks[i] for i in order])
 
 
 def check_tiles(
