@@ -34,7 +34,8 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
-from tomoseg_nb.merge import merge_competitive, to_probability
+from tomoseg_nb.maps import decode_probabilities
+from tomoseg_nb.merge import merge_competitive
 from tomoseg_nb.metrics import iou
 from tomoseg_nb.picking import pick_filaments, pick_particles, score_filaments, score_particles
 
@@ -263,7 +264,7 @@ def load_maps(folder: Path) -> dict[str, np.ndarray]:
         name = path.stem.rsplit("__", 1)[-1]
         if name in MERGED:
             with open_volume(path) as volume:
-                maps[name] = to_probability(np.asarray(volume.data[...]))
+                maps[name] = decode_probabilities(np.asarray(volume.data[...]))
     return maps
 
 

@@ -165,12 +165,16 @@ def test_pick_refuses_unknown_format_and_missing_settings(maps: dict, capsys) ->
         str(maps["dir"] / "p.xyz"),
     ]
     assert main([*base, "--min-distance", "3", "--format", "xyz"]) == 2
-    assert "unknown --format 'xyz'" in capsys.readouterr().err
+    assert "unknown picks format 'xyz'" in capsys.readouterr().err
+    assert main([*base, "--min-distance", "3"]) == 2
+    assert "cannot tell the picks format" in capsys.readouterr().err
+    base[-1] = str(maps["dir"] / "p.csv")
     assert main(base) == 2
     assert "--min-distance" in capsys.readouterr().err
     assert main([*base, "--mode", "filament"]) == 2
     assert "--spacing" in capsys.readouterr().err
     assert not (maps["dir"] / "p.xyz").exists()
+    assert not (maps["dir"] / "p.csv").exists()
 
 
 def test_pick_filament_mode_writes_oriented_points(tmp_path) -> None:
@@ -255,3 +259,28 @@ def test_pick_diameter_sets_distance_and_size_rules(maps: dict, capsys) -> None:
     assert main([*base, "--diameter", "250", "--out", str(maps["dir"] / "big.csv")]) == 0
     assert len(read_picks(maps["dir"] / "big.csv")) == 2
     assert "dropped 1 by size" in capsys.readouterr().out
+
+
+def test_pick_refuses_a_diameter_typed_in_nm_and_an_unnamed_tomogram_before_work(
+    maps: dict, tmp_path, capsys
+) -> None:
+    ribosome = str(maps["paths"]["ribosome"])
+    out = tmp_path / "p.star"
+    # 25 (nm meant) at 40 A per voxel is 0.6 voxels: refused, with the unit spelled out
+    assert (
+        main(["pick", ribosome, "--threshold", "0.5", "--diameter", "25", "--out", str(out)]) == 2
+    )
+    error = capsys.readouterr().err
+    assert "25 Angstrom is 0.62 voxels" in error and "give the diameter in Angstrom" in error
+    assert (
+        main(["pick", ribosome, "--threshold", "0.5", "--diameter", "1e5", "--out", str(out)]) == 2
+    )
+    assert "more than half" in capsys.readouterr().err
+    # a map not named <tomogram>__<feature> cannot fill rlnTomoName
+    plain = write_volume(tmp_path / "ribosome.mrc", maps["ribosome"], voxel_size=40.0)
+    args = ["pick", str(plain), "--threshold", "0.5", "--min-distance", "3", "--out", str(out)]
+    assert main(args) == 2
+    assert "pass --tomogram TOMO or --tomo-name NAME" in capsys.readouterr().err
+    assert not out.exists()
+    assert main([*args, "--tomo-name", "TS_07"]) == 0
+    assert read_picks(out, shape=maps["ribosome"].shape, voxel_size=40.0).tomogram == "TS_07"

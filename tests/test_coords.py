@@ -12,6 +12,7 @@ from tomoseg_nb.coords import (
     FORMATS,
     Picks,
     euler_angles,
+    picks_format,
     read_picks,
     rotation_matrices,
     write_picks,
@@ -502,11 +503,14 @@ def test_numeric_looking_tomogram_names_stay_strings(tmp_path):
 
 def test_format_inference_and_errors(tmp_path):
     picks = tomogram_picks(2)
-    with pytest.raises(BadInputError, match="relion5 or relion4; pass format="):
-        write_picks(tmp_path / "p.star", picks)
+    written = read_picks(write_picks(tmp_path / "p.star", picks), shape=SHAPE_3D, voxel_size=13.7)
+    np.testing.assert_allclose(written.coordinates, picks.coordinates, atol=1e-3)
+    assert picks_format(tmp_path / "p.star", ndim=3) == "relion5"
+    assert picks_format(tmp_path / "p.star", ndim=3, format="relion4") == "relion4"
+    assert picks_format(tmp_path / "p.star", ndim=2) == "star2d"
     with pytest.raises(BadInputError, match="copick or eman2"):
         write_picks(tmp_path / "p.json", picks)
-    with pytest.raises(BadInputError, match="one of: relion5, relion4"):
+    with pytest.raises(BadInputError, match="one of relion5, relion4"):
         write_picks(tmp_path / "p.xyz", picks)
     with pytest.raises(BadInputError, match="unknown picks format 'pdb'"):
         write_picks(tmp_path / "p.star", picks, "pdb")

@@ -15,7 +15,6 @@ from tomoseg_nb.errors import BadInputError, EmptyResultWarning, OutputExistsErr
 from tomoseg_nb.merge import (
     apply_context,
     compete,
-    feature_name,
     label_names_path,
     merge_competitive,
     merge_files,
@@ -225,9 +224,7 @@ def test_bad_merge_settings(kwargs: dict, message: str) -> None:
         merge_competitive([np.zeros(3), np.zeros(3)], **kwargs)
 
 
-def test_names_come_from_segment_file_names(tmp_path) -> None:
-    assert feature_name("maps/TS_01__ribosome.mrc") == "ribosome"
-    assert feature_name("membrane.mrc") == "membrane"
+def test_a_label_name_file_that_is_not_a_name_map_is_refused(tmp_path) -> None:
     (tmp_path / "bad.json").write_text("[1, 2]")
     with pytest.raises(BadInputError, match="labels"):
         read_label_names(tmp_path / "bad.json")

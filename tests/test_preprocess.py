@@ -10,6 +10,7 @@ from tomoseg_nb.preprocess import (
     bin_slices,
     preprocess_slab,
     preprocess_slice,
+    upsample_to,
 )
 
 
@@ -92,3 +93,13 @@ def test_flat_slice_gives_zeros_and_bad_values_are_refused():
         preprocess_slice(image)
     with pytest.raises(BadInputError, match="2D"):
         preprocess_slice(np.zeros((2, 32, 32)))
+
+
+def test_upsample_keeps_pixel_areas_and_pads_dropped_rows():
+    maps = np.arange(6, dtype=np.float32).reshape(1, 2, 3)
+    up = upsample_to(maps, 2, (5, 7))
+    assert up.shape == (1, 5, 7)
+    # Pixel-area zoom: each input pixel's centre keeps its value between neighbours.
+    assert up[0, 0, 0] == pytest.approx(0.0)
+    assert up[0, 4, 6] == pytest.approx(5.0)
+    np.testing.assert_array_equal(upsample_to(maps, 1, (2, 3)), maps)

@@ -30,9 +30,6 @@ from tomoseg_nb.coords import Picks, write_picks
 from tomoseg_nb.volume import write_volume
 
 SHAPE = (12, 64, 64)
-# TensorFlow's C++ runtime prints these on import whatever TF_CPP_MIN_LOG_LEVEL says; they are not
-# ours and carry no traceback, so the one-line check looks past them.
-TF_NOISE = re.compile(r"^([IWEF]\d{4} \d\d:\d\d|WARNING: All log messages before absl|To enable)")
 
 
 # ------------------------------------------------------------------------------------- inputs
@@ -360,7 +357,7 @@ CASES: dict[str, tuple[str, str, tuple[str, ...]]] = {
     ),
     "pick-zero-diameter": (
         "pick {prob} --threshold 0.5 --diameter 0 --out {out}/p.csv",
-        "--diameter must be a positive",
+        "particle diameter must be a positive number of Angstrom",
         (),
     ),
     "pick-negative-mass": (
@@ -395,7 +392,7 @@ CASES: dict[str, tuple[str, str, tuple[str, ...]]] = {
     ),
     "pick-unknown-format": (
         "pick {prob} --threshold 0.5 --min-distance 3 --format bogus --out {out}/p.csv",
-        "unknown --format 'bogus'",
+        "unknown picks format 'bogus'",
         (),
     ),
     "pick-unknown-suffix": (
@@ -405,7 +402,7 @@ CASES: dict[str, tuple[str, str, tuple[str, ...]]] = {
     ),
     "pick-unknown-mode": (
         "pick {prob} --threshold 0.5 --min-distance 3 --mode bogus --out {out}/p.csv",
-        "unknown --mode",
+        "unknown mode 'bogus'",
         (),
     ),
     "pick-corrupt-tomogram": (
@@ -652,7 +649,7 @@ def _snapshot(folder: Path) -> dict[str, str]:
 def assert_one_line_error(stderr: str, command: str, expected: str) -> None:
     """Exactly one ``tomoseg-nb COMMAND: error: ...`` line, matching ``expected``; no traceback."""
     assert "Traceback" not in stderr, stderr
-    lines = [line for line in stderr.splitlines() if line.strip() and not TF_NOISE.match(line)]
+    lines = [line for line in stderr.splitlines() if line.strip()]
     errors = [line for line in lines if ": error: " in line]
     assert len(errors) == 1, stderr
     assert errors[0].startswith(f"tomoseg-nb {command}: error: "), stderr
@@ -702,6 +699,12 @@ def test_every_sub_command_is_in_the_table():
 # -------------------------------------------------------------------- as real processes
 
 
+def _user_environment() -> dict[str, str]:
+    """This process's environment without the tests' log settings: what a user's shell has."""
+    environment = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    return {**environment, "TOMOSEG_NB_PROGRESS": "0"}
+
+
 def _console_script() -> list[str]:
     script = Path(sys.executable).with_name("tomoseg-nb")
     return [str(script)] if script.exists() else [sys.executable, "-m", "tomoseg_nb"]
@@ -741,7 +744,7 @@ def _full_disk(limit_bytes: int):
 def processes(files, tmp_path_factory):
     """Run every process case at once (the interpreter start-ups overlap), then collect them."""
     root = tmp_path_factory.mktemp("processes")
-    environment = {**os.environ, "TOMOSEG_NB_PROGRESS": "0", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    environment = _user_environment()
     running = {}
     for case in [*PROCESS_CASES, "full-disk"]:
         out = root / case
@@ -799,3 +802,40 @@ def test_a_disk_filling_up_mid_write_is_one_line_and_leaves_no_partial_file(proc
     for name in names:
         if name.endswith(".json"):
             json.loads((out / name).read_text())
+
+
+# What a user error costs: one line, before Keras (seconds to load) is imported.
+IMPORTS_AFTER = (
+    "import sys\n"
+    "from tomoseg_nb.cli import main\n"
+    "status = main(sys.argv[1:])\n"
+    "print(sorted({'keras', 'tensorflow'} & set(sys.modules)))\n"
+    "sys.exit(status)\n"
+)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["segment", "notes.txt", "--model", "m.keras", "--out", "o"],
+        ["segment", "notes.txt", "--model", "m.keras", "--out", "o", "--verbose"],
+        ["--verbose", "segment", "tomo.mrc", "--model", "notes.txt", "--out", "o"],
+    ],
+    ids=["missing-model", "verbose-after", "verbose-before"],
+)
+def test_a_user_error_is_one_stderr_line_before_keras_is_imported(argv, tmp_path):
+    (tmp_path / "notes.txt").write_text("not a tomogram\n")
+    write_volume(tmp_path / "tomo.mrc", np.zeros(SHAPE, np.float32), voxel_size=10.0)
+    result = subprocess.run(
+        [sys.executable, "-c", IMPORTS_AFTER, *argv],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=_user_environment(),
+        timeout=120,
+    )
+    assert result.returncode == 2
+    assert len(result.stderr.splitlines()) == 1, result.stderr
+    assert result.stderr.startswith("tomoseg-nb segment: error: "), result.stderr
+    assert result.stdout == "[]\n"  # neither Keras nor TensorFlow was loaded
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt", "tomo.mrc"]

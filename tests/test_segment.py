@@ -8,15 +8,14 @@ import numpy as np
 import pytest
 
 from tomoseg_nb.errors import BadInputError, CancelledError, OutputExistsError
+from tomoseg_nb.maps import map_path
 from tomoseg_nb.models import ModelInfo, build_model
 from tomoseg_nb.preprocess import Recipe
 from tomoseg_nb.segment import (
     FeatureNetwork,
     input_binning,
-    output_path,
     segment_array,
     segment_volume,
-    upsample_to,
 )
 from tomoseg_nb.volume import open_volume, write_volume
 
@@ -52,8 +51,8 @@ def networks():
 def test_maps_keep_the_frame_and_equal_in_memory_application(tomogram_path, networks, tmp_path):
     paths = segment_volume(networks, tomogram_path, tmp_path, slab_size=2, engine="keras")
     assert paths == [
-        output_path(tmp_path, "TS_01", "membrane"),
-        output_path(tmp_path, "TS_01", "ribosome"),
+        map_path(tmp_path, "TS_01", "membrane"),
+        map_path(tmp_path, "TS_01", "ribosome"),
     ]
     with open_volume(tomogram_path) as volume:
         expected = segment_array(
@@ -130,13 +129,3 @@ def test_binned_network_output_comes_back_at_full_size(tomogram_path):
         (result,) = segment_array([network], volume.read(), voxel_size=VOXEL_SIZE, engine="keras")
     assert result.shape == (5, 70, 54)
     assert np.isfinite(result).all()
-
-
-def test_upsample_keeps_pixel_areas_and_pads_dropped_rows():
-    maps = np.arange(6, dtype=np.float32).reshape(1, 2, 3)
-    up = upsample_to(maps, 2, (5, 7))
-    assert up.shape == (1, 5, 7)
-    # Pixel-area zoom: each input pixel's centre keeps its value between neighbours.
-    assert up[0, 0, 0] == pytest.approx(0.0)
-    assert up[0, 4, 6] == pytest.approx(5.0)
-    np.testing.assert_array_equal(upsample_to(maps, 1, (2, 3)), maps)

@@ -38,6 +38,7 @@ import numpy as np
 
 from .atomic import atomic_output, write_json_atomic
 from .errors import BadInputError, MissingInputError, OutputExistsError, ProjectLockedError
+from .maps import validate_feature_name
 from .palette import PALETTE
 from .volume import Volume, open_volume
 
@@ -46,7 +47,6 @@ VERSION = 1
 PROJECT_FILE = "project.json"
 MASKS_FILE = "masks.npz"
 LOCK_FILE = ".lock"
-_FEATURE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}$")
 _TILE_ID = re.compile(r"^[0-9a-f]{8}$")
 _COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
 
@@ -86,16 +86,6 @@ def tile_bounds(y: int, x: int, size: int) -> tuple[int, int, int, int]:
     """
     y0, x0 = int(y) - size // 2, int(x) - size // 2
     return y0, y0 + size, x0, x0 + size
-
-
-def validate_feature_name(name: str) -> str:
-    """Return ``name`` if it can name files (``DIR/<feature>.keras``); raise BadInputError otherwise."""
-    if not isinstance(name, str) or not _FEATURE_NAME.match(name) or name in (".", ".."):
-        raise BadInputError(
-            f"feature name {name!r} is not allowed; use 1-64 letters, digits, '_', '-', '.' or '+' "
-            "starting with a letter or digit (e.g. 'membrane', 'outer_membrane')"
-        )
-    return name
 
 
 class Project:

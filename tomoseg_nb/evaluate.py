@@ -21,6 +21,7 @@ import numpy as np
 from scipy import ndimage
 
 from .errors import BadInputError
+from .maps import decode_probabilities, validate_feature_name
 from .volume import Volume, open_volume
 
 METHODS = ("cnn", "rf")
@@ -222,9 +223,7 @@ def score_map(
     from .metrics import dice, iou, precision_recall_f1
 
     with open_volume(probability_path) as volume:
-        probability = volume.read()
-    if volume.data.dtype == np.uint16:  # stored as round(255 p)
-        probability /= 255.0
+        probability = decode_probabilities(volume.data[...])
     prediction = probability >= threshold
     precision, recall, _ = precision_recall_f1(prediction, truth)
     return {
@@ -366,7 +365,6 @@ def evaluate(
     features too rare to annotate (a small phantom may lack one); ``on_feature_done(name)`` is
     called as each feature is scored.
     """
-    from .annotations import validate_feature_name
     from .atomic import check_output_path
 
     if not features:

@@ -26,30 +26,19 @@ from scipy import ndimage
 
 from .atomic import check_output_path, write_json_atomic
 from .errors import BadInputError, EmptyResultWarning, MissingInputError
+from .maps import MapName, decode_probabilities
 from .progress import ProgressCallback, progress_bar
 from .volume import Volume, create_volume, open_volume
 
 BACKGROUND = "background"
 LABEL_MAP_FORMAT = "tomoseg_nb-labels"
 LABEL_MAP_VERSION = 1
+MAX_FEATURES = int(np.iinfo(np.uint8).max)
+"""Labels are uint8 and 0 is the background."""
 
 FeatureRef = int | str
 Context = tuple[FeatureRef, FeatureRef, float]
 """``(target, partner, radius_angstrom)``: a feature name or map index, its partner, a radius."""
-
-
-def to_probability(array: np.ndarray) -> np.ndarray:
-    """Float32 probabilities in [0, 1] from a map as stored on disk.
-
-    Maps saved as integers hold 0-255 (Ais, ``segment --dtype uint8``; MRC stores uint8 as
-    uint16), so integers are divided by 255; floats are returned as float32 unchanged.
-    """
-    array = np.asarray(array)
-    if array.dtype == bool:
-        return array.astype(np.float32)
-    if np.issubdtype(array.dtype, np.integer):
-        return array.astype(np.float32) / np.float32(255.0)
-    return array.astype(np.float32, copy=False)
 
 
 def compete(
@@ -152,7 +141,7 @@ def merge_competitive(
     Parameters
     ----------
     maps : sequence of ndarray
-        One probability map per feature, all the same shape (integers are read as 0-255).
+        One probability map per feature, all the same shape (as stored: ``maps.decode_probabilities`` reads them).
     threshold : float or sequence of float
         The "nothing" level, one for all maps or one per map.
     names : sequence of str, optional
@@ -186,7 +175,7 @@ def merge_competitive(
         avoid=avoid,
         voxel_size=voxel_size,
     )
-    return plan.label([to_probability(m) for m in maps])
+    return plan.label([decode_probabilities(m) for m in maps])
 
 
 @dataclass(frozen=True)
@@ -216,8 +205,10 @@ class MergePlan:
     ) -> MergePlan:
         if len(shapes) == 0:
             raise BadInputError("merge needs at least one probability map")
-        if len(shapes) > 255:
-            raise BadInputError(f"merge takes at most 255 maps (uint8 labels), got {len(shapes)}")
+        if len(shapes) > MAX_FEATURES:
+            raise BadInputError(
+                f"merge takes at most {MAX_FEATURES} maps (uint8 labels), got {len(shapes)}"
+            )
         if len(set(shapes)) > 1:
             listing = ", ".join(str(tuple(s)) for s in shapes)
             raise BadInputError(
@@ -335,15 +326,6 @@ def label_names_path(labels_path: str | os.PathLike) -> Path:
     return Path(labels_path).with_suffix(".json")
 
 
-def feature_name(path: str | os.PathLike) -> str:
-    """A map's feature name from its file name: ``TS_01__ribosome.mrc`` -> ``ribosome``.
-
-    ``segment`` names maps ``<tomogram>__<feature>``; other files fall back to their stem.
-    """
-    stem = Path(path).stem
-    return stem.rsplit("__", 1)[-1] if "__" in stem else stem
-
-
 def write_label_names(
     path: str | os.PathLike,
     names: Sequence[str],
@@ -440,7 +422,7 @@ def merge_files(
         for path in paths:
             volumes.append(open_volume(path, ndim=3))
         _check_same_frame(volumes)
-        names = list(names) if names is not None else [feature_name(p) for p in paths]
+        names = list(names) if names is not None else [MapName.parse(p).feature for p in paths]
         plan = MergePlan.build(
             [v.shape for v in volumes],
             threshold=threshold,
@@ -499,7 +481,7 @@ def merge_files(
 
 def _slab_probability(volume: Volume, start: int, stop: int) -> np.ndarray:
     if np.issubdtype(volume.data.dtype, np.integer):
-        return to_probability(np.asarray(volume.data[start:stop]))
+        return decode_probabilities(np.asarray(volume.data[start:stop]))
     return volume.slab(start, stop)
 
 
@@ -522,5 +504,5 @@ def _nothing_message(plan: MergePlan) -> str:
     return (
         f"no voxel of {', '.join(plan.names)} is above its threshold "
         f"({', '.join(f'{t:g}' for t in plan.thresholds)}); the label volume is all background. "
-        "Lower the threshold, or check that the maps are probabilities (0-1 or 0-255)"
+        "Lower the threshold, or check that the maps are probabilities (float in 0-1, or 8-bit as segment --dtype uint8 writes them)"
     )

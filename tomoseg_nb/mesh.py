@@ -23,6 +23,7 @@ import numpy as np
 
 from .atomic import atomic_output
 from .errors import BadInputError, EmptyResultWarning
+from .maps import decode_probabilities
 
 MESH_FORMATS = ("obj", "ply", "glb")
 
@@ -70,7 +71,7 @@ def mesh_from_map(
     Parameters
     ----------
     probability_map : ndarray
-        ``(z, y, x)`` probabilities (integers are read as 0-255).
+        ``(z, y, x)`` probabilities (as stored: ``maps.decode_probabilities`` reads them).
     threshold : float
         Iso-level: the surface separates voxels above it from those below.
     voxel_size : float
@@ -95,9 +96,7 @@ def mesh_from_map(
     """
     from skimage.measure import marching_cubes
 
-    from .merge import to_probability
-
-    values = to_probability(probability_map)
+    values = decode_probabilities(probability_map)
     if values.ndim != 3:
         raise BadInputError(f"a mesh needs a 3D map (z, y, x), got shape {values.shape}")
     if not (math.isfinite(threshold) and voxel_size > 0 and int(step_size) >= 1):

@@ -27,9 +27,10 @@ import numpy as np
 from keras import layers, ops
 
 from . import __version__
-from .annotations import validate_feature_name
 from .atomic import atomic_output, check_output_path
-from .errors import BadInputError, MissingInputError, first_line
+from .errors import BadInputError, first_line
+from .maps import validate_feature_name
+from .model_files import check_model_file, sidecar_path
 
 FORMAT = "tomoseg_nb.model"
 FORMAT_VERSION = 1
@@ -283,11 +284,6 @@ class ModelInfo:
         return info
 
 
-def sidecar_path(path: str | os.PathLike) -> Path:
-    """``MODEL.keras`` -> ``MODEL.json``."""
-    return Path(path).with_suffix(".json")
-
-
 def save_model(
     model: keras.Model, info: ModelInfo, path: str | os.PathLike, *, overwrite: bool = False
 ) -> Path:
@@ -354,22 +350,8 @@ def load_model(path: str | os.PathLike) -> tuple[keras.Model, ModelInfo]:
         The sidecar is missing, foreign, corrupt or of another format version, or the ``.keras``
         file is not a loadable Keras model, or the two disagree.
     """
-    path = Path(path)
-    if path.is_dir():
-        raise BadInputError(
-            f"{path}: is a folder, not a MODEL.keras file (a boxer model folder is used with "
-            "'tomoseg-nb boxer pick')"
-        )
-    if not path.is_file():
-        raise MissingInputError(f"{path}: no such model file")
+    path = check_model_file(path)
     sidecar = sidecar_path(path)
-    if path.suffix != ".keras":
-        raise BadInputError(f"{path}: not a .keras model file")
-    if not sidecar.is_file():
-        raise BadInputError(
-            f"{path}: its sidecar {sidecar.name} is missing; a tomoseg_nb model needs it (feature, "
-            "voxel size, preprocessing). Keep the two files together, or save with save_model"
-        )
     try:
         data = json.loads(sidecar.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:

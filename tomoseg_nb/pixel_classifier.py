@@ -94,8 +94,7 @@ def classifier_maps(
     classifier: PixelClassifier, recipe: object, slab: np.ndarray
 ) -> list[np.ndarray]:
     """Preprocess raw slices with ``recipe`` and classify them; the ``segment`` writer's compute step."""
-    from .preprocess import preprocess_slab
-    from .segment import upsample_to
+    from .preprocess import preprocess_slab, upsample_to
 
     prepared = preprocess_slab(np.asarray(slab, np.float32), recipe)
     return [upsample_to(classifier.predict_slices(prepared), recipe.binning, slab.shape[-2:])]

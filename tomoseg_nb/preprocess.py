@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 import scipy.fft
+import scipy.ndimage
 
 from .errors import BadInputError
 
@@ -111,6 +112,22 @@ def bin_slices(array: np.ndarray, factor: int) -> np.ndarray:
     cropped = array[..., : ny * factor, : nx * factor]
     blocks = cropped.reshape(*array.shape[:-2], ny, factor, nx, factor)
     return blocks.mean(axis=(-3, -1), dtype=np.float64).astype(np.result_type(array, np.float32))
+
+
+def upsample_to(maps: np.ndarray, factor: int, shape: tuple[int, int]) -> np.ndarray:
+    """Upsample ``(n, y, x)`` maps by ``factor`` treating pixels as areas, cropped to ``shape``.
+
+    Binning drops the last rows when a size is not a multiple of the factor; those are filled from
+    the nearest computed row.
+    """
+    if factor > 1:
+        maps = scipy.ndimage.zoom(
+            maps, (1, factor, factor), order=1, mode="nearest", grid_mode=True
+        )
+    missing = [(0, 0), (0, max(0, shape[0] - maps.shape[1])), (0, max(0, shape[1] - maps.shape[2]))]
+    if any(after for _, after in missing):
+        maps = np.pad(maps, missing, mode="edge")
+    return maps[:, : shape[0], : shape[1]]
 
 
 @lru_cache(maxsize=16)

@@ -20,14 +20,13 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
-from scipy import ndimage
 
 from .atomic import check_output_path
 from .errors import BadInputError, CancelledError
+from .maps import check_stored_dtype, encode_probabilities, map_path
 from .progress import ProgressCallback, progress_bar
 from .volume import Volume, create_volume, open_volume
 
-OUTPUT_DTYPES = ("float32", "float16", "uint8")
 VOXEL_SIZE_TOLERANCE = 0.05  # relative; tomograms reconstructed by different tools disagree by ~1%
 
 
@@ -88,20 +87,6 @@ def input_binning(info: object, voxel_size: float) -> int:
     return factor
 
 
-def upsample_to(maps: np.ndarray, factor: int, shape: tuple[int, int]) -> np.ndarray:
-    """Upsample ``(n, y, x)`` maps by ``factor`` treating pixels as areas, cropped to ``shape``.
-
-    Binning drops the last rows when a size is not a multiple of the factor; those are filled from
-    the nearest computed row.
-    """
-    if factor > 1:
-        maps = ndimage.zoom(maps, (1, factor, factor), order=1, mode="nearest", grid_mode=True)
-    missing = [(0, 0), (0, max(0, shape[0] - maps.shape[1])), (0, max(0, shape[1] - maps.shape[2]))]
-    if any(after for _, after in missing):
-        maps = np.pad(maps, missing, mode="edge")
-    return maps[:, : shape[0], : shape[1]]
-
-
 def probability_slices(
     networks: Sequence[FeatureNetwork],
     slices: np.ndarray,
@@ -116,7 +101,7 @@ def probability_slices(
     """
     from . import engine as engine_module
     from .models import output_stride, probability
-    from .preprocess import Recipe, preprocess_slab
+    from .preprocess import Recipe, preprocess_slab, upsample_to
 
     slices = np.asarray(slices, dtype=np.float32)
     shape = slices.shape[-2:]
@@ -138,18 +123,6 @@ def probability_slices(
             factor = recipe.binning * output_stride(networks[i].model)
             results[i] = upsample_to(probability(raw), factor, shape)
     return results  # type: ignore[return-value]
-
-
-def output_path(out_dir: str | os.PathLike, tomogram_name: str, feature: str) -> Path:
-    """``DIR/<tomogram>__<feature>.mrc``, the contract of ``tomoseg-nb segment``."""
-    return Path(out_dir) / f"{tomogram_name}__{feature}.mrc"
-
-
-def encode_probabilities(probabilities: np.ndarray, dtype: str) -> np.ndarray:
-    """Probabilities in [0, 1] as stored: float32/float16 as they are, uint8 as round(255 p)."""
-    if dtype == "uint8":
-        return np.rint(probabilities * 255).astype(np.uint8)
-    return probabilities.astype(dtype)
 
 
 def segment_volume(
@@ -180,7 +153,7 @@ def segment_volume(
     engine : {"auto", "keras", "fft"}
         Convolution engine (see ``tomoseg_nb.engine``).
     dtype : {"float32", "float16", "uint8"}
-        Stored type; uint8 stores round(255 p).
+        Stored type (``maps.encode_probabilities``).
     slab_size : int
         Slices read and processed together; memory grows linearly with it.
     overwrite : bool
@@ -206,7 +179,7 @@ def segment_volume(
         if out_paths is None:
             if out_dir is None:
                 raise BadInputError("give an output folder (out_dir) or explicit out_paths")
-            out_paths = [output_path(out_dir, volume.name, n.feature) for n in networks]
+            out_paths = [map_path(out_dir, volume.name, n.feature) for n in networks]
         if len(out_paths) != len(networks):
             raise BadInputError(f"{len(out_paths)} output paths for {len(networks)} models")
         compute = partial(probability_slices, networks, voxel_size=volume.voxel_size, engine=engine)
@@ -238,10 +211,7 @@ def write_probability_maps(
     Any pixel classifier (a network, the random-forest baseline) goes through this one writer, so
     every output has the same frame, dtype handling, atomicity and cancellation.
     """
-    if dtype not in OUTPUT_DTYPES:
-        raise BadInputError(
-            f"output dtype {dtype!r} not supported; choose one of {', '.join(OUTPUT_DTYPES)}"
-        )
+    check_stored_dtype(dtype)
     if slab_size < 1:
         raise BadInputError(f"slab size must be at least 1, got {slab_size}")
     paths = [check_output_path(p, overwrite) for p in out_paths]
@@ -267,8 +237,8 @@ def write_probability_maps(
                         f"segmentation of {volume.name} cancelled; no output was kept"
                     )
                 stop = min(depth, start + slab_size)
-                maps = compute(volume.slab(start, stop))
-                for output, probabilities in zip(outputs, maps, strict=True):
+                computed = compute(volume.slab(start, stop))
+                for output, probabilities in zip(outputs, computed, strict=True):
                     output[start:stop] = encode_probabilities(probabilities, dtype)
                 advance(stop - start)
     return paths

@@ -6,7 +6,8 @@ import argparse
 
 from ._common import add_overwrite
 
-MODES = ("peak", "centroid", "distance", "filament")
+NAMED_FORMATS = ("relion5", "relion4")
+"""Formats that need the tomogram's name (``rlnTomoName``) with every pick."""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -35,7 +36,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--format",
         metavar="FORMAT",
-        help="relion5, relion4, copick, eman2, imod, csv or cryoet-ndjson (default: from the suffix)",
+        help="relion5, relion4, copick, eman2, imod, csv or cryoet-ndjson (default: from the suffix; "
+        ".star is relion5)",
     )
     parser.add_argument(
         "--mode",
@@ -60,7 +62,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--voxel-size", type=float, metavar="A", help="Angstrom per map voxel, overriding the file"
     )
     frame.add_argument(
-        "--tomo-name", metavar="NAME", help="tomogram name in the output (default: from SEG)"
+        "--tomo-name",
+        metavar="NAME",
+        help="tomogram name in the output (default: from --tomogram, or from SEG when segment "
+        "named it <tomogram>__<feature>.mrc)",
     )
     frame.add_argument(
         "--feature", metavar="NAME", help="feature name in the output (default: from SEG)"
@@ -115,109 +120,45 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-
-    import numpy as np
-
     from ..atomic import check_output_path
-    from ..coords import FORMATS, write_picks
+    from ..coords import picks_format, write_picks
     from ..errors import BadInputError
-    from ..picking import SourceFrame, find_particle_candidates, pick_filaments
-    from ..volume import open_volume
+    from ..picking import locate_map, pick_map_file
 
-    if args.mode not in MODES:
-        raise BadInputError(f"unknown --mode {args.mode!r}; choose one of {', '.join(MODES)}")
-    if args.format is not None and args.format not in FORMATS:
-        raise BadInputError(f"unknown --format {args.format!r}; choose one of {', '.join(FORMATS)}")
-    if args.mode == "filament" and args.spacing is None:
-        raise BadInputError("filament mode needs --spacing (Angstrom between points, e.g. 82)")
-    if args.mode != "filament" and args.min_distance is None and args.diameter is None:
-        raise BadInputError(
-            "particle picking needs --min-distance (map voxels, about a particle radius) or "
-            "--diameter (Angstrom)"
-        )
-    if args.diameter is not None and not args.diameter > 0:
-        raise BadInputError(
-            f"--diameter must be a positive number of Angstrom, got {args.diameter}"
-        )
+    # everything that can be wrong is refused here, before the map's voxels are read
+    output_format = picks_format(args.out, ndim=3, format=args.format)
     check_output_path(args.out, args.overwrite)
-
-    with open_volume(args.map, ndim=3, voxel_size=args.voxel_size) as volume:
-        probability = np.asarray(volume.data[...])
-        voxel_size, origin, shape, map_path = (
-            volume.voxel_size,
-            volume.origin,
-            volume.shape,
-            volume.path,
+    located = locate_map(
+        args.map,
+        tomogram=args.tomogram,
+        binning=args.binning,
+        voxel_size=args.voxel_size,
+        tomogram_name=args.tomo_name,
+        feature=args.feature,
+    )
+    if not located.tomogram and output_format in NAMED_FORMATS:
+        raise BadInputError(
+            f"{located.path.name} does not say which tomogram it belongs to (segment names maps "
+            f"<tomogram>__<feature>.mrc) and {output_format} records it; pass --tomogram TOMO "
+            "or --tomo-name NAME"
         )
-    tomogram_name, feature = _names(map_path.stem)
-    # 0 is a mistake to report (SourceFrame does), not a missing value to default
-    binning = args.binning if args.binning is not None else 1.0
-    source_shape = None
-    if args.tomogram:
-        with open_volume(args.tomogram, ndim=3) as tomogram:
-            source_shape, origin = tomogram.shape, tomogram.origin
-            if args.binning is None:
-                binning = voxel_size / tomogram.voxel_size
-            tomogram_name = tomogram.name
-    frame = SourceFrame(shape, voxel_size, binning, origin, source_shape)
-    names = {"tomogram": args.tomo_name or tomogram_name, "feature": args.feature or feature}
-
-    if args.mode == "filament":
-        picks = pick_filaments(
-            probability,
-            threshold=args.threshold,
-            spacing_angstrom=args.spacing,
-            voxel_size=voxel_size,
-            binning=binning,
-            origin=origin,
-            source_shape=source_shape,
-            edge_px=args.edge,
-            radius_angstrom=args.filament_radius,
-            prune_length_angstrom=args.prune_length,
-            min_length_angstrom=args.min_length,
-            **names,
-        )
-        summary = f"{len(picks)} filament points"
-    else:
-        _apply_diameter(args, voxel_size)
-        candidates = find_particle_candidates(
-            probability,
-            threshold=args.threshold,
-            min_distance_px=args.min_distance,
-            mode=args.mode,
-            min_mass=args.min_mass,
-            min_size_voxels=args.min_size,
-            max_size_voxels=args.max_size,
-            min_size_angstrom3=args.min_volume,
-            max_size_angstrom3=args.max_volume,
-            voxel_size=voxel_size,
-            edge_px=args.edge,
-        )
-        picks = candidates.to_picks(frame, **names)
-        reasons, counts = np.unique(candidates.dropped[~candidates.kept], return_counts=True)
-        dropped = ", ".join(f"{n} by {r}" for r, n in zip(reasons, counts, strict=True))
-        summary = f"{len(picks)} particles from {len(candidates)} candidates" + (
-            f" (dropped {dropped})" if dropped else ""
-        )
-    path = write_picks(args.out, picks, format=args.format, overwrite=args.overwrite)
-    print(f"{summary} -> {path}")
+    result = pick_map_file(
+        located,
+        threshold=args.threshold,
+        mode=args.mode,
+        min_distance_px=args.min_distance,
+        diameter_angstrom=args.diameter,
+        min_mass=args.min_mass,
+        min_size_voxels=args.min_size,
+        max_size_voxels=args.max_size,
+        min_size_angstrom3=args.min_volume,
+        max_size_angstrom3=args.max_volume,
+        edge_px=args.edge,
+        spacing_angstrom=args.spacing,
+        filament_radius_angstrom=args.filament_radius,
+        prune_length_angstrom=args.prune_length,
+        min_length_angstrom=args.min_length,
+    )
+    path = write_picks(args.out, result.picks, format=output_format, overwrite=args.overwrite)
+    print(f"{result.summary} -> {path}")
     return 0
-
-
-def _names(stem: str) -> tuple[str, str]:
-    """``TS_01__ribosome`` (segment's naming) -> ("TS_01", "ribosome"); otherwise (stem, "")."""
-    tomogram, separator, feature = stem.rpartition("__")
-    return (tomogram, feature) if separator else (stem, "")
-
-
-def _apply_diameter(args: argparse.Namespace, voxel_size: float) -> None:
-    """Fill the distance and size rules a particle diameter implies, where not given."""
-    from ..picking import diameter_rules
-
-    if args.diameter is None:
-        return
-    rules = diameter_rules(args.diameter, voxel_size)
-    if args.min_distance is None:
-        args.min_distance = rules["min_distance_px"]
-    if args.min_size is None and args.min_volume is None:
-        args.min_volume = rules["min_size_angstrom3"]

@@ -49,13 +49,14 @@ store a rotation matrix; it is RELION's Euler matrix, the same convention copick
 converts RELION particles (``Rotation.from_euler("ZYZ", angles, degrees=True).inv()``).
 """
 
-from .formats import FORMATS, read_picks, write_picks
+from .formats import FORMATS, picks_format, read_picks, write_picks
 from .picks import Picks, euler_angles, rotation_matrices
 
 __all__ = [
     "FORMATS",
     "Picks",
     "euler_angles",
+    "picks_format",
     "read_picks",
     "rotation_matrices",
     "write_picks",

@@ -101,7 +101,7 @@ def write_picks(
     path = Path(path)
     if not isinstance(picks, Picks):
         raise BadInputError(f"{path}: expected a Picks table, got {type(picks).__name__}")
-    name = _format_for_writing(path, picks, format)
+    name = picks_format(path, ndim=picks.ndim, format=format)
     spec = _SPECS[name]
     if spec.ndim is not None and spec.ndim != picks.ndim:
         fitting = ", ".join(n for n, s in _SPECS.items() if s.ndim in (None, picks.ndim))
@@ -198,7 +198,13 @@ def _unknown_format(path: Path, name: str) -> BadInputError:
     )
 
 
-def _format_for_writing(path: Path, picks: Picks, format: str | None) -> str:
+def picks_format(path: str | os.PathLike, *, ndim: int, format: str | None = None) -> str:
+    """The format ``write_picks`` will use for ``ndim``-D picks at ``path``; raises if it cannot tell.
+
+    Call it before the work that makes the picks, so a bad name fails at once. A 3D ``.star`` is
+    RELION 5 (pass ``format="relion4"`` for tomogram voxels).
+    """
+    path = Path(path)
     if format is not None:
         if format not in _SPECS:
             raise _unknown_format(path, format)
@@ -208,14 +214,17 @@ def _format_for_writing(path: Path, picks: Picks, format: str | None) -> str:
         return _SUFFIX_FORMATS[suffix]
     if path.name.lower().endswith("_info.json"):
         return "eman2"
-    if suffix == ".star" and picks.ndim == 2:
-        return "star2d"
-    choices = {".star": "relion5 or relion4", ".json": "copick or eman2"}.get(suffix)
-    if choices:
-        raise BadInputError(f"{path}: '{suffix}' can be {choices}; pass format= to say which")
+    if suffix == ".star":
+        return "star2d" if ndim == 2 else "relion5"
+    if suffix == ".json":
+        raise BadInputError(
+            f"{path}: '.json' can be copick or eman2; name the format (--format, or format= "
+            "in Python), or end an EMAN2 file in _info.json"
+        )
     raise BadInputError(
-        f"{path}: cannot tell the picks format from '{suffix or path.name}'; pass format= "
-        f"(one of: {', '.join(FORMATS)}) or use .star, .json, .csv, .txt, .box or .ndjson"
+        f"{path}: cannot tell the picks format from '{suffix or path.name}'; name it (--format, "
+        f"or format= in Python: one of {', '.join(FORMATS)}) or use .star, .json, .csv, .txt, "
+        ".box or .ndjson"
     )
 
 

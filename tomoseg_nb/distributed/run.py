@@ -24,6 +24,7 @@ import numpy as np
 
 from ..atomic import check_output_path
 from ..errors import BadInputError, CancelledError
+from ..maps import check_stored_dtype, map_path
 from ..progress import ProgressCallback, progress_bar
 from ..volume import create_volume, finish_mrc_header, open_volume
 from .manifest import Manifest, as_json, manifest_path
@@ -156,8 +157,6 @@ def _plan_tomogram(
     overwrite: bool,
 ) -> _Tomogram:
     """Decide, without writing anything, whether a tomogram is done, resumable or to start over."""
-    from ..segment import output_path
-
     with open_volume(path, ndim=3) as volume:
         name, shape, voxel_size, origin = (
             volume.name,
@@ -165,7 +164,7 @@ def _plan_tomogram(
             volume.voxel_size,
             volume.origin,
         )
-    finals = [output_path(out_dir, name, model.feature) for model in models]
+    finals = [map_path(out_dir, name, model.feature) for model in models]
     partials = [partial_path(final) for final in finals]
     units = plan_units(str(path), shape[0], models, tuple(map(str, partials)), **layout)
     signature = as_json(
@@ -281,13 +280,10 @@ def segment_volumes(
     -------
     SegmentationRun
     """
-    from ..segment import OUTPUT_DTYPES, as_networks
+    from ..segment import as_networks
 
     started = time.perf_counter()
-    if dtype not in OUTPUT_DTYPES:
-        raise BadInputError(
-            f"output dtype {dtype!r} not supported; choose one of {', '.join(OUTPUT_DTYPES)}"
-        )
+    check_stored_dtype(dtype)
     out_dir = Path(out_dir).resolve()
     paths = [str(Path(m).resolve()) for m in models]
     fingerprints = [model_fingerprint(path) for path in paths]

@@ -194,7 +194,8 @@ def run_unit(unit: WorkUnit) -> dict:
     Runs on a Dask worker (or in-process). Every slab is on disk (fsync'd) before this returns, so a
     unit the client records as done cannot be lost by a later crash.
     """
-    from ..segment import encode_probabilities, probability_slices
+    from ..maps import encode_probabilities
+    from ..segment import probability_slices
     from ..volume import open_volume
 
     _limit_threads()

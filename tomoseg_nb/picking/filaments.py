@@ -95,7 +95,7 @@ def trace_filaments(
     Parameters
     ----------
     probability_map : ndarray
-        ``(z, y, x)`` probabilities of one filament feature (integers are read as 0-255).
+        ``(z, y, x)`` probabilities of one filament feature (as stored: ``maps.decode_probabilities`` reads them).
     threshold : float
         Voxels at or above it belong to filaments.
     voxel_size : float
@@ -647,11 +647,11 @@ class _SkeletonGraph:
         used = [not alive for alive in self.alive]
         chains = []
         open_ends = [
-            (b, s) for b in range(len(self.branches)) for s in (0, 1) if (b, s) not in partner
+            (i, s) for i in range(len(self.branches)) for s in (0, 1) if (i, s) not in partner
         ]
-        for b, side in open_ends + [(b, 0) for b in range(len(self.branches))]:
-            if not used[b]:
-                chains.append(self._walk(b, side, partner, used))
+        for branch, side in open_ends + [(i, 0) for i in range(len(self.branches))]:
+            if not used[branch]:
+                chains.append(self._walk(branch, side, partner, used))
         return chains
 
     def _heading(self, end: tuple[int, int], centre: np.ndarray, look_px: float) -> np.ndarray:

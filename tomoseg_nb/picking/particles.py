@@ -27,7 +27,7 @@ from scipy.spatial import cKDTree
 
 from ..coords import Picks
 from ..errors import BadInputError, EmptyResultWarning
-from ..merge import to_probability
+from ..maps import decode_probabilities
 from .frame import SourceFrame, edge_margins, inside_edges
 
 MODES = ("peak", "centroid", "distance")
@@ -130,7 +130,7 @@ def find_particle_candidates(
     Parameters
     ----------
     probability_map : ndarray
-        ``(z, y, x)`` probabilities of one feature (integers are read as 0-255).
+        ``(z, y, x)`` probabilities of one feature (as stored: ``maps.decode_probabilities`` reads them).
     threshold : float
         Voxels below it are background (EMAN2: ``img[img < thresh] = 0``).
     min_distance_px : float
@@ -299,7 +299,7 @@ def pick_particles(
 
 
 def _probability_volume(probability_map: np.ndarray) -> np.ndarray:
-    values = to_probability(probability_map)
+    values = decode_probabilities(probability_map)
     if values.ndim != 3:
         raise BadInputError(f"a probability map must be 3D (z, y, x), got shape {values.shape}")
     if not np.isfinite(values).all():
@@ -382,7 +382,7 @@ def _measure(regions: np.ndarray, count: int, values: np.ndarray) -> _Regions:
     """Measure regions from their voxels only (scipy's per-label maximum sorts the whole volume).
 
     The peak position is the centre of the voxels sharing the region's highest value: a single
-    voxel usually, but saturated maps (probabilities clipped at 1, or 255 in 8 bits) have
+    voxel usually, but saturated maps (probabilities clipped at 1, or at the top of an 8-bit map) have
     plateaus, whose first voxel would sit at the particle's edge.
     """
     flat = regions.ravel()

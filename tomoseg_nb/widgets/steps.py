@@ -18,7 +18,7 @@ import ipywidgets as widgets
 import numpy as np
 
 from ..coords import Picks
-from ..volume import open_volume
+from ..maps import MapName, find_maps
 from ._source import SliceSource
 from .monitor import Scheduler, notebook_scheduler
 from .results import LabelViewer, PickViewer
@@ -28,30 +28,14 @@ from .viewer import SliceViewer
 LABELS_NAME = "labels.mrc"
 
 
-def probability_maps(folder: Path) -> list[Path]:
-    """Probability maps in a results folder (``<tomogram>__<feature>.mrc``), sorted."""
-    return sorted(p for p in folder.glob("*__*.mrc") if p.is_file())
-
-
 def pick_map(path: str | os.PathLike, *, threshold: float, min_distance_angstrom: float) -> Picks:
-    """Pick particles from a probability-map file, in the frame of its tomogram."""
-    from ..merge import feature_name
-    from ..picking import pick_particles
+    """Pick particles from a probability-map file, in the frame of its tomogram (as the CLI does)."""
+    from ..picking import locate_map, pick_map_file
 
-    with open_volume(path, ndim=3) as volume:
-        probability = volume.read()
-        if np.dtype(volume.data.dtype) == np.uint8:  # segment --dtype uint8 stores 255 p
-            probability /= 255
-        tomogram = volume.name.split("__")[0]
-        return pick_particles(
-            probability,
-            threshold=threshold,
-            min_distance_px=min_distance_angstrom / volume.voxel_size,
-            voxel_size=volume.voxel_size,
-            origin=volume.origin,
-            tomogram=tomogram,
-            feature=feature_name(path),
-        )
+    located = locate_map(path)
+    return pick_map_file(
+        located, threshold=threshold, min_distance_px=min_distance_angstrom / located.voxel_size
+    ).picks
 
 
 class _TaskPanel(widgets.VBox):
@@ -165,7 +149,7 @@ class SegmentPanel(_TaskPanel):
     def show(self, result: list[Path]) -> None:
         viewer = SliceViewer(self.source)
         for path in result:
-            viewer.add_overlay(path.stem.split("__")[-1], path)
+            viewer.add_overlay(MapName.parse(path).feature, path)
         self.status.value = "wrote " + ", ".join(html.escape(p.name) for p in result)
         self.result_box.children = [viewer]
 
@@ -195,7 +179,7 @@ class MergePanel(_TaskPanel):
 
     def refresh(self) -> None:
         """List the probability maps of the results folder."""
-        found = probability_maps(self.results_dir)
+        found = find_maps(self.results_dir)
         self.maps.options = [(p.name, str(p)) for p in found]
         self.maps.value = tuple(str(p) for p in found)
 
@@ -246,7 +230,7 @@ class PickPanel(_TaskPanel):
     def refresh(self) -> None:
         """List the probability maps of the results folder."""
         previous = self.map.value
-        options = [(p.name, str(p)) for p in probability_maps(self.results_dir)]
+        options = [(p.name, str(p)) for p in find_maps(self.results_dir)]
         self.map.options = options
         values = [value for _, value in options]
         self.map.value = previous if previous in values else (values[0] if values else None)

@@ -23,6 +23,7 @@ import ipywidgets as widgets
 import numpy as np
 from ipycanvas import Canvas, hold_canvas
 
+from ..maps import decode_probabilities
 from ..volume import Volume
 from ._canvas import Throttle, layered_canvas, put_block
 from ._render import auto_contrast, overlay_image, palette_colour, slice_image
@@ -64,15 +65,15 @@ class Overlay:
     def slice_at(self, z: int) -> np.ndarray | None:
         """The map on slice ``z``, or None when it has nothing there.
 
-        Probability maps stored as uint8 (0-255, ``segment --dtype uint8``) come back in [0, 1].
+        Probability maps come back in [0, 1] however they are stored (``maps.decode_probabilities``).
         """
         if self.source.is_2d:
             if self.z is not None and self.z != z:
                 return None
             z = 0
         data = self.source.slice(z)
-        if self.kind == "probability" and self.source.dtype == np.uint8:
-            return data / np.float32(255)
+        if self.kind == "probability":
+            return decode_probabilities(data, self.source.dtype)
         return data
 
 
