@@ -14,12 +14,16 @@ The workflow, each step a plain function on arrays or files (the widgets and the
   figures in ``tomoseg_nb.plots``;
 - score: ``evaluate`` (simulated annotator), ``iou``, ``dice``, ``match_points``.
 
-Names are imported lazily, so ``import tomoseg_nb`` stays fast and does not start Keras.
+Names are imported lazily, so ``import tomoseg_nb`` stays fast and does not start Keras; TensorFlow's
+start-up log lines are kept quiet (``tomoseg_nb._quiet``).
 """
 
 from __future__ import annotations
 
+from . import _quiet
 from ._lazy import lazy_exports
+
+_quiet.install()  # before any submodule can load TensorFlow
 
 __version__ = "0.1.0"
 

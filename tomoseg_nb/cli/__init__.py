@@ -2,7 +2,8 @@
 
 Each module defines ``register(subparsers)`` that adds its parser and sets ``func``. User mistakes
 (``TomosegError``), and what the system refuses (a full disk, a read-only folder, too little memory),
-print one line and exit with status 2; no traceback reaches the user.
+print one line and exit with status 2; no traceback reaches the user. TensorFlow's own log lines
+stay hidden (``tomoseg_nb._quiet``) unless ``--verbose`` is given, before or after the sub-command.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import sys
 import warnings
 from collections.abc import Sequence
 
+from .. import _quiet
 from ..errors import TomosegError
 
 
@@ -27,7 +29,22 @@ def build_parser() -> argparse.ArgumentParser:
     for module in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
         if not module.name.startswith("_"):
             importlib.import_module(f"{__name__}.{module.name}").register(subparsers)
+    _add_verbose(parser)
     return parser
+
+
+def _add_verbose(parser: argparse.ArgumentParser) -> None:
+    """``--verbose`` on ``parser`` and every sub-command below it, where users type it."""
+    parser.add_argument(
+        "--verbose",
+        action="store_true",
+        default=argparse.SUPPRESS,  # a sub-command's default must not undo the top-level flag
+        help="show TensorFlow's log lines (hidden by default)",
+    )
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for subparser in action.choices.values():
+                _add_verbose(subparser)
 
 
 def _one_line_warning(command: str):
@@ -58,6 +75,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``tomoseg-nb`` console script; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    if getattr(args, "verbose", False):
+        _quiet.verbose()
     # "boxer train", as argparse names it in its own errors
     command = " ".join(filter(None, (args.command, getattr(args, "action", None))))
     try:

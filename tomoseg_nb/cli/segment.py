@@ -55,7 +55,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
+def check_inputs(models: list[str], tomograms: list[str]) -> None:
+    """Every model file and tomogram is there and readable, checked before Keras starts (seconds)."""
+    from ..model_files import check_model_file
+    from ..volume import open_volume
+
+    for path in models:
+        check_model_file(path)
+    for path in tomograms:
+        open_volume(path).close()
+
+
 def run(args: argparse.Namespace) -> int:
+    check_inputs(args.model, args.tomograms)
     if args.cluster:
         return _run_on_cluster(args)
     from ..segment import FeatureNetwork, segment_volume

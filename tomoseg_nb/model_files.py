@@ -1,0 +1,46 @@
+"""A trained network's two files (``MODEL.keras`` + ``MODEL.json``), checked without starting Keras.
+
+Loading Keras takes seconds; a command given a wrong model path must say so in well under one, so
+the file checks live here, apart from ``models`` (which imports Keras).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .errors import BadInputError, MissingInputError
+
+
+def sidecar_path(path: str | os.PathLike) -> Path:
+    """``MODEL.keras`` -> ``MODEL.json``."""
+    return Path(path).with_suffix(".json")
+
+
+def check_model_file(path: str | os.PathLike) -> Path:
+    """``path`` as a ``Path`` if it is a ``.keras`` file with its sidecar beside it.
+
+    Raises
+    ------
+    MissingInputError
+        The model file does not exist.
+    BadInputError
+        It is a folder, does not end in ``.keras``, or its sidecar ``MODEL.json`` is missing.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise BadInputError(
+            f"{path}: is a folder, not a MODEL.keras file (a boxer model folder is used with "
+            "'tomoseg-nb boxer pick')"
+        )
+    if not path.is_file():
+        raise MissingInputError(f"{path}: no such model file")
+    if path.suffix != ".keras":
+        raise BadInputError(f"{path}: not a .keras model file")
+    if not sidecar_path(path).is_file():
+        raise BadInputError(
+            f"{path}: its sidecar {sidecar_path(path).name} is missing; a tomoseg_nb model needs "
+            "it (feature, voxel size, preprocessing). Keep the two files together, or save with "
+            "save_model"
+        )
+    return path
