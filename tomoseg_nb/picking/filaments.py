@@ -20,6 +20,7 @@ import math
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypedDict
 
 import numpy as np
 from scipy import ndimage, sparse
@@ -31,9 +32,24 @@ from ..errors import BadInputError, EmptyResultWarning
 from .frame import SourceFrame, edge_margins, euler_from_direction, inside_edges
 from .particles import _check_number, _probability_volume
 
+if TYPE_CHECKING:
+    from typing_extensions import Unpack  # typing.Unpack from Python 3.11
+
 _OFFSETS = np.array(
     [(dz, dy, dx) for dz in (-1, 0, 1) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dz or dy or dx]
 )
+
+
+class TraceOptions(TypedDict, total=False):
+    """The keyword options of `trace_filaments` that `pick_filaments` passes on."""
+
+    radius_angstrom: float | None
+    fill_lumen: bool
+    closing_radius_angstrom: float | None
+    prune_length_angstrom: float | None
+    min_length_angstrom: float | None
+    smoothing_angstrom: float | None
+    max_bend_degrees: float
 
 
 _SHORTEST_PIECE_RADII = 3.0
@@ -258,7 +274,7 @@ def pick_filaments(
     edge_px: float | Sequence[float] = 0.0,
     tomogram: str = "",
     feature: str = "",
-    **trace_options: float | bool | None,
+    **trace_options: Unpack[TraceOptions],
 ) -> Picks:
     """Points every ``spacing_angstrom`` along each filament, oriented along it, in the source frame.
 
@@ -296,7 +312,7 @@ def pick_filaments(
     values = _probability_volume(probability_map)
     frame = SourceFrame(values.shape, voxel_size, binning, origin, source_shape)
     margins = edge_margins(edge_px, values.ndim)
-    filaments = trace_filaments(values, threshold=threshold, voxel_size=voxel_size, **trace_options)  # type: ignore[arg-type]
+    filaments = trace_filaments(values, threshold=threshold, voxel_size=voxel_size, **trace_options)
     points, tangents = [np.zeros((0, 3))], [np.zeros((0, 3))]
     for filament in filaments:
         p, t = filament.sample(spacing_angstrom / voxel_size)
@@ -414,7 +430,8 @@ class _Surface:
         self, point: np.ndarray, t: np.ndarray, basis: np.ndarray, radius_px: float
     ) -> np.ndarray | None:
         search = 1.5 * radius_px
-        near = self.points[self.tree.query_ball_point(point, np.hypot(search, 1.0))]  # type: ignore[union-attr]
+        assert self.tree is not None  # only reached through centre(), which needs surface points
+        near = self.points[self.tree.query_ball_point(point, np.hypot(search, 1.0))]
         offsets = near - point
         plane = (offsets[np.abs(offsets @ t) <= 1.0]) @ basis.T
         plane = plane[np.hypot(plane[:, 0], plane[:, 1]) <= search]
@@ -524,8 +541,8 @@ def _fill_lumens(mask: np.ndarray) -> np.ndarray:
     filled = mask.copy()
     for axis in range(3):
         structure = np.zeros((3, 3, 3), dtype=bool)
-        index = [slice(None)] * 3
-        index[axis] = 1  # type: ignore[call-overload]
+        index: list[slice | int] = [slice(None)] * 3
+        index[axis] = 1
         structure[tuple(index)] = ndimage.generate_binary_structure(2, 1)
         filled |= ndimage.binary_fill_holes(mask, structure=structure)
     return filled

@@ -90,7 +90,7 @@ class SourceFrame:
             scores=np.asarray(scores, dtype=np.float64).reshape(-1),
             voxel_size=self.source_voxel_size,
             shape=self.shape,
-            origin=tuple(float(v) for v in self.origin),  # type: ignore[arg-type]
+            origin=self.origin,  # Picks checks it and makes it floats
             tomogram=tomogram,
             feature=feature,
             orientations=None
@@ -103,7 +103,7 @@ def edge_margins(edge_px: float | Sequence[float], ndim: int) -> np.ndarray:
     """Per-axis margins from a scalar (applies to y and x only, as in EMAN2) or one per axis."""
     if np.isscalar(edge_px):
         margins = np.zeros(ndim)
-        margins[-2:] = float(edge_px)  # type: ignore[arg-type]
+        margins[-2:] = edge_px  # numpy converts (and refuses) as float() would
     else:
         margins = np.asarray(edge_px, dtype=np.float64)
         if margins.shape != (ndim,):
@@ -119,7 +119,7 @@ def inside_edges(coordinates: np.ndarray, shape: Sequence[int], margins: np.ndar
     """True for coordinates at least ``margins`` voxels from every face of a volume of ``shape``."""
     coordinates = np.asarray(coordinates, dtype=np.float64).reshape(-1, len(shape))
     last = np.asarray(shape, dtype=np.float64) - 1
-    return ((coordinates >= margins) & (last - coordinates >= margins)).all(axis=1)
+    return np.all((coordinates >= margins) & (last - coordinates >= margins), axis=1)
 
 
 def euler_from_direction(direction_xyz: np.ndarray) -> np.ndarray:

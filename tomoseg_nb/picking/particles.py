@@ -20,6 +20,7 @@ import math
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypedDict
 
 import numpy as np
 from scipy import ndimage
@@ -30,8 +31,30 @@ from ..errors import BadInputError, EmptyResultWarning
 from ..maps import decode_probabilities
 from .frame import SourceFrame, edge_margins, inside_edges
 
+if TYPE_CHECKING:
+    from typing_extensions import Unpack  # typing.Unpack from Python 3.11
+
 MODES = ("peak", "centroid", "distance")
 DROP_REASONS = ("", "mass", "size", "distance", "edge")
+
+
+class ParticleRules(TypedDict, total=False):
+    """The keyword rules of `find_particle_candidates` that `pick_particles` passes on."""
+
+    min_mass: float
+    min_size_voxels: float | None
+    max_size_voxels: float | None
+    min_size_angstrom3: float | None
+    max_size_angstrom3: float | None
+    edge_px: float | Sequence[float]
+    min_radius_px: float | None
+
+
+class DiameterRules(TypedDict):
+    """What `diameter_rules` returns: keywords for `pick_particles`."""
+
+    min_distance_px: float
+    min_size_angstrom3: float
 
 
 @dataclass
@@ -214,7 +237,7 @@ def find_particle_candidates(
     )
 
 
-def diameter_rules(diameter_angstrom: float, voxel_size: float) -> dict[str, float]:
+def diameter_rules(diameter_angstrom: float, voxel_size: float) -> DiameterRules:
     """Picking rules a particle's diameter implies, for ``pick_particles(**rules)``.
 
     Picks at least a radius apart, and blobs of at least a quarter of the particle's volume (a
@@ -243,7 +266,7 @@ def pick_particles(
     source_shape: tuple[int, int, int] | None = None,
     tomogram: str = "",
     feature: str = "",
-    **rules: float | Sequence[float] | None,
+    **rules: Unpack[ParticleRules],
 ) -> Picks:
     """Pick particles from a probability map, in the source tomogram's frame.
 
@@ -293,7 +316,7 @@ def pick_particles(
         min_distance_px=min_distance_px,
         mode=mode,
         voxel_size=voxel_size,
-        **rules,  # type: ignore[arg-type]
+        **rules,
     )
     return candidates.to_picks(frame, tomogram=tomogram, feature=feature)
 
