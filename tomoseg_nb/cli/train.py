@@ -55,15 +55,18 @@ def run(args: argparse.Namespace) -> int:
     from ..annotations import Project
     from ..atomic import check_output_path
     from ..errors import BadInputError
-    from ..models import DEFAULT_ARCH, save_model, sidecar_path
-    from ..preprocess import Recipe
-    from ..train import train_feature
+    from ..model_files import sidecar_path
 
     if not args.out.endswith(".keras"):
         raise BadInputError(f"--out {args.out}: a model file must end in .keras")
     check_output_path(args.out, args.overwrite)  # fail before training, not after
     check_output_path(sidecar_path(args.out), args.overwrite)
     project = Project.open(args.project, read_only=True)
+    # Keras loads only now: a mistake above is reported in a fraction of a second, not seconds.
+    from ..models import DEFAULT_ARCH, save_model
+    from ..preprocess import Recipe
+    from ..train import train_feature
+
     model, info = train_feature(
         project,
         args.feature,
