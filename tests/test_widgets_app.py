@@ -49,11 +49,17 @@ def test_annotate_tab_links_the_tile_picker_and_the_painter(trained):
     picker, painter = app.page("Annotate").children
     assert isinstance(picker, TilePicker) and isinstance(painter, MaskPainter)
     viewer = picker.viewer  # 128 px slices in a 512 px view: 4 canvas px per voxel
+    browser_event(viewer.canvas, "key_down", key="a")
     browser_event(viewer.canvas, "mouse_down", x=4 * 60 + 2, y=4 * 70 + 2)
     browser_event(viewer.canvas, "mouse_up", x=4 * 60 + 2, y=4 * 70 + 2)
     added = app.project.tiles[-1]
     assert (added.z, added.y, added.x, added.positive) == (viewer.z, 70, 60, True)
     assert painter.tile == added  # the new positive tile opens in the painter
+    painter.next_tile()
+    assert painter.tile != added
+    browser_event(viewer.canvas, "mouse_down", x=4 * 62, y=4 * 72)  # a click on it selects it
+    browser_event(viewer.canvas, "mouse_up", x=4 * 62, y=4 * 72)
+    assert painter.tile == added and app.project.tiles[-1] == added
     labels = dict((v, k) for k, v in picker.tile_list.options)
     assert labels[added.id].endswith("(to paint)")
     browser_event(painter.canvas, "mouse_down", x=100, y=100)

@@ -130,3 +130,86 @@ def test_brush_keys_and_missing_tiles(project, tomogram, tmp_path):
     drag(painter, [(1, 1)])  # ignored, no error
     with Project.create(tmp_path / "empty", tomogram=tomogram[1]) as empty:
         assert "no feature yet" in MaskPainter(empty).tile_label.value
+
+
+def test_ctrl_z_and_z_undo_shift_z_redoes_as_in_the_tile_picker(project):
+    painter = MaskPainter(project, canvas_px=256, brush_radius=0.5)
+    tile = painter.tile
+    drag(painter, [(2, 2), (2, 6)])
+    drag(painter, [(8, 2), (8, 6)])
+    browser_event(painter.canvas, "key_down", key="z", ctrl_key=True)
+    assert saved_mask(project, tile.id)[8].sum() == 0 and saved_mask(project, tile.id).sum() == 5
+    browser_event(painter.canvas, "key_down", key="z")
+    assert not saved_mask(project, tile.id).any()
+    browser_event(painter.canvas, "key_down", key="Z", shift_key=True)
+    assert saved_mask(project, tile.id).sum() == 5
+    browser_event(painter.canvas, "key_down", key="y", ctrl_key=True)
+    assert saved_mask(project, tile.id).sum() == 10
+    # Arrow keys no longer step tiles (up/down change slices in the viewer beside it).
+    browser_event(painter.canvas, "key_down", key="ArrowDown")
+    assert painter.tile == tile
+    browser_event(painter.canvas, "key_down", key="p")  # previous, wrapping round
+    assert painter.tile == project.tiles_of("membrane", positive=True)[1]
+
+
+def test_context_shows_the_slice_around_the_tile_and_strokes_stay_on_the_tile(project, tomogram):
+    painter = MaskPainter(project, canvas_px=256, brush_radius=0.5)
+    tile = painter.tile  # 32 px at z 2, centred (40, 40): rows and columns 24-55
+    with record_canvas_traffic() as traffic:
+        browser_event(painter.canvas, "key_down", key="c")
+    # 8 px of slice on each side: 48 px shown, at the largest magnification that fits 256 px.
+    assert painter.context_checkbox.value and painter.margin == 8
+    assert painter.magnification == 4 and (painter.canvas.width, painter.canvas.height) == (
+        192,
+        192,
+    )
+    shown = traffic.decoded()[0]
+    assert shown.shape == (48, 48)
+    block = tomogram[0][2, 16:64, 16:64]
+    assert np.corrcoef(shown.ravel(), block.ravel())[0, 1] > 0.95
+    assert traffic.named("strokeRect")[-1] == [32.0, 32.0, 128.0, 128.0]  # the tile's edge
+    # Canvas (x, y) of mask pixel (row, column): ((column + 8 + 0.5) * 4, (row + 8 + 0.5) * 4).
+    browser_event(painter.canvas, "mouse_down", x=(3 + 8.5) * 4, y=(5 + 8.5) * 4)
+    browser_event(painter.canvas, "mouse_move", x=(-4 + 8.5) * 4, y=(5 + 8.5) * 4)  # into context
+    browser_event(painter.canvas, "mouse_up", x=(-4 + 8.5) * 4, y=(5 + 8.5) * 4)
+    expected = np.zeros((32, 32), bool)
+    expected[5, 0:4] = True
+    np.testing.assert_array_equal(saved_mask(project, tile.id), expected)
+
+
+def test_zoom_keys_change_the_magnification_and_0_resets_it(project):
+    painter = MaskPainter(project, canvas_px=256, brush_radius=0.5)
+    browser_event(painter.canvas, "key_down", key="+")
+    assert painter.magnification == 12 and painter.canvas.width == 32 * 12
+    browser_event(painter.canvas, "key_down", key="-")
+    browser_event(painter.canvas, "key_down", key="-")
+    assert painter.magnification == 6 and painter.canvas.width == 32 * 6
+    browser_event(painter.canvas, "mouse_down", x=6 * 3.5, y=6 * 1.5)  # mask pixel (1, 3)
+    browser_event(painter.canvas, "mouse_up", x=6 * 3.5, y=6 * 1.5)
+    assert np.argwhere(saved_mask(project, painter.tile.id)).tolist() == [[1, 3]]
+    painter.zoom_in_button.click()
+    browser_event(painter.canvas, "key_down", key="0")
+    assert painter.magnification == MAGNIFICATION and painter.zoom_steps == 0
+
+
+def test_painter_of_a_closed_project_refuses_strokes_with_a_visible_message(project):
+    painter = MaskPainter(project, canvas_px=256, brush_radius=0.5)
+    drag(painter, [(1, 1)])
+    before = saved_mask(project, painter.tile.id).copy()
+    project.close()
+    drag(painter, [(4, 4), (4, 9)])
+    assert "Not painted:" in painter.status.value and "project was closed" in painter.status.value
+    assert not painter.state.mask[4].any()
+    browser_event(painter.canvas, "key_down", key="z")
+    painter.clear_button.click()
+    np.testing.assert_array_equal(saved_mask(project, painter.tile.id), before)
+    np.testing.assert_array_equal(painter.state.mask, before)
+
+
+def test_question_mark_shows_the_painter_keys(project):
+    painter = MaskPainter(project, canvas_px=256)
+    browser_event(painter.canvas, "key_down", key="?", shift_key=True)
+    assert painter.help.shown and "brush, eraser, fill" in painter.help.value
+    assert "Ctrl+Z / z" in painter.help.value
+    painter.help_button.click()
+    assert not painter.help.shown

@@ -34,12 +34,16 @@ def saved_tiles(project):
     return [(t["feature"], t["z"], t["y"], t["x"], t["positive"]) for t in document["tiles"]]
 
 
-def test_click_adds_and_removes_tiles_and_saves_each_change(project):
+def test_click_selects_and_only_an_add_mode_adds_each_change_saved(project):
     state = TileState(project, "membrane")
+    assert state.mode == "select"
+    assert state.click(2, 60, 70) == ("cleared", None)  # select mode: empty slice adds nothing
+    assert project.tiles == [] and not (project.folder / "project.json").read_text().count('"z"')
+    state.mode = "positive"
     action, tile = state.click(2, 60, 70)
     assert action == "added" and (tile.z, tile.y, tile.x, tile.size) == (2, 60, 70, 32)
     assert state.selected == tile.id
-    state.positive = False
+    state.mode = "negative"
     state.click(2, 20, 100)
     assert saved_tiles(project) == [
         ("membrane", 2, 60, 70, True),
@@ -47,46 +51,89 @@ def test_click_adds_and_removes_tiles_and_saves_each_change(project):
     ]
     assert state.counts() == (1, 1)
     assert state.counts_text() == "membrane: 1 / ~10 positive, 1 / ~100 negative"
-    # A click anywhere inside the first tile removes it.
-    assert state.click(2, 60 - 16, 70 + 15) == ("removed", tile)
+    # A click anywhere inside the first tile selects it, in any mode; nothing is removed.
+    assert state.click(2, 60 - 16, 70 + 15) == ("selected", tile)
+    assert state.selected == tile.id and len(saved_tiles(project)) == 2
+    # Delete removes the selected tile only.
+    assert state.delete_selected() == tile
     assert saved_tiles(project) == [("membrane", 2, 20, 100, False)]
-    assert state.selected is None
+    assert state.selected is None and state.delete_selected() is None
     # Another slice, or another feature, is free space.
+    state.mode = "positive"
     assert state.click(3, 20, 100)[0] == "added"
     state.feature = "ribosome"
     assert state.click(2, 20, 100)[0] == "added"
     assert [t.feature for t in state.tiles_on_slice(2)] == ["membrane", "ribosome"]
+    with pytest.raises(BadInputError, match="tile mode 'add'"):
+        state.mode = "add"
 
 
 def test_tiles_near_the_edge_are_moved_inside(project):
-    state = TileState(project, "membrane")
+    state = TileState(project, "membrane", mode="positive")
     _, tile = state.click(0, 3, 159)
     assert (tile.y, tile.x) == (16, 160 - 16)
     assert tile.bounds == (0, 32, 160 - 32, 160)
 
 
-def test_undo_brings_back_a_removed_tile_with_its_mask(project):
-    state = TileState(project, "membrane")
+def test_undo_and_redo_keep_the_painted_mask(project):
+    state = TileState(project, "membrane", mode="positive")
     _, tile = state.click(1, 64, 64)
     mask = np.zeros((32, 32), bool)
     mask[5:9, 3:30] = True
     project.set_mask(tile.id, mask)
-    state.click(1, 64, 64)
+    state.delete_selected()
     assert project.tiles == []
     action, restored = state.undo()
     assert action == "added" and (restored.z, restored.y, restored.x) == (1, 64, 64)
     np.testing.assert_array_equal(project.mask(restored.id), mask)
     with np.load(project.folder / "masks.npz") as saved:
         np.testing.assert_array_equal(saved[restored.id], mask)
-    assert state.undo() == ("removed", tile)  # undoes the first add
-    assert project.tiles == [] or project.tiles[0].id == restored.id
+    assert state.redo() == ("removed", restored)  # the delete again
+    assert project.tiles == []
+    action, again = state.undo()
+    np.testing.assert_array_equal(project.mask(again.id), mask)
+    assert state.undo() == ("removed", again)  # undoes the first add, mask and all
+    assert project.tiles == [] and state.undo() is None
+    action, added = state.redo()  # the add comes back with what was painted on it
+    assert action == "added" and (added.z, added.y, added.x) == (1, 64, 64)
+    np.testing.assert_array_equal(project.mask(added.id), mask)
+    state.click(1, 10, 120)  # a new edit forgets what could be redone
+    assert state.redo() is None
+
+
+def test_step_selects_tiles_in_list_order(project):
+    state = TileState(project, "membrane", mode="positive")
+    first = state.click(0, 20, 20)[1]
+    second = state.click(0, 60, 60)[1]
+    state.mode = "negative"
+    negative = state.click(0, 100, 100)[1]
+    assert state.step(1) == first  # from the last added (negative), wrapping round
+    assert state.step(1) == second and state.step(-2) == negative
+    state.selected = None
+    assert state.step(-1) == negative and state.step(1) == first
+
+
+def test_a_closed_project_refuses_every_edit(project):
+    state = TileState(project, "membrane", mode="positive")
+    _, tile = state.click(0, 20, 20)
+    before = (project.folder / "project.json").read_text()
+    project.close()
+    with pytest.raises(BadInputError, match="the project was closed"):
+        state.click(0, 80, 80)
+    with pytest.raises(BadInputError, match="the project was closed"):
+        state.delete_selected()
+    with pytest.raises(BadInputError, match="the project was closed"):
+        state.undo()
+    assert state.click(0, 20, 20) == ("selected", tile)  # looking is still fine
+    assert (project.folder / "project.json").read_text() == before
+    assert [t.id for t in project.tiles] == [tile.id]
 
 
 def test_project_without_autosave_is_still_saved(tmp_path, tomogram_path):
     with Project.create(tmp_path / "p", tomogram=tomogram_path, autosave=False) as project:
         project.add_feature("actin")
         project.save()
-        TileState(project, "actin").click(4, 64, 64)
+        TileState(project, "actin", mode="positive").click(4, 64, 64)
         assert saved_tiles(project) == [("actin", 4, 64, 64, True)]
 
 
@@ -99,39 +146,107 @@ def test_no_feature_or_unknown_feature_is_a_clear_error(tmp_path, tomogram_path)
             state.feature = "x"
 
 
-def test_picker_places_tiles_where_the_viewer_is_clicked(project):
+def click(viewer, x, y):
+    browser_event(viewer.canvas, "mouse_down", x=x, y=y)
+    browser_event(viewer.canvas, "mouse_up", x=x, y=y)
+
+
+def key(viewer, name, **modifiers):
+    browser_event(viewer.canvas, "key_down", key=name, **modifiers)
+
+
+def test_picker_first_click_only_focuses_then_a_adds_and_a_click_selects(project):
     viewer = SliceViewer(project.tomogram, view_shape=(128, 160))  # scale 1: canvas = voxels
     picker = TilePicker(project, viewer)
     selected = []
     picker.on_select(selected.append)
+    click(viewer, 70.3, 60.2)  # the click that focuses the canvas: nothing is added
+    assert project.tiles == [] and selected == [None]
+    assert "selection cleared" in picker.status.value
+
+    key(viewer, "a")
+    assert picker.mode_buttons.value == "positive"
     with record_canvas_traffic() as traffic:
-        browser_event(viewer.canvas, "mouse_down", x=70.3, y=60.2)
-        browser_event(viewer.canvas, "mouse_up", x=70.3, y=60.2)
+        click(viewer, 70.3, 60.2)
     (tile,) = project.tiles
     assert (tile.feature, tile.z, tile.y, tile.x, tile.positive) == ("membrane", 4, 60, 70, True)
-    assert selected == [tile]
+    assert selected[-1] == tile and picker.tile_list.value == tile.id
     # The tile is outlined on the marks layer: a 32 px square whose top-left pixel (44, 54) is
     # canvas pixel (44, 54) at this zoom (canvas x first).
     assert traffic.named("strokeRect")[-1] == [54.0, 44.0, 32.0, 32.0]
     assert picker.counts.value.startswith("membrane: 1 / ~10 positive")
-    assert picker.tile_list.value == tile.id
 
-    browser_event(viewer.canvas, "key_down", key="n")
-    assert picker.mode_buttons.value is False
-    browser_event(viewer.canvas, "mouse_down", x=120, y=100)
-    browser_event(viewer.canvas, "mouse_up", x=120, y=100)
+    key(viewer, "x")
+    assert picker.mode_buttons.value == "negative"
+    click(viewer, 120, 100)
     assert [t.positive for t in project.tiles] == [True, False]
+    click(viewer, 75, 65)  # inside the positive tile, still in add mode: selects it
+    assert len(project.tiles) == 2 and selected[-1] == tile
+    key(viewer, "Escape")
+    assert picker.mode_buttons.value == "select" and picker.state.selected == tile.id
+    key(viewer, "Escape")  # Esc in select mode clears the selection
+    assert picker.state.selected is None and selected[-1] is None
 
+
+def test_picker_keys_delete_undo_redo_and_step(project):
+    viewer = SliceViewer(project.tomogram, view_shape=(128, 160))
+    picker = TilePicker(project, viewer)
+    picker.set_mode("positive")
+    click(viewer, 40, 40)
+    click(viewer, 100, 80)
+    _, second = project.tiles
+    picker.set_mode("select")
+    click(viewer, 45, 45)
+    key(viewer, "Delete")
+    assert project.tiles == [second] and "removed + membrane z 4, y 40, x 40" in picker.status.value
+    key(viewer, "Delete")
+    assert project.tiles == [second] and picker.status.value == "no tile selected: click one first"
+    key(viewer, "z", ctrl_key=True)
+    assert [(t.y, t.x) for t in project.tiles] == [(80, 100), (40, 40)]
+    key(viewer, "Z", shift_key=True)  # redo: the delete again
+    assert project.tiles == [second]
+    key(viewer, "z")
+    restored = project.tiles[1]
+    click(viewer, 100, 80)
+    key(viewer, "Backspace")
+    assert project.tiles == [restored]
+    key(viewer, "y")
+    assert project.tiles == [restored]  # nothing to redo after a new edit
+    assert picker.status.value == "nothing to redo"
+    key(viewer, "z", meta_key=True)  # Cmd+Z on a Mac
+    assert len(project.tiles) == 2
     viewer.set_z(0)
-    picker.go_to(tile.id)
-    assert viewer.z == 4 and (viewer.state.centre_y, viewer.state.centre_x) == (60, 70)
-
-    browser_event(viewer.canvas, "key_down", key="u")
-    assert [t.positive for t in project.tiles] == [True]
-    picker.tile_list.value = tile.id
+    key(viewer, "n")  # next tile: selected and shown
+    chosen = picker.state.selected
+    tile = next(t for t in project.tiles if t.id == chosen)
+    assert viewer.z == 4 and (viewer.state.centre_y, viewer.state.centre_x) == (tile.y, tile.x)
+    key(viewer, "p")
+    assert picker.state.selected != chosen
+    picker.tile_list.value = chosen
     picker.remove_button.click()
+    assert chosen not in [t.id for t in project.tiles]
+    picker.undo_button.click()
+    picker.redo_button.click()
+    assert chosen not in [t.id for t in project.tiles] and len(project.tiles) == 1
+    assert not picker.help.shown
+    key(viewer, "?", shift_key=True)
+    assert picker.help.shown and not viewer.help.shown
+    assert "remove the selected tile" in picker.help.value
+
+
+def test_picker_of_a_closed_project_refuses_with_a_visible_message(project):
+    viewer = SliceViewer(project.tomogram, view_shape=(128, 160))
+    picker = TilePicker(project, viewer)
+    project.close()
+    before = (project.folder / "project.json").stat().st_mtime_ns
+    key(viewer, "a")
+    click(viewer, 40, 40)
     assert project.tiles == []
-    assert selected[-1] is None
+    assert "Not done:" in picker.status.value and "project was closed" in picker.status.value
+    picker.new_name.value = "actin"
+    picker.add_button.click()
+    assert "actin" not in project.features and "project was closed" in picker.status.value
+    assert (project.folder / "project.json").stat().st_mtime_ns == before
 
 
 def test_picker_adds_features_and_reports_refusals(project):

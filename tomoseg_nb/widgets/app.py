@@ -105,7 +105,7 @@ class WorkflowApp(widgets.VBox):
 
     # tabs ----------------------------------------------------------------------------------------
     def _browse(self) -> widgets.Widget:
-        return SliceViewer(self.source)
+        return SliceViewer(self.source, side_views=True)
 
     def _annotate(self) -> widgets.Widget:
         picker = TilePicker(self.project, SliceViewer(self.source, view_shape=ANNOTATE_VIEW))

@@ -1,18 +1,22 @@
 """MaskPainter: paint the feature on each positive tile, magnified, saved after every stroke.
 
 The tile is shown at an integer magnification (nearest neighbour, so every voxel is a visible
-square). Brush (b), eraser (e) and flood fill (f); ``[`` and ``]`` change the brush; z / y undo and
-redo; n and p (or the arrow keys) go to the next and previous tile. Mouse moves update the mask on
-every event (joined by straight segments, so fast strokes have no gaps) but redraw it at most 30
-times a second; the finished stroke is written to the project at once.
+square); + / - change it, 0 goes back, and c shows a margin of the slice around the tile (a
+feature is easier to trace when you see where it goes). Brush (b), eraser (e) and flood fill (f);
+``[`` and ``]`` change the brush; Ctrl+Z / z undo and Shift+Z / y redo, as in every canvas widget
+(``keymap``; ? shows the table); n and p go to the next and previous tile. Mouse moves update the
+mask on every event (joined by straight segments, so fast strokes have no gaps) but redraw it at
+most 30 times a second; the finished stroke is written to the project at once. A closed project
+is not painted on.
 
 Canvas events arrive as canvas pixels ``(x, y)``; the painting itself happens in a
-``PainterState`` in mask pixels, pixel ``(i, j)`` centred at ``(i, j)``:
-``mask_y = canvas_y / magnification - 0.5``.
+``PainterState`` in mask pixels, pixel ``(i, j)`` centred at ``(i, j)``, with a context margin of
+``m`` tile pixels: ``mask_y = canvas_y / magnification - 0.5 - m``.
 """
 
 from __future__ import annotations
 
+import html
 import os
 from collections.abc import Callable
 
@@ -26,14 +30,19 @@ from ..volume import Volume
 from ._canvas import Throttle, layered_canvas, put_block
 from ._render import auto_contrast, mask_rgba, slice_image
 from ._source import as_source
+from .keymap import HELP_CHORD, REDO_CHORDS, UNDO_CHORDS, HelpOverlay, chord
 from .paint_state import MODES, PainterState
-from .tile_state import persist
-from .view_state import Window
+from .tile_state import check_open, persist
+from .view_state import ZOOM_LEVELS, Window
 
 DEFAULT_CANVAS_PX = 512
 MODE_KEYS = {"b": "paint", "e": "erase", "f": "fill"}
-NEXT_KEYS = ("n", "ArrowRight", "ArrowDown")
-PREVIOUS_KEYS = ("p", "ArrowLeft", "ArrowUp")
+STEP_KEYS = {"n": 1, "p": -1}
+ZOOM_KEYS = {"+": 1, "=": 1, "-": -1, "_": -1}
+MAGNIFICATIONS = tuple(int(level) for level in ZOOM_LEVELS if level >= 1)
+CONTEXT_FRACTION = 4
+"""With context on, a margin of a quarter tile is shown on every side (16 px of a 64 px tile)."""
+TILE_EDGE_COLOUR = "#ffffff"
 
 
 class MaskPainter(widgets.VBox):
@@ -75,6 +84,8 @@ class MaskPainter(widgets.VBox):
         self.magnification = 1
         self.opacity = opacity
         self.lowpass_px = 0.0
+        self.context = False
+        self.zoom_steps = 0
         self._states: dict[str, PainterState] = {}
         self._brush_radius = brush_radius
         self._mode = "paint"
@@ -102,6 +113,19 @@ class MaskPainter(widgets.VBox):
             description="lowpass px",
             tooltip="Gaussian smoothing of the displayed tile (display only)",
         )
+        self.context_checkbox = widgets.Checkbox(
+            value=False,
+            description="context (c)",
+            indent=False,
+            tooltip="Show the slice around the tile",
+            layout=widgets.Layout(width="110px"),
+        )
+        self.zoom_in_button = widgets.Button(description="+", layout=widgets.Layout(width="32px"))
+        self.zoom_out_button = widgets.Button(description="-", layout=widgets.Layout(width="32px"))
+        self.help = HelpOverlay("mask painter")
+        self.help_button = widgets.Button(
+            description="?", tooltip="Keys and mouse (key ?)", layout=widgets.Layout(width="32px")
+        )
         self.undo_button = widgets.Button(description="Undo (z)")
         self.redo_button = widgets.Button(description="Redo (y)")
         self.clear_button = widgets.Button(description="Clear")
@@ -119,6 +143,10 @@ class MaskPainter(widgets.VBox):
         self.clear_button.on_click(lambda _: self.clear())
         self.previous_button.on_click(lambda _: self.previous_tile())
         self.next_button.on_click(lambda _: self.next_tile())
+        self.context_checkbox.observe(lambda c: self.set_context(c["new"]), names="value")
+        self.zoom_in_button.on_click(lambda _: self.zoom(1))
+        self.zoom_out_button.on_click(lambda _: self.zoom(-1))
+        self.help_button.on_click(lambda _: self.help.toggle())
         self.canvas.on_mouse_down(self._mouse_down)
         self.canvas.on_mouse_move(self._mouse_move)
         self.canvas.on_mouse_up(self._mouse_up)
@@ -129,7 +157,16 @@ class MaskPainter(widgets.VBox):
         super().__init__(
             [
                 widgets.HBox([self.previous_button, self.tile_label, self.next_button]),
-                widgets.HBox([self.mode_buttons]),
+                widgets.HBox(
+                    [
+                        self.mode_buttons,
+                        self.context_checkbox,
+                        self.zoom_out_button,
+                        self.zoom_in_button,
+                        self.help_button,
+                    ]
+                ),
+                self.help,
                 widgets.HBox([self.brush_slider, self.opacity_slider, self.lowpass_slider]),
                 self.canvas,
                 widgets.HBox([self.undo_button, self.redo_button, self.clear_button]),
@@ -163,11 +200,7 @@ class MaskPainter(widgets.VBox):
             self.feature = tile.feature
         self.tile = tile
         if tile is not None:
-            self.magnification = max(1, self.canvas_px // tile.size)
-            side = tile.size * self.magnification
-            if (self.canvas.width, self.canvas.height) != (side, side):
-                self.canvas.width = self.canvas.height = side
-                self.canvas.layout.width = self.canvas.layout.height = f"{side}px"
+            self._fit_canvas()
             self._contrast = auto_contrast(self._tile_image(tile))
             if tile.id not in self._states:
                 self._states[tile.id] = PainterState(
@@ -175,6 +208,42 @@ class MaskPainter(widgets.VBox):
                 )
         self._update_label()
         self.redraw()
+
+    @property
+    def margin(self) -> int:
+        """Tile pixels of slice shown around the tile on each side (0 without context)."""
+        if self.tile is None or not self.context:
+            return 0
+        return self.tile.size // CONTEXT_FRACTION
+
+    def set_context(self, shown: bool) -> None:
+        """Show (or hide) a margin of the slice around the tile."""
+        self.context = bool(shown)
+        if self.context_checkbox.value != self.context:
+            self.context_checkbox.value = self.context
+        self._fit_canvas()
+        self.redraw()
+
+    def zoom(self, steps: int) -> None:
+        """Magnify (positive) or shrink by ``steps`` levels from the size that fits; 0 resets."""
+        self.zoom_steps = 0 if steps == 0 else self.zoom_steps + int(steps)
+        self._fit_canvas()
+        self.redraw()
+
+    def _fit_canvas(self) -> None:
+        if self.tile is None:
+            return
+        side_px = self.tile.size + 2 * self.margin
+        fits = max(
+            [0] + [i for i, m in enumerate(MAGNIFICATIONS) if m <= self.canvas_px // side_px]
+        )
+        index = min(max(fits + self.zoom_steps, 0), len(MAGNIFICATIONS) - 1)
+        self.zoom_steps = index - fits
+        self.magnification = MAGNIFICATIONS[index]
+        side = side_px * self.magnification
+        if (self.canvas.width, self.canvas.height) != (side, side):
+            self.canvas.width = self.canvas.height = side
+            self.canvas.layout.width = self.canvas.layout.height = f"{side}px"
 
     def next_tile(self) -> None:
         """Go to the next positive tile (wrapping round)."""
@@ -224,22 +293,34 @@ class MaskPainter(widgets.VBox):
 
     def undo(self) -> None:
         """Undo the last edit of this tile (saved)."""
-        if self.state is not None and self.state.undo():
+        if self._editable() and self.state.undo():
             self._saved_edit()
 
     def redo(self) -> None:
         """Redo the last undone edit of this tile (saved)."""
-        if self.state is not None and self.state.redo():
+        if self._editable() and self.state.redo():
             self._saved_edit()
 
     def clear(self) -> None:
         """Erase this tile's mask (saved; undo brings it back)."""
-        if self.state is not None and self.state.clear():
+        if self._editable() and self.state.clear():
             self._saved_edit()
 
     def canvas_to_mask(self, x: float, y: float) -> tuple[float, float]:
         """Mask ``(y, x)`` under canvas point ``(x, y)``."""
-        return y / self.magnification - 0.5, x / self.magnification - 0.5
+        margin = self.margin
+        return y / self.magnification - 0.5 - margin, x / self.magnification - 0.5 - margin
+
+    def _editable(self) -> bool:
+        """A tile is on show and its project is open; says why not in the status otherwise."""
+        if self.state is None:
+            return False
+        try:
+            check_open(self.project)
+        except TomosegError as error:
+            self.status.value = f"<b>Not painted:</b> {html.escape(str(error))}"
+            return False
+        return True
 
     def _saved_edit(self) -> None:
         self._save()
@@ -264,14 +345,19 @@ class MaskPainter(widgets.VBox):
         """Redraw the tile and its mask (also when a browser view connects)."""
         self._draw(image=True)
 
-    def _tile_image(self, tile: Tile) -> np.ndarray:
+    def _tile_image(self, tile: Tile, margin: int = 0) -> np.ndarray:
         y0, _, x0, _ = tile.bounds
         fill = float(np.mean(self.source.slice(tile.z)[::16, ::16]))
-        return self.source.region(tile.z, y0, x0, tile.size, fill)
+        return self.source.region(tile.z, y0 - margin, x0 - margin, tile.size + 2 * margin, fill)
 
-    def _window(self) -> Window:
+    def _window(self, *, context: bool = False) -> Window:
+        """Where the tile (or, with ``context``, the tile and its margin) lands on the canvas."""
         size = self.tile.size if self.tile is not None else 1
-        return Window(0, size, 0, size, 1, float(self.magnification), 0.0, 0.0)
+        margin = self.margin
+        scale = float(self.magnification)
+        if context:
+            return Window(0, size + 2 * margin, 0, size + 2 * margin, 1, scale, 0.0, 0.0)
+        return Window(0, size, 0, size, 1, scale, margin * scale, margin * scale)
 
     def _draw(self, *, image: bool) -> None:
         with hold_canvas():
@@ -279,20 +365,26 @@ class MaskPainter(widgets.VBox):
                 self.canvas[0].clear()
                 if self.tile is not None:
                     low, high = self._contrast
+                    window = self._window(context=True)
                     block = slice_image(
-                        self._tile_image(self.tile),
-                        self._window(),
+                        self._tile_image(self.tile, self.margin),
+                        window,
                         low,
                         high,
                         lowpass_px=self.lowpass_px,
                     )
-                    put_block(self.canvas[0], block, self._window())
-            self.canvas[1].clear()
+                    put_block(self.canvas[0], block, window)
+            layer = self.canvas[1]
+            layer.clear()
             if self.state is not None and self.state.mask.any():
                 colour = self.project.features[self.tile.feature].colour
-                put_block(
-                    self.canvas[1], mask_rgba(self.state.mask, colour, self.opacity), self._window()
-                )
+                put_block(layer, mask_rgba(self.state.mask, colour, self.opacity), self._window())
+            if self.margin:
+                window = self._window()
+                side = self.tile.size * window.scale
+                layer.stroke_style = TILE_EDGE_COLOUR
+                layer.line_width = 1
+                layer.stroke_rect(window.offset_x, window.offset_y, side, side)
 
     def _draw_cursor(self, x: float, y: float) -> None:
         with hold_canvas():
@@ -320,7 +412,7 @@ class MaskPainter(widgets.VBox):
 
     # events --------------------------------------------------------------------------------------
     def _mouse_down(self, x: float, y: float) -> None:
-        if self.state is None:
+        if not self._editable():
             return
         self.state.press(*self.canvas_to_mask(x, y))
         if self.state.mode == "fill":
@@ -358,18 +450,25 @@ class MaskPainter(widgets.VBox):
         self._draw(image=False)
 
     def _key_down(self, key: str, shift: bool = False, ctrl: bool = False, meta: bool = False):
-        if key in MODE_KEYS:
-            self.set_mode(MODE_KEYS[key])
-        elif key in ("z", "Z") and not shift:
+        name = chord(key, shift, ctrl, meta)
+        if name in UNDO_CHORDS:
             self.undo()
-        elif key in ("y", "Y") or (key in ("z", "Z") and shift):
+        elif name in REDO_CHORDS:
             self.redo()
-        elif key in ("[", "]"):
-            self.set_brush_radius(self._brush_radius + (1.0 if key == "]" else -1.0))
-        elif key in NEXT_KEYS:
-            self.next_tile()
-        elif key in PREVIOUS_KEYS:
-            self.previous_tile()
+        elif name in MODE_KEYS:
+            self.set_mode(MODE_KEYS[name])
+        elif name in ("[", "]"):
+            self.set_brush_radius(self._brush_radius + (1.0 if name == "]" else -1.0))
+        elif name in STEP_KEYS:
+            self._step(STEP_KEYS[name])
+        elif name in ZOOM_KEYS:
+            self.zoom(ZOOM_KEYS[name])
+        elif name == "0":
+            self.zoom(0)
+        elif name == "c":
+            self.set_context(not self.context)
+        elif name == HELP_CHORD:
+            self.help.toggle()
 
     def _opacity_changed(self, change: dict) -> None:
         self.opacity = float(change["new"])

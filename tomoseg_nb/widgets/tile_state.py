@@ -1,8 +1,10 @@
-"""Choosing tiles: a click on a slice adds a tile of the current feature, or removes the one there.
+"""Choosing tiles: a click selects a tile; in an add mode a click on empty slice places one.
 
 The protocol asks for about 10 tiles that contain the feature (positive, to be painted) and about
-100 that do not (negative). Every change goes straight into the annotation ``Project``, which saves
-it; removals can be undone (with the painted mask), so a stray click costs nothing.
+100 that do not (negative). A click never deletes (that used to cost painted masks): removing is
+a separate, deliberate action on the selected tile. Every change goes straight into the
+annotation ``Project``, which saves it; adds and removals can be undone and redone (with the
+painted mask), so a stray action costs nothing. A closed project refuses every edit.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from ..errors import BadInputError
 TARGET_POSITIVE = 10
 TARGET_NEGATIVE = 100
 HISTORY = 50
+MODES = ("select", "positive", "negative")
+"""What a click on empty slice does: nothing, or place a positive or a negative tile."""
 
 
 def persist(project: Project) -> None:
@@ -23,8 +27,17 @@ def persist(project: Project) -> None:
         project.save()
 
 
+def check_open(project: Project) -> None:
+    """Refuse to edit a closed project (its lock is gone; a write would bypass it)."""
+    if project.closed:
+        raise BadInputError(
+            f"{project.folder}: the project was closed; open it again with "
+            "Project.open(folder) and make new widgets to keep editing"
+        )
+
+
 class TileState:
-    """Tile choice on one project: current feature, positive or negative mode, undo.
+    """Tile choice on one project: current feature, mode, selection, undo and redo.
 
     Parameters
     ----------
@@ -32,22 +45,25 @@ class TileState:
         Where tiles are added (and saved).
     feature : str, optional
         Current feature; default the first one of the project.
-    positive : bool
-        Whether clicks place positive (contains the feature) or negative tiles.
+    mode : {"select", "positive", "negative"}
+        What a click on empty slice does (a click on a tile always selects it).
 
     Examples
     --------
-    >>> state = TileState(project, "membrane")  # doctest: +SKIP
+    >>> state = TileState(project, "membrane", mode="positive")  # doctest: +SKIP
     >>> state.click(20, 100, 100)  # doctest: +SKIP
     ('added', Tile(id='1f0c9a2b', feature='membrane', z=20, y=100, x=100, size=64, positive=True))
+    >>> state.click(20, 90, 110)  # inside that tile: selects it  # doctest: +SKIP
+    ('selected', Tile(id='1f0c9a2b', feature='membrane', z=20, y=100, x=100, size=64, positive=True))
     """
 
-    def __init__(self, project: Project, feature: str | None = None, *, positive: bool = True):
+    def __init__(self, project: Project, feature: str | None = None, *, mode: str = "select"):
         self.project = project
         self.feature = feature if feature is not None else next(iter(project.features), None)
-        self.positive = positive
+        self.mode = mode
         self.selected: str | None = None
-        self._history: list[tuple[str, Tile, np.ndarray | None]] = []
+        self._undo: list[tuple[str, Tile, np.ndarray | None]] = []
+        self._redo: list[tuple[str, Tile, np.ndarray | None]] = []
 
     @property
     def feature(self) -> str | None:
@@ -61,63 +77,102 @@ class TileState:
             raise BadInputError(f"no feature '{name}' in the project (features: {known})")
         self._feature = name
 
+    @property
+    def mode(self) -> str:
+        """``"select"``, ``"positive"`` or ``"negative"``."""
+        return self._mode
+
+    @mode.setter
+    def mode(self, value: str) -> None:
+        if value not in MODES:
+            raise BadInputError(f"tile mode {value!r}: use one of {', '.join(MODES)}")
+        self._mode = value
+
     def _require_feature(self) -> str:
         if self.feature is None:
             raise BadInputError("the project has no feature yet; add one (e.g. 'membrane') first")
         return self.feature
 
-    def click(self, z: int, y: int, x: int) -> tuple[str, Tile]:
-        """Remove the current feature's tile covering voxel ``(z, y, x)``, or add one there.
+    def click(self, z: int, y: int, x: int) -> tuple[str, Tile | None]:
+        """Select the current feature's tile covering voxel ``(z, y, x)``, or act on empty slice.
 
-        A new tile is centred on the click, moved inwards just enough to lie inside the slice.
-        Returns ``("added" | "removed", tile)``.
+        On empty slice, select mode clears the selection and an add mode places a tile centred
+        on the click, moved inwards just enough to lie inside the slice. Returns
+        ``("selected", tile)``, ``("cleared", None)`` or ``("added", tile)``.
         """
         feature = self._require_feature()
         existing = self.project.tile_at(feature, z, y, x)
         if existing is not None:
-            self.remove(existing.id)
-            return "removed", existing
+            self.selected = existing.id
+            return "selected", existing
+        if self.mode == "select":
+            self.selected = None
+            return "cleared", None
+        check_open(self.project)
         size = self.project.features[feature].tile_size
         y, x = self._inside(y, x, size)
-        tile = self.project.add_tile(feature, z, y, x, positive=self.positive)
+        tile = self.project.add_tile(feature, z, y, x, positive=self.mode == "positive")
         persist(self.project)
-        self._remember("added", tile, None)
-        if tile.positive:
-            self.selected = tile.id
+        self._remember(("added", tile, None))
+        self.selected = tile.id
         return "added", tile
 
     def remove(self, tile_id: str) -> Tile:
         """Remove a tile (and its mask); ``undo`` brings both back."""
+        check_open(self.project)
         tile = next(t for t in self.project.tiles if t.id == tile_id)
-        mask = self.project.mask(tile_id) if tile.positive else None
-        self.project.remove_tile(tile_id)
-        persist(self.project)
-        self._remember("removed", tile, mask)
-        if self.selected == tile_id:
-            self.selected = None
+        mask = self._take(tile)
+        self._remember(("removed", tile, mask))
         return tile
+
+    def delete_selected(self) -> Tile | None:
+        """Remove the selected tile (Delete key); None when nothing is selected."""
+        if self.selected is None:
+            return None
+        return self.remove(self.selected)
 
     def undo(self) -> tuple[str, Tile] | None:
         """Reverse the last add or remove; returns what was done, or None when nothing is left."""
-        if not self._history:
-            return None
-        action, old, mask = self._history.pop()
-        if action == "added":
-            if any(t.id == old.id for t in self.project.tiles):
-                self.project.remove_tile(old.id)
-                persist(self.project)
-            if self.selected == old.id:
-                self.selected = None
-            return "removed", old
-        tile = self.project.add_tile(old.feature, old.z, old.y, old.x, positive=old.positive)
-        if mask is not None and mask.any():
-            self.project.set_mask(tile.id, mask)
-        persist(self.project)
-        return "added", tile
+        return self._replay(self._undo, self._redo, undo=True)
 
-    def _remember(self, action: str, tile: Tile, mask: np.ndarray | None) -> None:
-        self._history.append((action, tile, mask))
-        del self._history[:-HISTORY]
+    def redo(self) -> tuple[str, Tile] | None:
+        """Do again what the last undo reversed; None when there is nothing to redo."""
+        return self._replay(self._redo, self._undo, undo=False)
+
+    def _replay(self, source: list, target: list, *, undo: bool) -> tuple[str, Tile] | None:
+        if not source:
+            return None
+        check_open(self.project)
+        action, tile, mask = source.pop()
+        if (action == "added") == undo:  # take the tile away again, keeping what was painted
+            mask = self._take(tile)
+            target.append((action, tile, mask))
+            return "removed", tile
+        restored = self.project.add_tile(
+            tile.feature, tile.z, tile.y, tile.x, positive=tile.positive
+        )
+        if mask is not None and mask.any():
+            self.project.set_mask(restored.id, mask)
+        persist(self.project)
+        # The project gives the tile a new id; older history entries must find it under that.
+        for stack in (self._undo, self._redo):
+            stack[:] = [(a, restored if t.id == tile.id else t, m) for a, t, m in stack]
+        target.append((action, restored, None))
+        return "added", restored
+
+    def _take(self, tile: Tile) -> np.ndarray | None:
+        """Remove ``tile`` from the project; its mask (None for negatives) for a later restore."""
+        mask = self.project.mask(tile.id) if tile.positive else None
+        self.project.remove_tile(tile.id)
+        persist(self.project)
+        if self.selected == tile.id:
+            self.selected = None
+        return mask
+
+    def _remember(self, entry: tuple[str, Tile, np.ndarray | None]) -> None:
+        self._undo.append(entry)
+        del self._undo[:-HISTORY]
+        self._redo.clear()
 
     def _inside(self, y: int, x: int, size: int) -> tuple[int, int]:
         shape = self.project.tomogram_shape
@@ -159,3 +214,14 @@ class TileState:
         return self.project.tiles_of(self.feature, True) + self.project.tiles_of(
             self.feature, False
         )
+
+    def step(self, steps: int) -> Tile | None:
+        """Select the tile ``steps`` after the selected one in ``tiles()`` order (wrapping round)."""
+        tiles = self.tiles()
+        if not tiles:
+            return None
+        ids = [tile.id for tile in tiles]
+        index = ids.index(self.selected) if self.selected in ids else (-1 if steps > 0 else 0)
+        tile = tiles[(index + steps) % len(tiles)]
+        self.selected = tile.id
+        return tile

@@ -1,13 +1,17 @@
-"""TilePicker: click on the slice viewer to place tiles of a feature, positive or negative.
+"""TilePicker: click tiles on the slice viewer to select them; add and remove them deliberately.
 
-Click empty slice: a tile of the current feature's size, positive or negative by the mode (keys
-p / n switch it; ipycanvas mouse events carry no modifier keys). Click a tile of the current
-feature: remove it (u or Undo brings it back with its mask). The counters show progress against
-the protocol's ~10 positive and ~100 negative tiles; the list jumps to a tile.
+A click on a tile of the current feature selects it (the mask painter follows). Adding needs a
+mode: ``a`` (positive) or ``x`` (negative) makes a click on empty slice place a tile, Esc goes
+back to selecting; ipycanvas mouse events carry no modifier keys, so a mode it is. Delete or
+Backspace removes the selected tile; Ctrl+Z / z undoes, Shift+Z / y redoes (``keymap`` holds the
+one table every canvas widget shares; ``?`` shows it). The first click on the canvas, which gives
+it the keys, therefore never adds or removes anything. The counters show progress against the
+protocol's ~10 positive and ~100 negative tiles; the list jumps to a tile.
 """
 
 from __future__ import annotations
 
+import html
 from collections.abc import Callable
 
 import ipywidgets as widgets
@@ -15,9 +19,13 @@ from ipycanvas import Canvas
 
 from ..annotations import Project, Tile
 from ..errors import TomosegError
-from .tile_state import TileState, persist
+from .keymap import DELETE_CHORDS, HELP_CHORD, REDO_CHORDS, UNDO_CHORDS, HelpOverlay
+from .tile_state import TileState, check_open, persist
 from .view_state import ViewState
 from .viewer import SliceViewer
+
+MODE_KEYS = {"a": "positive", "x": "negative", "Escape": "select"}
+STEP_KEYS = {"n": 1, "p": -1}
 
 NEGATIVE_DASH = [6, 4]
 
@@ -53,10 +61,21 @@ class TilePicker(widgets.VBox):
             options=list(project.features), value=self.state.feature, description="feature"
         )
         self.mode_buttons = widgets.ToggleButtons(
-            options=[("positive (p)", True), ("negative (n)", False)],
-            value=True,
-            tooltips=["Tile contains the feature", "Tile has none of the feature"],
+            options=[
+                ("select (Esc)", "select"),
+                ("add + (a)", "positive"),
+                ("add - (x)", "negative"),
+            ],
+            value="select",
+            tooltips=[
+                "A click selects a tile; it never adds or removes one",
+                "A click on empty slice adds a tile that contains the feature",
+                "A click on empty slice adds a tile with none of the feature",
+            ],
         )
+        self.help = HelpOverlay("slice viewer", "tile picker")
+        self.help_button = widgets.Button(description="?", tooltip="Keys and mouse (key ?)")
+        self.help_button.layout.width = "32px"
         self.counts = widgets.HTML()
         self.new_name = widgets.Text(placeholder="new feature, e.g. membrane", description="")
         self.new_colour = widgets.ColorPicker(value="#e6194b", concise=True)
@@ -66,8 +85,9 @@ class TilePicker(widgets.VBox):
         self.add_button = widgets.Button(description="Add feature")
         self.tile_list = widgets.Select(options=[], rows=8, layout=widgets.Layout(width="340px"))
         self.goto_button = widgets.Button(description="Go to")
-        self.remove_button = widgets.Button(description="Remove")
-        self.undo_button = widgets.Button(description="Undo (u)")
+        self.remove_button = widgets.Button(description="Remove (Delete)")
+        self.undo_button = widgets.Button(description="Undo (z)")
+        self.redo_button = widgets.Button(description="Redo (y)")
         self.status = widgets.HTML()
 
         self.feature_dropdown.observe(self._feature_changed, names="value")
@@ -77,20 +97,30 @@ class TilePicker(widgets.VBox):
         self.goto_button.on_click(lambda _: self.go_to(self.tile_list.value))
         self.remove_button.on_click(lambda _: self._remove_selected())
         self.undo_button.on_click(lambda _: self.undo())
+        self.redo_button.on_click(lambda _: self.redo())
+        self.help_button.on_click(lambda _: self.help.toggle())
         viewer.on_click(self.click)
         viewer.on_key(self._key)
         viewer.add_marks("tiles", self._draw_tiles)
 
         super().__init__(
             [
-                widgets.HBox([self.feature_dropdown, self.mode_buttons]),
+                widgets.HBox([self.feature_dropdown, self.mode_buttons, self.help_button]),
                 self.counts,
+                self.help,
                 widgets.HBox([self.new_name, self.new_colour, self.new_size, self.add_button]),
                 viewer,
                 widgets.HBox(
                     [
                         self.tile_list,
-                        widgets.VBox([self.goto_button, self.remove_button, self.undo_button]),
+                        widgets.VBox(
+                            [
+                                self.goto_button,
+                                self.remove_button,
+                                self.undo_button,
+                                self.redo_button,
+                            ]
+                        ),
                     ]
                 ),
                 self.status,
@@ -100,31 +130,56 @@ class TilePicker(widgets.VBox):
 
     # actions -------------------------------------------------------------------------------------
     def click(self, z: int, y: int, x: int) -> None:
-        """What a click on voxel ``(z, y, x)`` of the viewer does (add or remove a tile)."""
+        """What a click on voxel ``(z, y, x)`` of the viewer does: select, or add in an add mode."""
         try:
             action, tile = self.state.click(z, y, x)
         except TomosegError as error:
-            self.status.value = f"<b>Not done:</b> {error}"
+            self.status.value = f"<b>Not done:</b> {html.escape(str(error))}"
+            return
+        if tile is None:
+            self.status.value = "selection cleared (a / x: add tiles)"
+            self.select(None)
             return
         self.status.value = f"{action} {_describe(tile)}"
-        self.refresh()
-        if action == "added" and tile.positive:
-            self.select(tile.id)
+        if action == "added":
+            self.refresh()
+        self.select(tile.id)
+
+    def delete_selected(self) -> None:
+        """Remove the selected tile and its mask (undo brings both back)."""
+        self._edit(self.state.delete_selected, "removed", "no tile selected: click one first")
 
     def undo(self) -> None:
         """Reverse the last add or remove."""
-        done = self.state.undo()
-        if done is None:
-            self.status.value = "nothing to undo"
-        else:
-            self.status.value = f"undo: {done[0]} {_describe(done[1])}"
+        self._edit(self.state.undo, "undo:", "nothing to undo", pair=True)
+
+    def redo(self) -> None:
+        """Do again what the last undo reversed."""
+        self._edit(self.state.redo, "redo:", "nothing to redo", pair=True)
+
+    def set_mode(self, mode: str) -> None:
+        """``"select"``, ``"positive"`` or ``"negative"`` (what a click on empty slice does)."""
+        self.mode_buttons.value = mode
+
+    def _edit(self, action: Callable, done: str, nothing: str, *, pair: bool = False) -> None:
+        try:
+            result = action()
+        except TomosegError as error:
+            self.status.value = f"<b>Not done:</b> {html.escape(str(error))}"
+            return
+        if result is None:
+            self.status.value = nothing
+            return
+        what, tile = result if pair else ("", result)
+        self.status.value = " ".join(part for part in (done, what, _describe(tile)) if part)
         self.refresh()
+        self.select(self.state.selected)
 
     def select(self, tile_id: str | None) -> None:
         """Make ``tile_id`` the selected tile (highlighted; the mask painter follows)."""
         self.state.selected = tile_id
-        if tile_id is not None and tile_id in {value for _, value in self.tile_list.options}:
-            self.tile_list.value = tile_id
+        listed = {value for _, value in self.tile_list.options}
+        self.tile_list.value = tile_id if tile_id in listed else None
         self.viewer.redraw_marks()
         tile = next((t for t in self.project.tiles if t.id == tile_id), None)
         for callback in self._select_callbacks:
@@ -142,6 +197,7 @@ class TilePicker(widgets.VBox):
 
     def add_feature(self, name: str, *, colour: str | None = None, tile_size: int = 64) -> None:
         """Add a feature to the project and make it current."""
+        check_open(self.project)
         self.project.add_feature(name, colour=colour, tile_size=tile_size)
         persist(self.project)
         self.feature_dropdown.options = list(self.project.features)
@@ -156,7 +212,7 @@ class TilePicker(widgets.VBox):
                 tile_size=self.new_size.value,
             )
         except TomosegError as error:
-            self.status.value = f"<b>Not added:</b> {error}"
+            self.status.value = f"<b>Not added:</b> {html.escape(str(error))}"
             return
         self.new_name.value = ""
         self.status.value = f"added feature {self.state.feature}"
@@ -166,28 +222,38 @@ class TilePicker(widgets.VBox):
         self.refresh()
 
     def _mode_changed(self, change: dict) -> None:
-        self.state.positive = bool(change["new"])
+        self.state.mode = change["new"]
 
     def _list_selected(self, change: dict) -> None:
         if change["new"] is not None and change["new"] != self.state.selected:
             self.select(change["new"])
 
     def _remove_selected(self) -> None:
-        if self.tile_list.value is None:
-            return
-        tile = self.state.remove(self.tile_list.value)
-        self.status.value = f"removed {_describe(tile)}"
-        self.refresh()
-        self.select(None)
+        if self.tile_list.value is not None:
+            self.state.selected = self.tile_list.value
+            self.delete_selected()
 
     def _key(self, key: str) -> bool:
-        if key in ("p", "n"):
-            self.mode_buttons.value = key == "p"
-            return True
-        if key == "u":
+        if key in MODE_KEYS:
+            if key == "Escape" and self.state.mode == "select":
+                self.select(None)
+            self.set_mode(MODE_KEYS[key])
+        elif key in DELETE_CHORDS:
+            self.delete_selected()
+        elif key in UNDO_CHORDS:
             self.undo()
-            return True
-        return False
+        elif key in REDO_CHORDS:
+            self.redo()
+        elif key in STEP_KEYS:
+            tile = self.state.step(STEP_KEYS[key])
+            if tile is not None:
+                self.select(tile.id)
+                self.go_to(tile.id)
+        elif key == HELP_CHORD:
+            self.help.toggle()
+        else:
+            return False
+        return True
 
     def refresh(self) -> None:
         """Update counters, tile list and outlines (after the project changed elsewhere)."""
@@ -197,8 +263,11 @@ class TilePicker(widgets.VBox):
             for t in self.state.tiles()
         ]
         selected = self.state.selected
+        # New options make the list pick its first entry; that is not the user selecting it.
+        self.tile_list.unobserve(self._list_selected, names="value")
         self.tile_list.options = options
         self.tile_list.value = selected if selected in {v for _, v in options} else None
+        self.tile_list.observe(self._list_selected, names="value")
         self.viewer.redraw_marks()
 
     def _draw_tiles(self, layer: Canvas, view: ViewState) -> None:
