@@ -18,6 +18,7 @@ import struct
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -154,7 +155,7 @@ def write_mesh(
     return path
 
 
-def _write_obj(handle, mesh: Mesh, name: str) -> None:  # type: ignore[no-untyped-def]
+def _write_obj(handle: BinaryIO, mesh: Mesh, name: str) -> None:
     handle.write(f"# tomoseg_nb mesh of {name}; units Angstrom\no {name}\n".encode())
     if len(mesh.faces) == 0:
         return
@@ -175,7 +176,7 @@ def _rows(
     return "".join(line % tuple(row) for row in values.tolist()).encode()
 
 
-def _write_ply(handle, mesh: Mesh, name: str) -> None:  # type: ignore[no-untyped-def]
+def _write_ply(handle: BinaryIO, mesh: Mesh, name: str) -> None:
     header = (
         "ply\nformat binary_little_endian 1.0\n"
         f"comment tomoseg_nb mesh of {name}; units Angstrom\n"
@@ -193,7 +194,7 @@ def _write_ply(handle, mesh: Mesh, name: str) -> None:  # type: ignore[no-untype
     handle.write(face.tobytes())
 
 
-def _write_glb(handle, mesh: Mesh, name: str) -> None:  # type: ignore[no-untyped-def]
+def _write_glb(handle: BinaryIO, mesh: Mesh, name: str) -> None:
     """glTF 2.0 binary: a JSON chunk describing one mesh, then one buffer of indices, positions, normals."""
     document: dict[str, object] = {
         "asset": {"version": "2.0", "generator": "tomoseg_nb"},

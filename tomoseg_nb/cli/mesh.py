@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from ._common import add_overwrite
 
@@ -32,8 +33,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     import numpy as np
 
     from ..atomic import check_output_path
@@ -56,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _label_value(labels_path, label: str) -> tuple[int, str]:  # type: ignore[no-untyped-def]
+def _label_value(labels_path: Path, label: str) -> tuple[int, str]:
     from ..errors import BadInputError
     from ..merge import label_names_path, read_label_names
 

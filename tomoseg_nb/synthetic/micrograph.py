@@ -407,9 +407,10 @@ def write_micrograph_phantom(
     for path in paths.values():
         check_output_path(path, overwrite)  # refuse before writing anything
     folder.mkdir(parents=True, exist_ok=True)
-    frame = {"voxel_size": phantom.pixel_size, "overwrite": overwrite}
-    write_volume(paths["micrograph"], phantom.image, **frame)
-    write_volume(paths["contamination"], phantom.contamination.astype(np.uint8), **frame)
+    size = phantom.pixel_size
+    write_volume(paths["micrograph"], phantom.image, voxel_size=size, overwrite=overwrite)
+    contamination = phantom.contamination.astype(np.uint8)
+    write_volume(paths["contamination"], contamination, voxel_size=size, overwrite=overwrite)
     for key, points in (
         ("particles", phantom.particles),
         ("aggregates", phantom.aggregate_particles),
