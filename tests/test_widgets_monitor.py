@@ -82,6 +82,8 @@ def test_failure_is_shown_not_lost(phantom_project):
     monitor.start()
     assert monitor.run.wait(30)
     assert "Training failed" in monitor.status.value and "out of memory" in monitor.status.value
+    # No epoch, no plot: the empty image stays hidden (a browser would draw a broken-image icon).
+    assert monitor.loss_plot.layout.display == "none" and monitor.loss_plot.value == b""
 
 
 def test_real_training_updates_loss_preview_and_saves(phantom_project, tmp_path):
@@ -96,6 +98,7 @@ def test_real_training_updates_loss_preview_and_saves(phantom_project, tmp_path)
     assert monitor.run.status == "done", monitor.status.value
     assert len(monitor.run.history["loss"]) == 2
     assert bytes(monitor.loss_plot.value).startswith(b"\x89PNG")
+    assert monitor.loss_plot.layout.display == "block"
     assert monitor.progress.value == monitor.progress.max > 1
     preview = viewer.overlays["preview ribosome"]
     assert preview.z == viewer.z and preview.source.is_2d

@@ -119,7 +119,10 @@ class TrainingMonitor(widgets.VBox):
         self.cancel_button = widgets.Button(description="Cancel", disabled=True)
         self.progress = widgets.IntProgress(value=0, min=0, max=1, description="batches")
         self.status = widgets.HTML("not started")
-        self.loss_plot = widgets.Image(format="png", layout=widgets.Layout(max_width="560px"))
+        # Hidden until the first epoch: an empty Image shows the browser's broken-image icon.
+        self.loss_plot = widgets.Image(
+            format="png", layout=widgets.Layout(max_width="560px", display="none")
+        )
         self.save_path = widgets.Text(description="save as", layout=widgets.Layout(width="420px"))
         self.overwrite = widgets.Checkbox(value=False, description="overwrite", indent=False)
         self.save_button = widgets.Button(description="Save model", disabled=True)
@@ -227,6 +230,7 @@ class TrainingMonitor(widgets.VBox):
 
     def _show_epoch(self, png: bytes, text: str, preview: tuple | None) -> None:
         self.loss_plot.value = png
+        self.loss_plot.layout.display = "block"
         if self.run.running:
             self.status.value = text
         if preview is not None and self.viewer is not None:
