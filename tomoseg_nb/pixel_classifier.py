@@ -8,11 +8,16 @@ CNN has to beat in ``tomoseg-nb evaluate --method rf``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 from skimage.feature import multiscale_basic_features
 
 from .errors import BadInputError
+from .preprocess import Recipe, preprocess_slab, upsample_to
+
+if TYPE_CHECKING:
+    from sklearn.ensemble import RandomForestClassifier
 
 SIGMA_MIN = 1.0
 SIGMA_MAX = 16.0
@@ -23,7 +28,7 @@ MAX_TRAINING_PIXELS = 200_000  # random subsample; forests gain little beyond th
 class PixelClassifier:
     """A fitted random forest with the filter bank it expects."""
 
-    forest: object  # sklearn.ensemble.RandomForestClassifier
+    forest: RandomForestClassifier | None  # None until fitted (train_pixel_classifier)
     sigma_min: float = SIGMA_MIN
     sigma_max: float = SIGMA_MAX
     feature_options: dict = field(default_factory=dict)
@@ -36,6 +41,10 @@ class PixelClassifier:
 
     def predict_slices(self, slices: np.ndarray) -> np.ndarray:
         """Probability of the feature, ``(n, y, x)`` float32 in [0, 1]."""
+        if self.forest is None:
+            raise BadInputError(
+                "the pixel classifier is not fitted; train_pixel_classifier fits one"
+            )
         maps = np.empty(slices.shape, np.float32)
         for index, image in enumerate(slices):
             filters = self.features(image)
@@ -91,10 +100,8 @@ def train_pixel_classifier(
 
 
 def classifier_maps(
-    classifier: PixelClassifier, recipe: object, slab: np.ndarray
+    classifier: PixelClassifier, recipe: Recipe, slab: np.ndarray
 ) -> list[np.ndarray]:
     """Preprocess raw slices with ``recipe`` and classify them; the ``segment`` writer's compute step."""
-    from .preprocess import preprocess_slab, upsample_to
-
     prepared = preprocess_slab(np.asarray(slab, np.float32), recipe)
     return [upsample_to(classifier.predict_slices(prepared), recipe.binning, slab.shape[-2:])]
