@@ -98,8 +98,8 @@ def worker_environment(threads: int) -> dict[str, str]:
     TensorFlow otherwise sizes its thread pools to every core of the node in each worker process,
     so N workers would run N x cores threads and slow each other down.
     """
-    threads = str(max(1, int(threads)))
-    return {"TF_NUM_INTRAOP_THREADS": threads, "TF_NUM_INTEROP_THREADS": threads}
+    count = str(max(1, int(threads)))
+    return {"TF_NUM_INTRAOP_THREADS": count, "TF_NUM_INTEROP_THREADS": count}
 
 
 def _distributed() -> Any:

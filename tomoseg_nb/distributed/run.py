@@ -177,20 +177,19 @@ def _plan_tomogram(
         }
     )
     manifest = Manifest.load(manifest_path(out_dir, name))
-    matching = manifest is not None and manifest.signature == signature
-    if matching and manifest.complete:
-        keep = all(final.exists() for final in finals) and not overwrite
-    elif matching:
-        keep = _resumable(manifest, units, partials, finals, shape, overwrite)
-    else:
-        keep = False
-        if manifest is not None and not manifest.complete:
-            warnings.warn(
-                f"{manifest.path}: the tomogram or a model changed since this unfinished run; "
-                f"segmenting {name} from the start",
-                stacklevel=3,
-            )
-    if not keep:
+    keep = False
+    if manifest is not None and manifest.signature == signature:
+        if manifest.complete:
+            keep = all(final.exists() for final in finals) and not overwrite
+        else:
+            keep = _resumable(manifest, units, partials, finals, shape, overwrite)
+    elif manifest is not None and not manifest.complete:
+        warnings.warn(
+            f"{manifest.path}: the tomogram or a model changed since this unfinished run; "
+            f"segmenting {name} from the start",
+            stacklevel=3,
+        )
+    if manifest is None or not keep:  # keep implies a manifest
         for final in finals:
             check_output_path(final, overwrite)
         manifest = Manifest(

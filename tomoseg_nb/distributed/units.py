@@ -18,10 +18,14 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..errors import BadInputError, MissingInputError
+
+if TYPE_CHECKING:
+    from ..segment import FeatureNetwork
 
 Fingerprint = tuple[int, ...]
 
@@ -118,11 +122,11 @@ def plan_units(
     return units
 
 
-_NETWORKS: dict[tuple[str, Fingerprint], object] = {}
+_NETWORKS: dict[tuple[str, Fingerprint], FeatureNetwork] = {}
 _NETWORKS_LOCK = threading.Lock()
 
 
-def cached_network(path: str, fingerprint: Fingerprint) -> object:
+def cached_network(path: str, fingerprint: Fingerprint) -> FeatureNetwork:
     """The ``FeatureNetwork`` saved at ``path``, loaded once per process and file version.
 
     Refuses a file whose fingerprint is not ``fingerprint`` (it changed since the run was planned):
