@@ -42,7 +42,8 @@ class Conv:
 
     @property
     def pad_before(self) -> tuple[int, int]:
-        return tuple((k - 1) // 2 for k in self.size)  # type: ignore[return-value]
+        ky, kx = self.size
+        return (ky - 1) // 2, (kx - 1) // 2
 
     @property
     def reach(self) -> int:

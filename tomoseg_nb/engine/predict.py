@@ -82,7 +82,7 @@ def predict_slices(
     if engine == "auto":
         engine = choose_engine(models)
     networks = [describe_network(model) for model in models]
-    outputs: list[np.ndarray | None] = [None] * len(models)
+    outputs: dict[int, np.ndarray] = {}
     for stride in sorted({network.stride for network in networks}):
         members = [i for i, network in enumerate(networks) if network.stride == stride]
         results = _predict_group(
@@ -95,7 +95,7 @@ def predict_slices(
         )
         for i, result in zip(members, results, strict=True):
             outputs[i] = result
-    return outputs  # type: ignore[return-value]
+    return [outputs[i] for i in range(len(models))]  # every model is in one stride group
 
 
 def _predict_group(
