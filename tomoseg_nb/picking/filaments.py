@@ -270,7 +270,7 @@ def pick_filaments(
     voxel_size: float = 1.0,
     binning: float = 1.0,
     origin: tuple[float, float, float] = (0.0, 0.0, 0.0),
-    source_shape: tuple[int, int, int] | None = None,
+    source_shape: tuple[int, ...] | None = None,
     edge_px: float | Sequence[float] = 0.0,
     tomogram: str = "",
     feature: str = "",

@@ -263,7 +263,7 @@ def pick_particles(
     voxel_size: float = 1.0,
     binning: float = 1.0,
     origin: tuple[float, float, float] = (0.0, 0.0, 0.0),
-    source_shape: tuple[int, int, int] | None = None,
+    source_shape: tuple[int, ...] | None = None,
     tomogram: str = "",
     feature: str = "",
     **rules: Unpack[ParticleRules],
