@@ -11,6 +11,7 @@ from tomoseg_nb.cli import main
 from tomoseg_nb.coords import read_picks
 from tomoseg_nb.demo import run_demo
 from tomoseg_nb.errors import OutputExistsError
+from tomoseg_nb.training_config import TrainingConfig
 
 
 @pytest.fixture(scope="module")
@@ -19,9 +20,7 @@ def demo_folder(tmp_path_factory):
     report = run_demo(
         out,
         shape=(24, 160, 160),
-        seed=4,
-        arch="tiny",
-        epochs=3,
+        config=TrainingConfig(arch="tiny", epochs=3, seed=4),
         n_positive=4,
         n_negative=12,
         tile_size=32,

@@ -12,6 +12,7 @@ from tomoseg_nb.cli import main
 from tomoseg_nb.errors import BadInputError
 from tomoseg_nb.evaluate import simulate_annotation
 from tomoseg_nb.synthetic import simulate_tomogram, write_tomogram_phantom
+from tomoseg_nb.training_config import TrainingConfig
 
 
 @pytest.fixture(scope="module")
@@ -117,7 +118,8 @@ def test_all_features_share_one_project_and_absent_ones_can_be_skipped(phantom_f
     from tomoseg_nb.models import sidecar_path
 
     features = {"ribosome": 3, "membrane": 1, "microtubule": 2}  # this phantom has no membrane
-    options = {"n_positive": 3, "n_negative": 6, "tile_size": 32, "arch": "tiny", "epochs": 1}
+    options = {"n_positive": 3, "n_negative": 6, "tile_size": 32}
+    options["config"] = TrainingConfig(arch="tiny", epochs=1)
     with pytest.raises(BadInputError, match="label 1"):
         evaluate(phantom_files["tomogram"], phantom_files["labels"], features, **options)
     done = []

@@ -139,6 +139,7 @@ TRAINER = textwrap.dedent(
     from tomoseg_nb.annotations import Project
     from tomoseg_nb.models import save_model
     from tomoseg_nb.train import train_feature
+    from tomoseg_nb.training_config import TrainingConfig
 
     class Report(keras.callbacks.Callback):
         def on_train_batch_end(self, batch, logs=None):
@@ -146,7 +147,8 @@ TRAINER = textwrap.dedent(
             time.sleep(0.2)
 
     project = Project.open(sys.argv[1])  # open for writing, as in a notebook with the painter
-    model, info = train_feature(project, "ribosome", arch="tiny", epochs=50, callbacks=[Report()])
+    config = TrainingConfig(arch="tiny", epochs=50)
+    model, info = train_feature(project, "ribosome", config, callbacks=[Report()])
     save_model(model, info, sys.argv[2])
     """
 )

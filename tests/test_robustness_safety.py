@@ -319,6 +319,7 @@ def test_the_whole_pipeline_runs_without_the_network(no_network, tmp_path):
     from tomoseg_nb.synthetic import simulate_tomogram, write_tomogram_phantom
     from tomoseg_nb.synthetic.micrograph import phantom_references, simulate_micrograph
     from tomoseg_nb.train import train_feature
+    from tomoseg_nb.training_config import TrainingConfig
     from tomoseg_nb.volume import open_volume
 
     phantom = simulate_tomogram((16, 128, 128), seed=0)
@@ -328,7 +329,7 @@ def test_the_whole_pipeline_runs_without_the_network(no_network, tmp_path):
             project, "ribosome", phantom.labels, 3, n_positive=3, n_negative=6, tile_size=32
         )
     with Project.open(tmp_path / "project", read_only=True) as project:
-        model, info = train_feature(project, "ribosome", arch="tiny", epochs=1)
+        model, info = train_feature(project, "ribosome", TrainingConfig(arch="tiny", epochs=1))
     model_path = save_model(model, info, tmp_path / "ribosome.keras")
     load_model(model_path)
     (ribosome,) = segment_volume([model_path], files["tomogram"], tmp_path / "maps")

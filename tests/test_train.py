@@ -23,7 +23,10 @@ from tomoseg_nb.train import (
     train_feature,
     train_on_tiles,
 )
+from tomoseg_nb.training_config import TrainingConfig
 from tomoseg_nb.volume import write_volume
+
+TINY = TrainingConfig(arch="tiny")
 
 SHAPE = (24, 192, 192)
 TILE = 32
@@ -90,10 +93,7 @@ def trained(scene):
     model, info = train_feature(
         project,
         "membrane",
-        arch="tiny",
-        epochs=15,
-        copies=4,
-        seed=0,
+        TrainingConfig(arch="tiny", epochs=15, copies=4, seed=0),
         progress=lambda done, total: calls.append((done, total)),
     )
     return model, info, calls
@@ -123,6 +123,8 @@ def test_training_record(trained):
     assert history["loss"][-1] < history["loss"][0]
     assert min(history["val_loss"]) < history["val_loss"][0]
     assert info.training["n_positive"] == 10 and info.training["n_negative"] == 30
+    recorded = TrainingConfig.from_dict(info.training["config"])
+    assert recorded == TrainingConfig(arch="tiny", epochs=15, copies=4, seed=0)
     assert len(info.training["validation_tiles"]) == 2 + 6  # 20 % of each class
     assert info.voxel_size == 10.0 and info.arch == "tiny" and info.tile_size == TILE
     assert info.threshold == 0.5 and 0.1 <= info.training["validation_threshold"] <= 0.9
@@ -178,9 +180,9 @@ def _small_tiles():
 
 def test_same_seed_same_network():
     images, masks, positive = _small_tiles()
-    options = {"arch": "tiny", "epochs": 2, "copies": 2, "seed": 4, "engine": "keras"}
-    first = train_on_tiles(images, masks, positive, **options)
-    again = train_on_tiles(images, masks, positive, **options)
+    config = TrainingConfig(arch="tiny", epochs=2, copies=2, seed=4, engine="keras")
+    first = train_on_tiles(images, masks, positive, config)
+    again = train_on_tiles(images, masks, positive, config)
     np.testing.assert_allclose(first.history["loss"], again.history["loss"], rtol=1e-4)
     for a, b in zip(first.model.get_weights(), again.model.get_weights(), strict=True):
         np.testing.assert_allclose(a, b, atol=1e-5)
@@ -190,9 +192,9 @@ def test_same_seed_same_network():
 def test_fft_engine_trains_the_same_network():
     """The spectral twin computes the same convolutions: the same run gives the same losses."""
     images, masks, positive = _small_tiles()
-    options = {"arch": "tiny", "epochs": 2, "copies": 2, "seed": 4}
-    direct = train_on_tiles(images, masks, positive, engine="keras", **options)
-    spectral = train_on_tiles(images, masks, positive, engine="fft", **options)
+    config = TrainingConfig(arch="tiny", epochs=2, copies=2, seed=4)
+    direct = train_on_tiles(images, masks, positive, config.replace(engine="keras"))
+    spectral = train_on_tiles(images, masks, positive, config.replace(engine="fft"))
     assert spectral.engine == "fft" and direct.engine == "keras"
     np.testing.assert_allclose(spectral.history["loss"], direct.history["loss"], rtol=1e-3)
     assert [type(layer).__name__ for layer in spectral.model.layers[1:]] == [
@@ -224,7 +226,12 @@ def test_cancel_stops_after_the_current_batch():
 
     with pytest.raises(CancelledError, match="cancelled"):
         train_on_tiles(
-            images, masks, positive, arch="tiny", epochs=5, cancel=cancel, progress=stop_after_three
+            images,
+            masks,
+            positive,
+            TrainingConfig(arch="tiny", epochs=5),
+            cancel=cancel,
+            progress=stop_after_three,
         )
     assert seen[-1] == 3
 
@@ -242,11 +249,7 @@ def test_early_stopping_restores_the_best_epoch():
         images,
         masks,
         positive,
-        arch="tiny",
-        epochs=12,
-        copies=2,
-        patience=1,
-        learning_rate=0.5,
+        TrainingConfig(arch="tiny", epochs=12, copies=2, patience=1, learning_rate=0.5),
         callbacks=[Recorder()],
     )
     assert result.stopped_early and len(result.history["loss"]) < 12
@@ -258,18 +261,18 @@ def test_early_stopping_restores_the_best_epoch():
 def test_bad_training_input():
     images, masks, positive = _small_tiles()
     with pytest.raises(BadInputError, match="no positive tile"):
-        train_on_tiles(images[~positive], masks[~positive], positive[~positive], arch="tiny")
+        train_on_tiles(images[~positive], masks[~positive], positive[~positive], TINY)
     emptied = masks.copy()
     emptied[np.flatnonzero(positive)[0]] = False
     with pytest.raises(BadInputError, match="empty mask"):
-        train_on_tiles(images, emptied, positive, arch="tiny")
+        train_on_tiles(images, emptied, positive, TINY)
     one = np.flatnonzero(positive)[:1].tolist() + np.flatnonzero(~positive).tolist()
     with pytest.raises(BadInputError, match="at least 2"):
-        train_on_tiles(images[one], masks[one], positive[one], arch="tiny")
+        train_on_tiles(images[one], masks[one], positive[one], TINY)
     with pytest.raises(BadInputError, match="unknown engine"):
-        train_on_tiles(images, masks, positive, arch="tiny", engine="gpu")
+        train_on_tiles(images, masks, positive, TINY.replace(engine="gpu"))
     with pytest.raises(BadInputError, match="stride"):
-        train_on_tiles(images[:, :31, :31], masks[:, :31, :31], positive, arch="tiny")
+        train_on_tiles(images[:, :31, :31], masks[:, :31, :31], positive, TINY)
 
 
 def test_best_threshold():
@@ -329,13 +332,13 @@ def test_training_runs_every_epoch_unless_patience_is_asked(scene, tmp_path, cap
     seen = {}
     real = train_module.train_feature
 
-    def spy(*args, **kwargs):
-        seen.update(kwargs)
-        return real(*args, **kwargs)
+    def spy(project, feature, config, **kwargs):
+        seen["config"] = config
+        return real(project, feature, config, **kwargs)
 
     monkeypatch.setattr(train_module, "train_feature", spy)
     assert main([*argv, "--patience", "2", "--out", str(tmp_path / "early.keras")]) == 0
-    assert seen["patience"] == 2
+    assert seen["config"].patience == 2
     with pytest.raises(SystemExit) as refused:
         main([*argv, "--patience", "0", "--out", str(tmp_path / "zero.keras")])
     assert refused.value.code == 2 and "--patience" in capsys.readouterr().err
@@ -374,9 +377,9 @@ def test_other_features_painted_pixels_teach_the_network_to_say_no():
     def mean_response(result, tiles, truth):
         return np.kron(predict_tiles(result.model, tiles), np.ones((1, 2, 2)))[truth].mean()
 
-    options = {"arch": "tiny", "epochs": 15, "copies": 4, "seed": 0, "validation_fraction": 0}
-    plain = train_on_tiles(images, masks, positive, **options)
-    taught = train_on_tiles(images, masks, positive, known_negatives=painted_lines, **options)
+    config = TrainingConfig(arch="tiny", epochs=15, copies=4, seed=0, validation_fraction=0)
+    plain = train_on_tiles(images, masks, positive, config)
+    taught = train_on_tiles(images, masks, positive, config, known_negatives=painted_lines)
     on_lines = mean_response(plain, test_lines, line_truth)
     print(
         f"mean probability on lines: {on_lines:.2f} -> {mean_response(taught, test_lines, line_truth):.2f}"
@@ -411,20 +414,20 @@ def test_a_dead_network_is_trained_again_from_new_weights(monkeypatch):
     empty, empty_masks = _disks_and_lines(rng, "none", 8)
     images, masks = np.concatenate([disks, empty]), np.concatenate([disk_masks, empty_masks])
     positive = np.arange(len(images)) < len(disks)
-    options = {"arch": "tiny", "epochs": 10, "copies": 2, "seed": 0, "validation_fraction": 0}
+    config = TrainingConfig(arch="tiny", epochs=10, copies=2, seed=0, validation_fraction=0)
 
     monkeypatch.setattr(train_module, "build_model", dying_network(first_dead=1))
     with pytest.warns(
         TrainingCollapsedWarning, match=r"restarting from new random weights \(1 of 2\)"
     ):
-        revived = train_on_tiles(images, masks, positive, **options)
+        revived = train_on_tiles(images, masks, positive, config)
     assert revived.restarts == 1 and revived.painted_recall > 0.3
     assert built == [0, 1000]
 
     built.clear()
     monkeypatch.setattr(train_module, "build_model", dying_network(first_dead=99))
     with pytest.warns(TrainingCollapsedWarning) as caught:
-        dead = train_on_tiles(images, masks, positive, **{**options, "epochs": 2})
+        dead = train_on_tiles(images, masks, positive, config.replace(epochs=2))
     messages = [str(w.message) for w in caught]
     assert sum("restarting" in m for m in messages) == train_module.MAX_RESTARTS
     assert any(f"after {train_module.MAX_RESTARTS} restarts" in m for m in messages)

@@ -4,6 +4,7 @@ import pytest
 
 from tomoseg_nb.models import save_model
 from tomoseg_nb.train import train_feature
+from tomoseg_nb.training_config import TrainingConfig
 from tomoseg_nb.widgets._messages import browser_event
 from tomoseg_nb.widgets.app import TABS, WorkflowApp
 from tomoseg_nb.widgets.monitor import TrainingMonitor
@@ -21,7 +22,9 @@ def run_now(function):
 def trained(ribosome_project_folder):
     """The phantom project with a tiny ribosome network already trained and saved."""
     model, info = train_feature(
-        _open(ribosome_project_folder), "ribosome", arch="tiny", epochs=2, engine="keras", seed=0
+        _open(ribosome_project_folder),
+        "ribosome",
+        TrainingConfig(arch="tiny", epochs=2, engine="keras", seed=0),
     )
     save_model(model, info, ribosome_project_folder / "models" / "ribosome.keras")
     return ribosome_project_folder

@@ -1,10 +1,12 @@
 """TrainingRun / TrainingMonitor: background thread, per-epoch updates, cancel, a real tiny run."""
 
+import json
 import threading
 
 import pytest
 
 from tomoseg_nb.errors import CancelledError
+from tomoseg_nb.training_config import TrainingConfig
 from tomoseg_nb.widgets.monitor import TrainingMonitor
 from tomoseg_nb.widgets.training_state import TrainingRun
 from tomoseg_nb.widgets.viewer import SliceViewer
@@ -23,9 +25,10 @@ def phantom_project(ribosome_project_folder):
 def fake_training(epochs_ran, release=None):
     """A stand-in for train_feature that drives the Keras callbacks like model.fit does."""
 
-    def train(project, feature, *, epochs, callbacks, cancel, progress, **options):
+    def train(project, feature, config, *, callbacks, cancel, progress, **options):
         import keras
 
+        epochs = config.epochs
         model = keras.Sequential([keras.Input((None, None, 1)), keras.layers.Conv2D(1, 3)])
         for callback in callbacks:
             callback.set_model(model)
@@ -48,7 +51,7 @@ def test_run_records_each_epoch_and_finishes_in_its_thread(phantom_project):
     run = TrainingRun(fake_training(ran))
     seen = []
     run.on_epoch(lambda r, model: seen.append((threading.current_thread().name, r.epochs_done)))
-    run.start(phantom_project, "ribosome", epochs=3)
+    run.start_training(phantom_project, "ribosome", TrainingConfig(epochs=3))
     assert run.wait(30)
     assert run.status == "done" and ran == [0, 1, 2]
     assert run.history == {"loss": [-1.0, -2.0, -3.0], "val_loss": [-0.5, -1.5, -2.5]}
@@ -89,7 +92,7 @@ def test_failure_is_shown_not_lost(phantom_project):
 def test_real_training_updates_loss_preview_and_saves(phantom_project, tmp_path):
     viewer = SliceViewer(phantom_project.tomogram, view_shape=(128, 128))
     monitor = TrainingMonitor(
-        phantom_project, viewer=viewer, models_dir=tmp_path, seed=0, engine="keras", patience=None
+        phantom_project, viewer=viewer, models_dir=tmp_path, config=TrainingConfig(engine="keras")
     )
     monitor.arch_dropdown.value = "tiny"
     monitor.epochs.value = 2
@@ -107,6 +110,11 @@ def test_real_training_updates_loss_preview_and_saves(phantom_project, tmp_path)
     assert not monitor.save_button.disabled
     monitor.save_button.click()
     assert (tmp_path / "ribosome.keras").exists() and (tmp_path / "ribosome.json").exists()
+    # the sidecar records the whole config: the widgets' network and epochs over the given one
+    recorded = json.loads((tmp_path / "ribosome.json").read_text())["training"]["config"]
+    assert TrainingConfig.from_dict(recorded) == TrainingConfig(
+        arch="tiny", epochs=2, engine="keras"
+    )
     assert monitor.status.value == f"saved {tmp_path / 'ribosome.keras'}"
     monitor.save_button.click()  # exists: refused unless "overwrite" is ticked
     assert "Not saved" in monitor.status.value

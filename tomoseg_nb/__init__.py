@@ -6,10 +6,11 @@ The workflow, each step a plain function on arrays or files (the widgets and the
   ``read_picks`` / ``write_picks`` (RELION 5/4, copick, EMAN2, IMOD, CSV, .box), phantoms with
   ground truth (``simulate_tomogram``, ``simulate_micrograph``);
 - annotate: ``Project`` (features, tiles, painted masks; autosaved);
-- learn: ``Recipe`` (EMAN2 preprocessing), ``build_model``, ``train_feature``, ``save_model`` /
-  ``load_model``;
+- learn: ``Recipe`` (EMAN2 preprocessing), ``TrainingConfig`` (every training setting),
+  ``build_model``, ``train_feature``, ``save_model`` / ``load_model``;
 - apply: ``segment_volume`` (slab-streamed, FFT engine), ``segment_volumes`` (Dask);
-- after: ``merge_files`` / ``merge_competitive``, ``pick_particles``, ``pick_filaments``,
+- maps on disk: ``MapName``, ``encode_probabilities`` / ``decode_probabilities`` (``maps``);
+- after: ``merge_files`` / ``merge_competitive``, ``pick_map_file``, ``pick_particles``, ``pick_filaments``,
   ``mesh_from_map``; 2D picking in ``tomoseg_nb.boxer``; notebook widgets in ``tomoseg_nb.widgets``;
   figures in ``tomoseg_nb.plots``;
 - score: ``evaluate`` (simulated annotator), ``iou``, ``dice``, ``match_points``.
@@ -40,6 +41,9 @@ _PUBLIC = {
     "Volume": "volume",
     "open_volume": "volume",
     "write_volume": "volume",
+    "MapName": "maps",
+    "decode_probabilities": "maps",
+    "encode_probabilities": "maps",
     "create_volume": "volume",
     "Picks": "coords",
     "read_picks": "coords",
@@ -56,7 +60,8 @@ _PUBLIC = {
     "collect_tiles": "dataset",
     "build_training_set": "dataset",
     "ARCHITECTURES": "models",
-    "DEFAULT_ARCH": "models",
+    "DEFAULT_ARCH": "training_config",
+    "TrainingConfig": "training_config",
     "build_model": "models",
     "ModelInfo": "models",
     "save_model": "models",
@@ -73,6 +78,7 @@ _PUBLIC = {
     "merge_competitive": "merge",
     "merge_files": "merge",
     "read_label_names": "merge",
+    "pick_map_file": "picking",
     "pick_particles": "picking",
     "pick_filaments": "picking",
     "mesh_from_map": "mesh",

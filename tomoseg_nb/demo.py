@@ -17,6 +17,7 @@ import numpy as np
 from .atomic import atomic_output, check_output_path, write_json_atomic, write_text_atomic
 from .errors import BadInputError
 from .progress import ProgressCallback
+from .training_config import DEFAULT_TRAINING, TrainingConfig
 
 FEATURES = {"membrane": 1, "microtubule": 2, "ribosome": 3}
 RIBOSOME_DIAMETER_ANGSTROM = 250.0  # E. coli 70S, about 25 nm across
@@ -33,13 +34,10 @@ def run_demo(
     out: str | os.PathLike,
     *,
     shape: tuple[int, int, int] = DEFAULT_SHAPE,
-    seed: int = 0,
-    arch: str | None = None,
-    epochs: int | None = None,
+    config: TrainingConfig = DEFAULT_TRAINING,
     n_positive: int = 10,
     n_negative: int = 100,
     tile_size: int = 64,
-    engine: str = "auto",
     overwrite: bool = False,
     progress: ProgressCallback | None = None,
 ) -> dict:
@@ -47,15 +45,17 @@ def run_demo(
 
     ``out`` gets ``phantom/`` (tomogram and truth), ``models/`` (one ``.keras`` network, sidecar
     and probability map per feature, and the annotation project), ``merged_labels.mrc`` (+ name map),
-    ``ribosome_picks.star`` (RELION 5), ``figures/`` and ``report.md``.
+    ``ribosome_picks.star`` (RELION 5), ``figures/`` and ``report.md``. ``config.seed`` also
+    seeds the phantom and the simulated annotator.
     """
-    from .evaluate import check_training_options, evaluate
+    from .evaluate import evaluate
+    from .models import get_architecture
     from .synthetic import simulate_tomogram, write_tomogram_phantom
 
     out = Path(out)
     check_output_path(out / "report.md", overwrite)
     # Checked before the phantom is written, not after.
-    check_training_options(arch, epochs)
+    get_architecture(config.arch)
     stages = 2 + len(FEATURES) + 3
     done = 0
 
@@ -66,6 +66,7 @@ def run_demo(
             progress(done, stages)
 
     started = time.perf_counter()
+    seed = config.seed
     phantom = simulate_tomogram(shape, seed=seed)
     files = write_tomogram_phantom(phantom, out / "phantom", overwrite=overwrite)
     step()
@@ -76,13 +77,10 @@ def run_demo(
         FEATURES,
         keep=models_dir,
         overwrite=overwrite,
-        arch=arch,
-        epochs=epochs,
+        config=config,
         n_positive=n_positive,
         n_negative=n_negative,
         tile_size=tile_size,
-        engine=engine,
-        seed=seed,
         skip_absent=True,  # a small phantom may lack a feature; say so and go on
         on_feature_done=lambda name: step(),
     )
@@ -100,7 +98,8 @@ def run_demo(
     report = {
         "shape": list(shape),
         "seed": seed,
-        "arch": arch,
+        "arch": config.arch,
+        "training": config.to_dict(),
         "voxel_size": phantom.voxel_size,
         "features": scores,
         "skipped": skipped,

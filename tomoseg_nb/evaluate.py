@@ -20,8 +20,15 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
+from .annotations import Project
+from .atomic import check_output_path
+from .dataset import collect_tiles
 from .errors import BadInputError
 from .maps import decode_probabilities, validate_feature_name
+from .metrics import dice, iou, precision_recall_f1
+from .pixel_classifier import classifier_maps, train_pixel_classifier
+from .segment import FeatureNetwork, segment_volume, write_probability_maps
+from .training_config import DEFAULT_TRAINING, TrainingConfig
 from .volume import Volume, open_volume
 
 METHODS = ("cnn", "rf")
@@ -195,8 +202,6 @@ def build_project(
     skipped : dict of str to str
         Left-out features and the reason.
     """
-    from .annotations import Project
-
     project = Project.create(
         folder, tomogram=tomogram.path, voxel_size=tomogram.voxel_size, overwrite=True
     )
@@ -220,8 +225,6 @@ def score_map(
     probability_path: str | os.PathLike, truth: np.ndarray, threshold: float
 ) -> dict[str, float]:
     """IoU, Dice, precision and recall of ``probability >= threshold`` against a boolean truth."""
-    from .metrics import dice, iou, precision_recall_f1
-
     with open_volume(probability_path) as volume:
         probability = decode_probabilities(volume.data[...])
     prediction = probability >= threshold
@@ -244,36 +247,20 @@ def evaluate_feature(
     workdir: str | os.PathLike,
     *,
     method: str = "cnn",
-    arch: str | None = None,
-    epochs: int | None = None,
-    engine: str = "auto",
-    seed: int = 0,
-    other_features_as_negatives: bool = True,
+    config: TrainingConfig = DEFAULT_TRAINING,
 ) -> dict[str, float]:
     """Train on ``project``'s tiles of one feature, segment, and score; outputs stay in ``workdir``.
 
-    The random forest learns from the feature's own tiles only; ``other_features_as_negatives``
-    applies to the network.
+    The network trains with ``config``; the random forest learns from the feature's own tiles,
+    preprocessed with ``config.recipe`` and seeded with ``config.seed``.
     """
-    from .preprocess import Recipe
-
     if method not in METHODS:
         raise BadInputError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
     map_path = Path(workdir) / f"{feature}.mrc"
     if method == "cnn":
-        timings, threshold = _run_network(
-            project,
-            tomogram,
-            feature,
-            map_path,
-            arch,
-            epochs,
-            engine,
-            seed,
-            other_features_as_negatives,
-        )
+        timings, threshold = _run_network(project, tomogram, feature, map_path, config)
     else:
-        timings, threshold = _run_forest(project, tomogram, feature, map_path, Recipe(), seed)
+        timings, threshold = _run_forest(project, tomogram, feature, map_path, config)
     scores = score_map(map_path, labels == feature_id, threshold)
     voxels = float(np.prod(tomogram.shape))
     return {
@@ -285,59 +272,43 @@ def evaluate_feature(
     }
 
 
-def _run_network(project, tomogram, feature, map_path, arch, epochs, engine, seed, others):
-    from .models import DEFAULT_ARCH, save_model
-    from .segment import FeatureNetwork, segment_volume
+def _run_network(
+    project: Project, tomogram: Volume, feature: str, map_path: Path, config: TrainingConfig
+) -> tuple[dict[str, float], float]:
+    from .models import save_model  # Keras: loaded only when a network is trained
     from .train import train_feature
 
-    options = {"epochs": epochs} if epochs is not None else {}
     start = time.perf_counter()
-    model, info = train_feature(
-        project,
-        feature,
-        volume=tomogram,
-        arch=arch or DEFAULT_ARCH,
-        engine=engine,
-        seed=seed,
-        other_features_as_negatives=others,
-        **options,
-    )
+    model, info = train_feature(project, feature, config, volume=tomogram)
     train_seconds = time.perf_counter() - start
     save_model(model, info, map_path.with_suffix(".keras"), overwrite=True)
     start = time.perf_counter()
     segment_volume(
-        [FeatureNetwork(model, info)], tomogram, out_paths=[map_path], engine=engine, overwrite=True
+        [FeatureNetwork(model, info)],
+        tomogram,
+        out_paths=[map_path],
+        engine=config.engine,
+        overwrite=True,
     )
     timings = {"train_seconds": train_seconds, "segment_seconds": time.perf_counter() - start}
     return timings, float(info.threshold)
 
 
-def _run_forest(project, tomogram, feature, map_path, recipe, seed):
-    from .dataset import collect_tiles
-    from .pixel_classifier import classifier_maps, train_pixel_classifier
-    from .segment import write_probability_maps
+def _run_forest(
+    project: Project, tomogram: Volume, feature: str, map_path: Path, config: TrainingConfig
+) -> tuple[dict[str, float], float]:
 
     start = time.perf_counter()
+    recipe = config.recipe
     tileset = collect_tiles(project, feature, tomogram, recipe)
-    classifier = train_pixel_classifier(tileset.images, tileset.masks, tileset.positive, seed=seed)
+    classifier = train_pixel_classifier(
+        tileset.images, tileset.masks, tileset.positive, seed=config.seed
+    )
     train_seconds = time.perf_counter() - start
     start = time.perf_counter()
     compute = partial(classifier_maps, classifier, recipe)
     write_probability_maps(tomogram, [map_path], compute, overwrite=True)
     return {"train_seconds": train_seconds, "segment_seconds": time.perf_counter() - start}, 0.5
-
-
-def check_training_options(arch: str | None, epochs: int | None) -> None:
-    """Refuse an unknown architecture or fewer than one epoch before any tile is chosen or written.
-
-    Training would find them only after the annotation and project were made.
-    """
-    if arch is not None:
-        from .models import get_architecture
-
-        get_architecture(arch)
-    if epochs is not None and epochs < 1:
-        raise BadInputError(f"epochs must be >= 1, got {epochs}")
 
 
 def evaluate(
@@ -350,26 +321,31 @@ def evaluate(
     n_positive: int = 10,
     n_negative: int = 100,
     tile_size: int = 64,
+    method: str = "cnn",
+    config: TrainingConfig = DEFAULT_TRAINING,
     skip_absent: bool = False,
     on_feature_done: Callable[[str], None] | None = None,
-    **options,
 ) -> dict:
     """Evaluate every feature; returns ``{"features": {name: scores}, ...}`` as ``evaluate --json`` writes.
 
     The simulated annotator chooses ``n_positive`` and ``n_negative`` tiles of ``tile_size`` px
-    per feature, all in one project (``PROJECT_NAME``); ``options`` are those of
-    ``evaluate_feature`` (``seed`` also seeds the annotator). ``keep`` keeps each trained model
+    per feature, all in one project (``PROJECT_NAME``); ``method`` and ``config`` are those of
+    ``evaluate_feature`` (``config.seed`` also seeds the annotator). ``keep`` keeps each trained model
     (``<feature>.keras`` + sidecar), probability map (``<feature>.mrc``) and the annotation
     project; otherwise they live in a temporary folder. Kept outputs that exist are refused before
     any work unless ``overwrite``. ``skip_absent`` leaves out, and lists under ``"skipped"``, the
     features too rare to annotate (a small phantom may lack one); ``on_feature_done(name)`` is
     called as each feature is scored.
     """
-    from .atomic import check_output_path
 
     if not features:
         raise BadInputError("name at least one feature to evaluate, e.g. --feature ribosome=3")
-    check_training_options(options.get("arch"), options.get("epochs"))
+    if method not in METHODS:
+        raise BadInputError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    if method == "cnn":  # an unknown name is reported before any tile is chosen or written
+        from .models import get_architecture
+
+        get_architecture(config.arch)
     for name in features:  # names become file names in ``keep``: no '../' escapes it
         validate_feature_name(name)
         if keep is not None:
@@ -395,7 +371,7 @@ def evaluate(
             n_positive=n_positive,
             n_negative=n_negative,
             tile_size=tile_size,
-            seed=options.get("seed", 0),
+            seed=config.seed,
         )
         results = {}
         try:
@@ -403,7 +379,7 @@ def evaluate(
                 if name in skipped:
                     continue
                 results[name] = evaluate_feature(
-                    project, volume, labels, name, feature_id, workdir, **options
+                    project, volume, labels, name, feature_id, workdir, method=method, config=config
                 )
                 if on_feature_done is not None:
                     on_feature_done(name)
@@ -413,10 +389,11 @@ def evaluate(
         "tomogram": str(volume.path) if volume.path else None,
         "shape": list(volume.shape),
         "voxel_size": volume.voxel_size,
-        "method": options.get("method", "cnn"),
-        "arch": options.get("arch"),
-        "seed": options.get("seed", 0),
-        "other_features_as_negatives": options.get("other_features_as_negatives", True),
+        "method": method,
+        "arch": config.arch if method == "cnn" else None,
+        "seed": config.seed,
+        "other_features_as_negatives": config.other_features_as_negatives,
+        "config": config.to_dict(),
         "features": results,
         "skipped": skipped,
     }

@@ -31,6 +31,7 @@ from .atomic import atomic_output, check_output_path
 from .errors import BadInputError, first_line
 from .maps import validate_feature_name
 from .model_files import check_model_file, sidecar_path
+from .training_config import DEFAULT_ARCH
 
 FORMAT = "tomoseg_nb.model"
 FORMAT_VERSION = 1
@@ -136,12 +137,6 @@ ARCHITECTURES: dict[str, Architecture] = {
         _build_tiny,
     ),
 }
-DEFAULT_ARCH = "fast"
-"""Measured with ``tomoseg-nb evaluate`` (64 x 512 x 512 phantoms, seeds 1 and 2, 10 + 100 tiles,
-20 epochs, the other features' painted pixels as negatives): "fast" reached IoU 0.567 / 0.713 /
-0.662 and 0.589 / 0.527 / 0.674 (membrane / microtubule / ribosome) against 0.547 / 0.681 / 0.625
-and 0.606 / 0.397 / 0.568 for "eman2" - better in five of six, at a fifth of its arithmetic per
-voxel. ``--arch eman2`` keeps the seed's network."""
 
 
 def get_architecture(arch: str) -> Architecture:

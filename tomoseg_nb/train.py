@@ -59,7 +59,6 @@ from .dataset import (
 from .engine import ENGINES, as_fft_model, choose_engine, copy_weights
 from .errors import BadInputError, CancelledError, TrainingCollapsedWarning
 from .models import (
-    DEFAULT_ARCH,
     ModelInfo,
     build_model,
     eman2_loss,
@@ -67,8 +66,8 @@ from .models import (
     output_stride,
     probability,
 )
-from .preprocess import DEFAULT_RECIPE, Recipe
 from .progress import ProgressCallback, progress_bar
+from .training_config import DEFAULT_TRAINING, TrainingConfig
 from .volume import Volume
 
 THRESHOLDS = np.round(np.arange(0.1, 0.91, 0.05), 2)
@@ -239,48 +238,26 @@ def train_on_tiles(
     images: np.ndarray,
     masks: np.ndarray,
     positive: np.ndarray,
+    config: TrainingConfig = DEFAULT_TRAINING,
     *,
-    arch: str = DEFAULT_ARCH,
-    epochs: int = 20,
-    batch_size: int = 20,
-    learning_rate: float | None = None,
-    validation_fraction: float = 0.2,
-    patience: int | None = None,
-    copies: int = 10,
     known_negatives: tuple[np.ndarray, np.ndarray] | None = None,
-    seed: int = 0,
-    engine: str = "auto",
     callbacks: Sequence[keras.callbacks.Callback] = (),
     cancel: threading.Event | None = None,
     progress: ProgressCallback | None = None,
 ) -> TrainingResult:
-    """Train a fresh ``arch`` network on preprocessed tiles (see the module docstring).
+    """Train a fresh ``config.arch`` network on preprocessed tiles (see the module docstring).
 
     Parameters
     ----------
     images, masks, positive
         ``(N, s, s)`` preprocessed tiles, painted masks, ``(N,)`` positive flags (``TileSet``).
-    arch : str
-        Architecture name (``models.ARCHITECTURES``).
-    epochs, batch_size : int
-        EMAN2 defaults: 20 epochs of batches of 20.
-    learning_rate : float, optional
-        Adam learning rate; the architecture's own default (eman2: 1e-4) when None.
-    validation_fraction : float
-        Fraction of tiles of each class held out for the validation loss; 0 trains on all.
-    patience : int or None
-        Epochs without improvement of the validation loss before stopping early; None (the
-        default, as EMAN2) trains all ``epochs``. See the module docstring for why.
-    copies : int
-        Augmented copies per negative tile (EMAN2: 10); positives get the balancing number.
+    config : TrainingConfig
+        Architecture, epochs, batch size, learning rate, held-out fraction, patience, copies,
+        seed and engine (``recipe`` and ``other_features_as_negatives`` are ``train_feature``'s).
     known_negatives : (images, masks), optional
         ``(K, s, s)`` tiles and masks of pixels known not to be the feature (another feature's
         painted pixels); only those pixels are trained on, as 0 (``dataset.build_known_negative_set``).
         They are never held out.
-    seed : int
-        Makes the run repeatable.
-    engine : {"auto", "keras", "fft"}
-        Convolution engine for training.
     callbacks : sequence of keras.callbacks.Callback
         Extra callbacks (live plots in the widgets).
     cancel : threading.Event, optional
@@ -297,13 +274,12 @@ def train_on_tiles(
         ``cancel`` was set.
     """
     images, masks, positive = check_tiles(images, masks, positive)
+    arch, epochs, batch_size, seed = config.arch, config.epochs, config.batch_size, config.seed
     architecture = get_architecture(arch)
-    if epochs < 1 or batch_size < 1:
-        raise BadInputError(f"epochs and batch size must be >= 1, got {epochs} and {batch_size}")
     start = time.perf_counter()
     keras.utils.set_random_seed(seed)
     rng = np.random.default_rng(seed)
-    train_idx, held_idx = split_tiles(positive, validation_fraction, rng)
+    train_idx, held_idx = split_tiles(positive, config.validation_fraction, rng)
     model = build_model(arch, seed=seed)
     stride = output_stride(model)
     seeds = rng.integers(0, 2**31, size=2)
@@ -312,12 +288,12 @@ def train_on_tiles(
         masks[train_idx],
         positive[train_idx],
         output_stride=stride,
-        copies=copies,
+        copies=config.copies,
         seed=int(seeds[0]),
     )
     if known_negatives is not None and len(known_negatives[0]):
         known = build_known_negative_set(
-            *known_negatives, output_stride=stride, copies=copies, seed=int(seeds[1]) + 1
+            *known_negatives, output_stride=stride, copies=config.copies, seed=int(seeds[1]) + 1
         )
         data = (np.concatenate([data[0], known[0]]), np.concatenate([data[1], known[1]]))
     validation = None
@@ -331,13 +307,13 @@ def train_on_tiles(
             rotate=False,
             seed=int(seeds[1]),
         )
-    used_engine = resolve_engine(engine, model)
+    used_engine = resolve_engine(config.engine, model)
     monitor = "val_loss" if validation is not None else "loss"
     stopper = None
     extra: list[keras.callbacks.Callback] = []
-    if patience is not None:
+    if config.patience is not None:
         stopper = keras.callbacks.EarlyStopping(
-            monitor=monitor, patience=patience, restore_best_weights=True
+            monitor=monitor, patience=config.patience, restore_best_weights=True
         )
         extra.append(stopper)
     if cancel is not None:
@@ -353,7 +329,7 @@ def train_on_tiles(
                 validation,
                 epochs=epochs,
                 batch_size=batch_size,
-                learning_rate=learning_rate or architecture.learning_rate,
+                learning_rate=config.learning_rate or architecture.learning_rate,
                 callbacks=[_BatchProgress(advance), *extra, *callbacks],
             )
         painted_recall = _painted_recall(model, images[train_idx], masks[train_idx], stride)
@@ -415,33 +391,43 @@ def _painted_recall(
 def train_feature(
     project: Project,
     feature: str,
+    config: TrainingConfig = DEFAULT_TRAINING,
     *,
     volume: Volume | str | os.PathLike | None = None,
-    recipe: Recipe = DEFAULT_RECIPE,
-    arch: str = DEFAULT_ARCH,
-    other_features_as_negatives: bool = True,
-    **options,
+    callbacks: Sequence[keras.callbacks.Callback] = (),
+    cancel: threading.Event | None = None,
+    progress: ProgressCallback | None = None,
 ) -> tuple[keras.Model, ModelInfo]:
     """Train the network of one feature of an annotation project; returns it with its metadata.
 
-    Tiles are cut from the project's tomogram (or ``volume``) preprocessed with ``recipe``; the
-    other keyword arguments are those of ``train_on_tiles``. With ``other_features_as_negatives``
-    the pixels painted for the project's other features are trained on as "not this feature"
-    (``dataset.collect_known_negatives``), so networks learn to tell touching features apart.
-    Save the result with ``models.save_model(model, info, "feature.keras")``.
+    Tiles are cut from the project's tomogram (or ``volume``) preprocessed with ``config.recipe``;
+    ``callbacks``, ``cancel`` and ``progress`` are those of ``train_on_tiles``. With
+    ``config.other_features_as_negatives`` the pixels painted for the project's other features
+    are trained on as "not this feature" (``dataset.collect_known_negatives``), so networks learn
+    to tell touching features apart. The sidecar records ``config`` whole
+    (``info.training["config"]``). Save the result with
+    ``models.save_model(model, info, "feature.keras")``.
     """
-    get_architecture(arch)  # an unknown name is reported before any tile is cut
+    get_architecture(config.arch)  # an unknown name is reported before any tile is cut
+    recipe = config.recipe
     tiles = collect_tiles(project, feature, volume, recipe)
     known = None
-    if other_features_as_negatives:
+    if config.other_features_as_negatives:
         known = collect_known_negatives(project, feature, volume, recipe)
     result = train_on_tiles(
-        tiles.images, tiles.masks, tiles.positive, arch=arch, known_negatives=known, **options
+        tiles.images,
+        tiles.masks,
+        tiles.positive,
+        config,
+        known_negatives=known,
+        callbacks=callbacks,
+        cancel=cancel,
+        progress=progress,
     )
     validation = result.validation_indices if result.validation_indices is not None else []
     info = ModelInfo(
         feature=feature,
-        arch=arch,
+        arch=config.arch,
         voxel_size=float(project.voxel_size) * recipe.binning,
         recipe=recipe.to_dict(),
         threshold=result.threshold,
@@ -456,12 +442,12 @@ def train_feature(
             "epochs_run": len(result.history.get("loss", [])),
             "stopped_early": result.stopped_early,
             "validation_threshold": result.validation_threshold,
-            "seed": options.get("seed", 0),
             "engine": result.engine,
             "seconds": round(result.seconds, 2),
             "painted_recall": result.painted_recall,
             "restarts": result.restarts,
             "project": str(project.folder),
+            "config": config.to_dict(),
         },
     )
     return result.model, info

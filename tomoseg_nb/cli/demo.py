@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..training_config import DEFAULT_TRAINING
 from ._common import add_overwrite, whole_number
 
 
@@ -31,10 +32,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--arch", default=None, help="network architecture (default: the project's best)"
     )
     parser.add_argument(
-        "--epochs", type=whole_number(1), default=None, help="training epochs per feature"
+        "--epochs",
+        type=whole_number(1),
+        default=DEFAULT_TRAINING.epochs,
+        help=f"training epochs per feature (default {DEFAULT_TRAINING.epochs})",
     )
     parser.add_argument(
-        "--engine", choices=("auto", "keras", "fft"), default="auto", help="convolution engine"
+        "--engine",
+        choices=("auto", "keras", "fft"),
+        default=DEFAULT_TRAINING.engine,
+        help="convolution engine",
     )
     add_overwrite(parser)
     parser.set_defaults(func=run)
@@ -43,13 +50,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..demo import DEFAULT_SHAPE, run_demo
 
+    config = DEFAULT_TRAINING.replace(seed=args.seed, epochs=args.epochs, engine=args.engine)
+    if args.arch is not None:
+        config = config.replace(arch=args.arch)
     report = run_demo(
         args.out,
         shape=tuple(args.shape) if args.shape else DEFAULT_SHAPE,
-        seed=args.seed,
-        arch=args.arch,
-        epochs=args.epochs,
-        engine=args.engine,
+        config=config,
         overwrite=args.overwrite,
     )
     for name, row in report["features"].items():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..training_config import DEFAULT_TRAINING
 from ._common import add_other_features_switch, add_overwrite, parse_feature_ids, whole_number
 
 
@@ -47,16 +48,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--epochs",
         type=whole_number(1),
-        default=None,
-        help="training epochs (default: the architecture's)",
+        default=DEFAULT_TRAINING.epochs,
+        help=f"training epochs (default {DEFAULT_TRAINING.epochs})",
     )
     parser.add_argument(
-        "--engine", choices=("auto", "keras", "fft"), default="auto", help="convolution engine"
+        "--engine",
+        choices=("auto", "keras", "fft"),
+        default=DEFAULT_TRAINING.engine,
+        help="convolution engine",
     )
     parser.add_argument(
         "--seed",
         type=whole_number(0),
-        default=0,
+        default=DEFAULT_TRAINING.seed,
         help="random seed (tiles, initialisation, augmentation)",
     )
     parser.add_argument(
@@ -74,6 +78,14 @@ def run(args: argparse.Namespace) -> int:
     from ..atomic import check_output_path, write_json_atomic
     from ..evaluate import evaluate
 
+    config = DEFAULT_TRAINING.replace(
+        epochs=args.epochs,
+        engine=args.engine,
+        seed=args.seed,
+        other_features_as_negatives=not args.ignore_other_features,
+    )
+    if args.arch is not None:
+        config = config.replace(arch=args.arch)
     check_output_path(args.json, args.overwrite)  # fail before the work, not after
     report = evaluate(
         args.tomogram,
@@ -82,14 +94,10 @@ def run(args: argparse.Namespace) -> int:
         keep=args.keep,
         overwrite=args.overwrite,
         method=args.method,
-        arch=args.arch,
+        config=config,
         n_positive=args.n_pos,
         n_negative=args.n_neg,
         tile_size=args.tile_size,
-        epochs=args.epochs,
-        engine=args.engine,
-        other_features_as_negatives=not args.ignore_other_features,
-        seed=args.seed,
     )
     write_json_atomic(args.json, report, overwrite=args.overwrite)
     print(

@@ -79,7 +79,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--min-volume a quarter of its ball (keeps smaller complexes out)",
     )
     rules.add_argument(
-        "--min-mass", type=float, default=20.0, metavar="M", help="minimum summed probability (20)"
+        "--min-mass",
+        type=float,
+        metavar="M",
+        help="minimum summed probability (default 20, as EMAN2)",
     )
     rules.add_argument("--min-size", type=float, metavar="N", help="minimum particle size, voxels")
     rules.add_argument("--max-size", type=float, metavar="N", help="maximum particle size, voxels")
@@ -124,6 +127,7 @@ def run(args: argparse.Namespace) -> int:
     from ..coords import picks_format, write_picks
     from ..errors import BadInputError
     from ..picking import locate_map, pick_map_file
+    from ..picking.particles import MIN_MASS
 
     # everything that can be wrong is refused here, before the map's voxels are read
     output_format = picks_format(args.out, ndim=3, format=args.format)
@@ -148,7 +152,7 @@ def run(args: argparse.Namespace) -> int:
         mode=args.mode,
         min_distance_px=args.min_distance,
         diameter_angstrom=args.diameter,
-        min_mass=args.min_mass,
+        min_mass=MIN_MASS if args.min_mass is None else args.min_mass,
         min_size_voxels=args.min_size,
         max_size_voxels=args.max_size,
         min_size_angstrom3=args.min_volume,

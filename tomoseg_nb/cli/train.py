@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..training_config import DEFAULT_TRAINING
 from ._common import add_other_features_switch, add_overwrite, whole_number
 
 
@@ -24,9 +25,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--epochs",
         type=whole_number(1),
-        default=20,
+        default=DEFAULT_TRAINING.epochs,
         metavar="N",
-        help="epochs (default 20, as EMAN2)",
+        help=f"epochs (default {DEFAULT_TRAINING.epochs}, as EMAN2)",
     )
     parser.add_argument(
         "--patience",
@@ -36,15 +37,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="stop when the validation loss has not improved for N epochs (default: train all "
         "epochs, as EMAN2; with ~10 positive tiles the validation loss is too noisy to stop on)",
     )
-    parser.add_argument("--seed", type=whole_number(0), default=0, metavar="S", help="random seed")
+    parser.add_argument(
+        "--seed",
+        type=whole_number(0),
+        default=DEFAULT_TRAINING.seed,
+        metavar="S",
+        help="random seed",
+    )
     parser.add_argument(
         "--binning", type=int, default=1, metavar="B", help="bin slices by B in y and x first"
     )
     parser.add_argument(
         "--engine",
         choices=("auto", "keras", "fft"),
-        default="auto",
-        help="convolution engine for training (default: auto)",
+        default=DEFAULT_TRAINING.engine,
+        help=f"convolution engine for training (default: {DEFAULT_TRAINING.engine})",
     )
     add_other_features_switch(parser)
     add_overwrite(parser)
@@ -56,29 +63,29 @@ def run(args: argparse.Namespace) -> int:
     from ..atomic import check_output_path
     from ..errors import BadInputError
     from ..model_files import sidecar_path
+    from ..preprocess import Recipe
+    from ..training_config import TrainingConfig
 
     if not args.out.endswith(".keras"):
         raise BadInputError(f"--out {args.out}: a model file must end in .keras")
-    check_output_path(args.out, args.overwrite)  # fail before training, not after
-    check_output_path(sidecar_path(args.out), args.overwrite)
-    project = Project.open(args.project, read_only=True)
-    # Keras loads only now: a mistake above is reported in a fraction of a second, not seconds.
-    from ..models import DEFAULT_ARCH, save_model
-    from ..preprocess import Recipe
-    from ..train import train_feature
-
-    model, info = train_feature(
-        project,
-        args.feature,
-        volume=args.tomogram,
-        recipe=Recipe(binning=args.binning),
-        arch=args.arch or DEFAULT_ARCH,
+    config = TrainingConfig(
         epochs=args.epochs,
         patience=args.patience,
         seed=args.seed,
         engine=args.engine,
         other_features_as_negatives=not args.ignore_other_features,
+        recipe=Recipe(binning=args.binning),
     )
+    if args.arch is not None:
+        config = config.replace(arch=args.arch)
+    check_output_path(args.out, args.overwrite)  # fail before training, not after
+    check_output_path(sidecar_path(args.out), args.overwrite)
+    project = Project.open(args.project, read_only=True)
+    # Keras loads only now: a mistake above is reported in a fraction of a second, not seconds.
+    from ..models import save_model
+    from ..train import train_feature
+
+    model, info = train_feature(project, args.feature, config, volume=args.tomogram)
     path = save_model(model, info, args.out, overwrite=args.overwrite)
     history = info.history
     validation = (

@@ -21,7 +21,13 @@ from ..maps import MapName, decode_probabilities
 from ..volume import open_volume
 from .filaments import pick_filaments
 from .frame import SourceFrame
-from .particles import MODES, ParticleCandidates, diameter_rules, find_particle_candidates
+from .particles import (
+    MIN_MASS,
+    MODES,
+    ParticleCandidates,
+    diameter_rules,
+    find_particle_candidates,
+)
 
 FILAMENT_MODE = "filament"
 PICK_MODES = (*MODES, FILAMENT_MODE)
@@ -137,7 +143,7 @@ def pick_map_file(
     mode: str = "peak",
     min_distance_px: float | None = None,
     diameter_angstrom: float | None = None,
-    min_mass: float = 20.0,
+    min_mass: float = MIN_MASS,
     min_size_voxels: float | None = None,
     max_size_voxels: float | None = None,
     min_size_angstrom3: float | None = None,

@@ -37,6 +37,9 @@ if TYPE_CHECKING:
 MODES = ("peak", "centroid", "distance")
 DROP_REASONS = ("", "mass", "size", "distance", "edge")
 
+MIN_MASS = 20.0
+"""EMAN2's default: a component must sum to this much probability to be a particle."""
+
 
 class ParticleRules(TypedDict, total=False):
     """The keyword rules of `find_particle_candidates` that `pick_particles` passes on."""
@@ -139,7 +142,7 @@ def find_particle_candidates(
     threshold: float,
     min_distance_px: float,
     mode: str = "peak",
-    min_mass: float = 20.0,
+    min_mass: float = MIN_MASS,
     min_size_voxels: float | None = None,
     max_size_voxels: float | None = None,
     min_size_angstrom3: float | None = None,

@@ -21,6 +21,7 @@ import numpy as np
 
 from ..annotations import Project
 from ..errors import TomosegError
+from ..training_config import DEFAULT_TRAINING, TrainingConfig
 from .training_state import TrainingRun
 from .viewer import SliceViewer
 
@@ -73,8 +74,9 @@ class TrainingMonitor(widgets.VBox):
         Where Save puts ``<feature>.keras``; default ``<project>/models``.
     run : TrainingRun, optional
         For a custom training function (tests); default trains with ``train_feature``.
-    **train_options
-        Passed to ``train_feature`` (``recipe``, ``seed``, ``engine``, ``patience``...).
+    config : TrainingConfig
+        Settings of every run; the network and epochs widgets start from it and replace its
+        ``arch`` and ``epochs``.
     """
 
     def __init__(
@@ -87,16 +89,16 @@ class TrainingMonitor(widgets.VBox):
         run: TrainingRun | None = None,
         preview_px: int = PREVIEW_PX,
         schedule: Scheduler | None = None,
-        **train_options: Any,
+        config: TrainingConfig = DEFAULT_TRAINING,
     ):
-        from ..models import ARCHITECTURES, DEFAULT_ARCH
+        from ..models import ARCHITECTURES
 
         self.project = project
         self.viewer = viewer
         self.run = run or TrainingRun()
         self.models_dir = Path(models_dir) if models_dir else project.folder / "models"
         self.preview_px = preview_px
-        self.train_options = train_options
+        self.config = config
         self._schedule = schedule or notebook_scheduler()
 
         features = list(project.features)
@@ -106,9 +108,11 @@ class TrainingMonitor(widgets.VBox):
             description="feature",
         )
         self.arch_dropdown = widgets.Dropdown(
-            options=list(ARCHITECTURES), value=DEFAULT_ARCH, description="network"
+            options=list(ARCHITECTURES), value=config.arch, description="network"
         )
-        self.epochs = widgets.BoundedIntText(value=20, min=1, max=1000, description="epochs")
+        self.epochs = widgets.BoundedIntText(
+            value=config.epochs, min=1, max=1000, description="epochs"
+        )
         self.preview = widgets.Checkbox(
             value=viewer is not None,
             disabled=viewer is None,
@@ -162,8 +166,8 @@ class TrainingMonitor(widgets.VBox):
         self.cancel_button.disabled = False
         self.progress.value, self.progress.max = 0, 1
         self.status.value = f"training <b>{feature}</b>..."
-        options = {"arch": self.arch_dropdown.value, **self.train_options}
-        self.run.start(self.project, feature, epochs=self.epochs.value, **options)
+        config = self.config.replace(arch=self.arch_dropdown.value, epochs=int(self.epochs.value))
+        self.run.start_training(self.project, feature, config)
 
     def cancel(self) -> None:
         """Stop the run after the current batch."""
@@ -206,8 +210,6 @@ class TrainingMonitor(widgets.VBox):
         viewer = self.viewer
         if viewer is None or not self.preview.value or run.feature is None:
             return None
-        from ..preprocess import DEFAULT_RECIPE
-
         z = viewer.z
         y0, y1, x0, x1 = viewer.visible_region(self.preview_px)
         block = viewer.source.block(z, y0, y1, x0, x1)
@@ -216,7 +218,7 @@ class TrainingMonitor(widgets.VBox):
             block,
             feature=run.feature,
             voxel_size=float(self.project.voxel_size),
-            recipe=self.train_options.get("recipe", DEFAULT_RECIPE),
+            recipe=self.config.recipe,
             arch=self.arch_dropdown.value,
         )
         full = np.zeros(viewer.state.slice_shape, dtype=np.float32)

@@ -7,9 +7,10 @@ the monitor can plot the loss and preview the half-trained network.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
+from ..training_config import DEFAULT_TRAINING, TrainingConfig
 from .task_state import BackgroundTask
 
 EpochListener = Callable[["TrainingRun", Any], None]
@@ -27,7 +28,7 @@ class TrainingRun(BackgroundTask):
     Parameters
     ----------
     train : callable, optional
-        ``train(project, feature, *, epochs, callbacks, cancel, progress, **options) ->
+        ``train(project, feature, config, *, callbacks, cancel, progress, **options) ->
         (model, info)``; default ``tomoseg_nb.train.train_feature``.
 
     Attributes
@@ -67,20 +68,27 @@ class TrainingRun(BackgroundTask):
         """``listener(run, model)`` after every epoch (training thread; the model mid-training)."""
         self._epoch_listeners.append(listener)
 
-    def start(self, project: Any, feature: str, *, epochs: int = 20, **options: Any) -> None:  # type: ignore[override]
-        """Train ``feature`` of ``project`` in a background thread; returns at once.
+    def start_training(
+        self,
+        project: Any,
+        feature: str,
+        config: TrainingConfig = DEFAULT_TRAINING,
+        *,
+        callbacks: Sequence[Any] = (),
+        **options: Any,
+    ) -> None:
+        """Train ``feature`` of ``project`` with ``config`` in a background thread; returns at once.
 
-        ``options`` go to the training function (``arch``, ``seed``, ``engine``, ``volume``...).
+        ``options`` go to the training function too (``volume``).
         """
         if not self.running:
-            self.feature, self.epochs, self.history = feature, int(epochs), {}
-        callbacks = [*options.pop("callbacks", ()), _epoch_callback(self)]
+            self.feature, self.epochs, self.history = feature, config.epochs, {}
         super().start(
             self._train,
             project,
             feature,
-            epochs=int(epochs),
-            callbacks=callbacks,
+            config,
+            callbacks=[*callbacks, _epoch_callback(self)],
             name=f"tomoseg_nb training {feature}",
             **options,
         )
