@@ -15,9 +15,18 @@ from pathlib import Path
 import numpy as np
 
 from .atomic import atomic_output, check_output_path, write_json_atomic, write_text_atomic
+from .coords import write_picks
 from .errors import BadInputError
+from .evaluate import evaluate
+from .merge import merge_files
+from .metrics import iou
+from .picking import locate_map, pick_map_file, score_particles
+from .plots.picks import plot_label_overlay, plot_picks
+from .plots.segmentation import plot_evaluation, plot_slice_overlay
 from .progress import ProgressCallback
+from .synthetic import simulate_tomogram, write_tomogram_phantom
 from .training_config import DEFAULT_TRAINING, TrainingConfig
+from .volume import open_volume
 
 FEATURES = {"membrane": 1, "microtubule": 2, "ribosome": 3}
 RIBOSOME_DIAMETER_ANGSTROM = 250.0  # E. coli 70S, about 25 nm across
@@ -48,9 +57,7 @@ def run_demo(
     ``ribosome_picks.star`` (RELION 5), ``figures/`` and ``report.md``. ``config.seed`` also
     seeds the phantom and the simulated annotator.
     """
-    from .evaluate import evaluate
-    from .models import get_architecture
-    from .synthetic import simulate_tomogram, write_tomogram_phantom
+    from .models import get_architecture  # Keras: loaded once the output folder is known good
 
     out = Path(out)
     check_output_path(out / "report.md", overwrite)
@@ -116,10 +123,6 @@ def run_demo(
 
 def _merge(models_dir: Path, scores: dict, truth: np.ndarray, path: Path, overwrite: bool) -> dict:
     """Competitive merge at each network's calibrated threshold, and per-class IoU of the result."""
-    from .merge import merge_files
-    from .metrics import iou
-    from .volume import open_volume
-
     names = list(scores)
     maps = [models_dir / f"{name}.mrc" for name in names]
     thresholds = [scores[name]["threshold"] for name in names]
@@ -135,24 +138,16 @@ def _merge(models_dir: Path, scores: dict, truth: np.ndarray, path: Path, overwr
 
 def _pick_ribosomes(phantom, models_dir: Path, scores: dict, out: Path, overwrite: bool):
     """Ribosome picks from their map, written for RELION 5 and matched to the true centres."""
-    from .coords import write_picks
-    from .picking import diameter_rules, pick_particles, score_particles
-    from .volume import open_volume
-
     if "ribosome" not in scores:
         return None, None
-    with open_volume(models_dir / "ribosome.mrc") as ribosome_map:
-        probability = ribosome_map.read()
     diameter_px = RIBOSOME_DIAMETER_ANGSTROM / phantom.voxel_size
-    picks = pick_particles(
-        probability,
+    located = locate_map(models_dir / "ribosome.mrc", tomogram_name="phantom")
+    picks = pick_map_file(
+        located,
         threshold=scores["ribosome"]["threshold"],
         mode="distance",
-        **diameter_rules(RIBOSOME_DIAMETER_ANGSTROM, phantom.voxel_size),
-        voxel_size=phantom.voxel_size,
-        tomogram="phantom",
-        feature="ribosome",
-    )
+        diameter_angstrom=RIBOSOME_DIAMETER_ANGSTROM,
+    ).picks
     write_picks(out / "ribosome_picks.star", picks, format="relion5", overwrite=overwrite)
     match = score_particles(picks, phantom.particles["ribosome"], diameter_px / 2)
     summary = {
@@ -174,10 +169,6 @@ def _figures(
     scores: dict,
     folder: Path,
 ) -> dict[str, str]:
-    from .plots.picks import plot_label_overlay, plot_picks
-    from .plots.segmentation import plot_evaluation, plot_slice_overlay
-    from .volume import open_volume
-
     folder.mkdir(parents=True, exist_ok=True)
     z = phantom.tomogram.shape[0] // 2
     maps = {}

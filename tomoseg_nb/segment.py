@@ -24,6 +24,7 @@ import numpy as np
 from .atomic import check_output_path
 from .errors import BadInputError, CancelledError
 from .maps import check_stored_dtype, encode_probabilities, map_path
+from .preprocess import Recipe, preprocess_slab, upsample_to
 from .progress import ProgressCallback, progress_bar
 from .volume import Volume, create_volume, open_volume
 
@@ -101,7 +102,6 @@ def probability_slices(
     """
     from . import engine as engine_module
     from .models import output_stride, probability
-    from .preprocess import Recipe, preprocess_slab, upsample_to
 
     slices = np.asarray(slices, dtype=np.float32)
     shape = slices.shape[-2:]

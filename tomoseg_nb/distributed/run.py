@@ -26,6 +26,7 @@ from ..atomic import check_output_path
 from ..errors import BadInputError, CancelledError
 from ..maps import check_stored_dtype, map_path
 from ..progress import ProgressCallback, progress_bar
+from ..segment import as_networks
 from ..volume import create_volume, finish_mrc_header, open_volume
 from .manifest import Manifest, as_json, manifest_path
 from .units import (
@@ -279,8 +280,6 @@ def segment_volumes(
     -------
     SegmentationRun
     """
-    from ..segment import as_networks
-
     started = time.perf_counter()
     check_stored_dtype(dtype)
     out_dir = Path(out_dir).resolve()

@@ -18,14 +18,13 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..errors import BadInputError, MissingInputError
-
-if TYPE_CHECKING:
-    from ..segment import FeatureNetwork
+from ..maps import encode_probabilities
+from ..segment import FeatureNetwork, probability_slices
+from ..volume import SlabWriter, open_volume
 
 Fingerprint = tuple[int, ...]
 
@@ -132,8 +131,6 @@ def cached_network(path: str, fingerprint: Fingerprint) -> FeatureNetwork:
     Refuses a file whose fingerprint is not ``fingerprint`` (it changed since the run was planned):
     its units would otherwise mix maps of two different networks in one output.
     """
-    from ..segment import FeatureNetwork
-
     key = (path, tuple(fingerprint))
     with _NETWORKS_LOCK:
         if key not in _NETWORKS:
@@ -163,7 +160,7 @@ def _limit_threads() -> None:
         threads = get_worker().state.nthreads
     except (ImportError, ValueError):  # not running inside a Dask worker
         return
-    from .cluster import worker_environment
+    from .cluster import worker_environment  # Dask is optional: only inside a worker
 
     for name, value in worker_environment(threads).items():
         os.environ.setdefault(name, value)
@@ -171,8 +168,6 @@ def _limit_threads() -> None:
 
 def _write_slab(path: str, z_start: int, slab: np.ndarray) -> None:
     """Write one unit's slices into the shared, pre-allocated output (only its own bytes)."""
-    from ..volume import SlabWriter
-
     try:
         writer = SlabWriter.open(path)
     except FileNotFoundError as error:
@@ -198,10 +193,6 @@ def run_unit(unit: WorkUnit) -> dict:
     Runs on a Dask worker (or in-process). Every slab is on disk (fsync'd) before this returns, so a
     unit the client records as done cannot be lost by a later crash.
     """
-    from ..maps import encode_probabilities
-    from ..segment import probability_slices
-    from ..volume import open_volume
-
     _limit_threads()
     started = time.perf_counter()
     networks = [cached_network(model.path, model.fingerprint) for model in unit.models]

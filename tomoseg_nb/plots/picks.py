@@ -10,6 +10,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Circle, Patch
 
 from ..coords import Picks
+from ..picking.frame import direction_from_euler
 from .segmentation import DEFAULT_COLOURS, contrast_limits
 
 
@@ -40,8 +41,6 @@ def plot_picks(
     radius_px : float
         Sphere radius drawn, in voxels of ``tomogram``.
     """
-    from ..picking.frame import direction_from_euler
-
     shape = np.shape(tomogram)
     zyx = picks.coordinates.reshape(-1, 3)
     if picks.shape is not None:  # grids share their centre (see tomoseg_nb.picking.frame)

@@ -20,7 +20,9 @@ from scipy import ndimage
 from scipy.spatial.transform import Rotation
 
 from ..atomic import check_output_path, write_json_atomic
+from ..coords import Picks, write_picks
 from ..errors import BadInputError
+from ..volume import write_volume
 from .densities import DENSITY_NAMES, DENSITY_VOXEL_SIZE, ENVELOPE_LEVEL, load_density
 
 WAVELENGTH_300KV = 0.01969
@@ -393,9 +395,6 @@ def write_micrograph_phantom(
     dict
         ``{"micrograph", "particles", "aggregates", "contamination", "metadata"}`` -> path.
     """
-    from ..coords import Picks, write_picks
-    from ..volume import write_volume
-
     folder = Path(folder)
     paths = {
         "micrograph": folder / "micrograph.mrc",

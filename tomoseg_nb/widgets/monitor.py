@@ -21,6 +21,8 @@ import numpy as np
 
 from ..annotations import Project
 from ..errors import TomosegError
+from ..plots.training import plot_loss
+from ..segment import FeatureNetwork, probability_slices
 from ..training_config import DEFAULT_TRAINING, TrainingConfig
 from .training_state import TrainingRun
 from .viewer import SliceViewer
@@ -47,8 +49,7 @@ def preview_probability(
     model: Any, image: np.ndarray, *, feature: str, voxel_size: float, recipe: Any, arch: str
 ) -> np.ndarray:
     """Probability map of a (possibly half-trained) network on a raw image block."""
-    from ..models import ModelInfo
-    from ..segment import FeatureNetwork, probability_slices
+    from ..models import ModelInfo  # Keras: loaded when a network is previewed
 
     info = ModelInfo(
         feature=feature,
@@ -189,8 +190,6 @@ class TrainingMonitor(widgets.VBox):
         self._schedule(lambda: self._show_progress(done, total))
 
     def _epoch_ended(self, run: TrainingRun, model: Any) -> None:
-        from ..plots.training import plot_loss
-
         figure = plot_loss(run.history, title=f"{run.feature}: epoch {run.epochs_done}")
         buffer = io.BytesIO()
         figure.savefig(buffer, format="png", dpi=80)

@@ -21,6 +21,7 @@ from ipycanvas import Canvas
 
 from ..coords import FORMATS, Picks, write_picks
 from ..errors import TomosegError
+from ..plots.picks import plot_pick_histograms
 from ..volume import Volume
 from ._render import palette_colour
 from .pick_state import PickReview
@@ -195,8 +196,6 @@ class PickViewer(widgets.VBox):
         self.viewer.redraw_marks()
 
     def _histogram_png(self) -> bytes:
-        from ..plots.picks import plot_pick_histograms
-
         figure = plot_pick_histograms(self.review.scores, kept=self.review.kept())
         axes = figure.axes[0]
         axes.axvline(self.review.threshold, color="0.3", ls="--", lw=1)

@@ -19,6 +19,9 @@ import numpy as np
 
 from ..coords import Picks
 from ..maps import MapName, find_maps
+from ..merge import merge_files
+from ..picking import locate_map, pick_map_file
+from ..segment import segment_volume
 from ._source import SliceSource
 from .monitor import Scheduler, notebook_scheduler
 from .results import LabelViewer, PickViewer
@@ -30,8 +33,6 @@ LABELS_NAME = "labels.mrc"
 
 def pick_map(path: str | os.PathLike, *, threshold: float, min_distance_angstrom: float) -> Picks:
     """Pick particles from a probability-map file, in the frame of its tomogram (as the CLI does)."""
-    from ..picking import locate_map, pick_map_file
-
     located = locate_map(path)
     return pick_map_file(
         located, threshold=threshold, min_distance_px=min_distance_angstrom / located.voxel_size
@@ -131,8 +132,6 @@ class SegmentPanel(_TaskPanel):
             self.status.value = f"no networks in {html.escape(str(self.models_dir))}: train one"
 
     def run(self) -> None:
-        from ..segment import segment_volume
-
         if not self.models.value:
             self.status.value = "choose at least one network"
             return
@@ -184,8 +183,6 @@ class MergePanel(_TaskPanel):
         self.maps.value = tuple(str(p) for p in found)
 
     def run(self) -> None:
-        from ..merge import merge_files
-
         if not self.maps.value:
             self.status.value = "no probability maps chosen: apply networks first"
             return
