@@ -29,6 +29,7 @@ def plot_slice_overlay(
     colours: Sequence[str] = DEFAULT_COLOURS,
     alpha: float = 0.45,
     title: str = "",
+    overlay_title: str | None = None,
 ) -> Figure:
     """One slice in grey with each feature's probability above ``threshold`` tinted in its colour.
 
@@ -37,7 +38,10 @@ def plot_slice_overlay(
     image : ndarray
         ``(y, x)`` slice of the tomogram.
     probabilities : mapping
-        Feature name -> ``(y, x)`` probability map of the same slice.
+        Feature name -> ``(y, x)`` probability map of the same slice (or a boolean mask, such as
+        the ground truth: then name it with ``overlay_title``).
+    overlay_title : str, optional
+        Title of the tinted panel; default ``"probability >= <threshold>"``.
     """
     probabilities = dict(probabilities or {})
     figure = Figure(figsize=(5.5 if not probabilities else 11, 5.5), layout="constrained")
@@ -56,7 +60,9 @@ def plot_slice_overlay(
             panels[1].plot([], [], "s", color=colour, label=name)
         panels[1].imshow(overlay, interpolation="nearest")
         panels[1].legend(loc="upper right", fontsize="small", framealpha=0.8)
-        panels[1].set_title(f"probability >= {threshold:g}")
+        panels[1].set_title(
+            f"probability >= {threshold:g}" if overlay_title is None else overlay_title
+        )
     return figure
 
 
