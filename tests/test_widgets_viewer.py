@@ -144,9 +144,7 @@ def test_side_views_cut_through_the_pointer_with_exact_pixels(tomogram):
     assert viewer.cursor == (30, 20)
     xz_image, yz_image = traffic.decoded()
     xz, yz = viewer.side_view_states()
-    np.testing.assert_array_equal(
-        xz_image, slice_image(tomogram[:, 30, :], xz.window(), low, high)
-    )
+    np.testing.assert_array_equal(xz_image, slice_image(tomogram[:, 30, :], xz.window(), low, high))
     np.testing.assert_array_equal(
         yz_image, slice_image(tomogram[:, :, 20].T, yz.window(), low, high)
     )
@@ -157,8 +155,13 @@ def test_side_views_cut_through_the_pointer_with_exact_pixels(tomogram):
     # A click two rows below the current slice in XZ goes there.
     browser_event(viewer.xz_canvas, "mouse_down", x=50, y=82)
     assert viewer.z == 5 and viewer.z_slider.value == 5
+    with record_canvas_traffic() as traffic:
+        browser_event(viewer.xz_canvas, "client_ready")  # a new browser view gets them again
+    assert len(traffic.images) == 2
+    assert viewer.views.layout.grid_template_columns == "200px 160px"
     viewer.side_checkbox.value = False
     assert viewer.xz_canvas.layout.display == "none"
+    assert viewer.views.layout.grid_template_columns == "200px"
     with record_canvas_traffic() as traffic:
         browser_event(viewer.canvas, "mouse_move", x=40.0, y=40.0)
     assert viewer.cursor == (30, 20) and traffic.images == []

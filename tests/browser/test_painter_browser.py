@@ -1,10 +1,13 @@
-"""Real browser: JupyterLab in Debian's chromium, a brush stroke with the mouse, the mask on disk.
+"""Real browser: JupyterLab in Debian's chromium; select a tile, paint it, undo, side views drawn.
 
 Starts JupyterLab on loopback (free port, random token, a temporary root holding
-``paint_a_tile.ipynb``), runs the notebook through the JupyterLab UI, drags across the mask
-painter's canvas and checks that ``project/masks.npz`` changed exactly along the stroke. A
-screenshot goes to ``test-artifacts/``. Needs ``apt-get install -y chromium`` (no browser download
-is possible here); without it the test fails saying so.
+``paint_a_tile.ipynb``), runs the notebook through the JupyterLab UI, clicks the second tile on
+the tile picker's slice (which selects it; the painter follows), drags across the mask painter's
+canvas and checks that ``project/masks.npz`` changed exactly along the stroke, presses ``z`` (the
+undo key of every canvas widget) and checks the mask is empty on disk again, then hovers the
+slice and reads back the pixels of the XZ and YZ side views. A screenshot goes to
+``test-artifacts/``. Needs ``apt-get install -y chromium`` (no browser download is possible
+here); without it the test fails saying so.
 """
 
 from __future__ import annotations
@@ -38,6 +41,12 @@ CHROMIUM_ARGS = [
 NOTEBOOK = Path(__file__).with_name("paint_a_tile.ipynb")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 MAGNIFICATION = 8  # the notebook paints 32 px tiles on a 256 px canvas
+SLICE_SCALE = 2  # and shows 96 px slices of 8 slices in a 192 px view
+SECOND_TILE = (64, 64)  # centre (y, x) of the tile the test selects
+CURSOR = (30, 40)  # voxel (y, x) the test hovers: the side views cut through it
+# Where the sections land in the 160 px deep side views (current slice 4 in the middle, at 80 px):
+# XZ is canvas rows 71-86 and every column, YZ every row and columns 71-86 (x, y, width, height).
+XZ_BLOCK, YZ_BLOCK = (0, 71, 192, 16), (71, 0, 16, 192)
 STROKE_ROW, STROKE_COLUMNS = 16, (4, 28)
 BRUSH_RADIUS = 1.5
 STARTUP_S = 180
@@ -127,27 +136,67 @@ def chromium() -> Path:
     return CHROMIUM
 
 
-def stroke_mask(root: Path) -> tuple[str, np.ndarray] | None:
-    """The tile id and saved mask of the notebook's tile, or None before the first save."""
+def saved_mask(root: Path, index: int) -> tuple[str, np.ndarray | None] | None:
+    """The id and saved mask (None while unpainted) of the notebook's tile ``index``, or None
+    before the project exists."""
     project = root / "project"
     try:
-        tiles = json.loads((project / "project.json").read_text())["tiles"]
+        tile_id = json.loads((project / "project.json").read_text())["tiles"][index]["id"]
+        if not (project / "masks.npz").exists():
+            return tile_id, None
         with np.load(project / "masks.npz", allow_pickle=False) as archive:
-            if tiles[0]["id"] in archive.files:
-                return tiles[0]["id"], archive[tiles[0]["id"]].copy()
+            return tile_id, archive[tile_id].copy() if tile_id in archive.files else None
     except (OSError, ValueError, KeyError, IndexError):
         return None
-    return None
 
 
-def test_brush_stroke_in_jupyterlab_is_saved_to_the_project(chromium, jupyterlab):
+def wait_for(condition, what: str, timeout_s: float = SAVE_WAIT_S):
+    """Poll ``condition()`` until it returns something true; fail saying ``what`` did not happen."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        result = condition()
+        if result:
+            return result
+        time.sleep(0.25)
+    pytest.fail(f"{what} within {timeout_s} s")
+
+
+RED_AND_ALPHA = """(canvas, [x, y, width, height]) => {
+    const data = canvas.getContext("2d").getImageData(x, y, width, height).data;
+    const red = [], alpha = [];
+    for (let i = 0; i < data.length; i += 4) { red.push(data[i]); alpha.push(data[i + 3]); }
+    return [red, alpha];
+}"""
+
+
+def expected_sections(root: Path) -> tuple[np.ndarray, np.ndarray]:
+    """The XZ and YZ sections through ``CURSOR`` as the viewer draws them, 2 canvas px a voxel."""
+    from tomoseg_nb.volume import open_volume
+    from tomoseg_nb.widgets._render import auto_contrast, to_uint8
+
+    with open_volume(root / "phantom.mrc") as volume:
+        data = np.asarray(volume.data, dtype=np.float32)
+    low, high = auto_contrast(data[4])
+    y, x = CURSOR
+    xz, yz = to_uint8(data[:, y, :], low, high), to_uint8(data[:, :, x].T, low, high)
+    return tuple(np.repeat(np.repeat(a, SLICE_SCALE, 0), SLICE_SCALE, 1) for a in (xz, yz))
+
+
+def read_block(canvas, block) -> tuple[np.ndarray, np.ndarray]:
+    """Red channel and alpha of a canvas rectangle, as ``(height, width)`` arrays."""
+    red, alpha = canvas.evaluate(RED_AND_ALPHA, list(block))
+    shape = (block[3], block[2])
+    return np.reshape(red, shape), np.reshape(alpha, shape)
+
+
+def test_select_paint_undo_and_side_views_in_jupyterlab(chromium, jupyterlab):
     from playwright.sync_api import sync_playwright
 
     url, token, root = jupyterlab
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(chromium), args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page = browser.new_page(viewport={"width": 1400, "height": 1600})
         page.set_default_timeout(STARTUP_S * 1000)
         try:
             page.goto(f"{url}/lab/tree/{NOTEBOOK.name}?token={token}")
@@ -161,12 +210,51 @@ def test_brush_stroke_in_jupyterlab_is_saved_to_the_project(chromium, jupyterlab
             kernel_idle.first.wait_for()
             page.get_by_role("menuitem", name="Run", exact=True).click()
             page.locator("[data-command='runmenu:run-all']").click()
-            canvas = page.locator(".jp-OutputArea-output canvas").last
-            canvas.wait_for(state="visible")
+            slice_canvas = page.locator("canvas.tomoseg-slice")
+            slice_canvas.wait_for(state="visible")
+            page.get_by_text("tile 1 / 2").first.wait_for()
+            time.sleep(1.0)  # let the first images arrive before clicking over them
+
+            # Select the second tile by clicking it on the slice: the painter follows.
+            slice_canvas.scroll_into_view_if_needed()
+            box = slice_canvas.bounding_box()
+            assert box is not None and box["width"] == pytest.approx(192, abs=1)
+            y, x = SECOND_TILE
+            page.mouse.click(box["x"] + (x + 0.5) * SLICE_SCALE, box["y"] + (y + 0.5) * SLICE_SCALE)
+            page.get_by_text("tile 2 / 2").first.wait_for()
+            assert json.loads((root / "project" / "project.json").read_text())["tiles"][1:] != []
+            assert len(json.loads((root / "project" / "project.json").read_text())["tiles"]) == 2
+
+            # Hover the slice: the side views cut through the pointer.
+            time.sleep(0.3)  # side views follow the pointer at most 10 times a second
+            y, x = CURSOR
+            page.mouse.move(box["x"] + (x + 0.5) * SLICE_SCALE, box["y"] + (y + 0.5) * SLICE_SCALE)
+            # They show exactly the sections through the pointer where the cursor lines (the
+            # current slice and the other view's cut, anti-aliased over two pixels) leave them.
+            expected_xz, expected_yz = expected_sections(root)
+            keep_xz = np.ones(expected_xz.shape, bool)
+            keep_xz[80 - 71 - 2 : 80 - 71 + 2] = False  # slice 4 at canvas row 80
+            keep_xz[:, 81 - 2 : 81 + 2] = False  # x 40 at canvas column 81
+            keep_yz = np.ones(expected_yz.shape, bool)
+            keep_yz[:, 80 - 71 - 2 : 80 - 71 + 2] = False
+            keep_yz[61 - 2 : 61 + 2] = False  # y 30 at canvas row 61
+            for plane, block, expected, keep in (
+                ("xz", XZ_BLOCK, expected_xz, keep_xz),
+                ("yz", YZ_BLOCK, expected_yz, keep_yz),
+            ):
+                side_view = page.locator(f"canvas.tomoseg-{plane}")
+                wait_for(
+                    lambda v=side_view, b=block, k=keep, e=expected: np.array_equal(
+                        read_block(v, b)[0][k], e[k]
+                    ),
+                    f"the {plane.upper()} side view did not show the section through {CURSOR}",
+                )
+
+            # Paint the selected tile with the mouse.
+            canvas = page.locator("canvas.tomoseg-painter")
             canvas.scroll_into_view_if_needed()
             box = canvas.bounding_box()
             assert box is not None and box["width"] == pytest.approx(256, abs=1)
-            time.sleep(1.0)  # let the first tile image arrive before painting over it
 
             def at(row: float, column: float) -> tuple[float, float]:
                 return (
@@ -178,19 +266,28 @@ def test_brush_stroke_in_jupyterlab_is_saved_to_the_project(chromium, jupyterlab
             page.mouse.down()
             page.mouse.move(*at(STROKE_ROW, STROKE_COLUMNS[1]), steps=25)
             page.mouse.up()
-
-            deadline = time.monotonic() + SAVE_WAIT_S
-            saved = stroke_mask(root)
-            while (saved is None or not saved[1].any()) and time.monotonic() < deadline:
-                time.sleep(0.5)
-                saved = stroke_mask(root)
-            page.get_by_text("saved:").first.wait_for(timeout=SAVE_WAIT_S * 1000)
+            painted = wait_for(
+                lambda: (
+                    (saved := saved_mask(root, 1)) is not None
+                    and saved[1] is not None
+                    and saved[1].any()
+                    and saved
+                ),
+                "the stroke was not saved to the selected tile in project/masks.npz",
+            )
+            first = saved_mask(root, 0)
+            # The shared undo key, pressed on the painter (the stroke gave it the focus).
+            page.keyboard.press("z")
+            wait_for(
+                lambda: (saved := saved_mask(root, 1)) is not None and not saved[1].any(),
+                "z did not undo the stroke on disk",
+            )
         finally:
             page.screenshot(path=str(ARTIFACTS / "browser_mask_painter.png"), full_page=True)
             browser.close()
 
-    assert saved is not None, "the stroke was never saved to project/masks.npz"
-    _, mask = saved
+    assert first is not None and first[1] is None  # the first tile was never painted
+    _, mask = painted
     c0, c1 = STROKE_COLUMNS
     # Where the stroke went: the brush's 3-pixel band along the row is painted...
     assert mask[STROKE_ROW - 1 : STROKE_ROW + 2, c0 : c1 + 1].all()

@@ -95,6 +95,7 @@ class MaskPainter(widgets.VBox):
         self._save_callbacks: list[Callable[[Tile], None]] = []
 
         self.canvas = layered_canvas(3, canvas_px, canvas_px)
+        self.canvas.add_class("tomoseg-painter")
         self.mode_buttons = widgets.ToggleButtons(
             options=[("brush (b)", "paint"), ("eraser (e)", "erase"), ("fill (f)", "fill")],
             value="paint",

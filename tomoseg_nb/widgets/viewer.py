@@ -198,6 +198,14 @@ class SliceViewer(widgets.VBox):
         self.help_button.on_click(lambda _: self.help.toggle())
         self.xz_canvas.on_mouse_down(lambda x, y: self._side_click("xz", x, y))
         self.yz_canvas.on_mouse_down(lambda x, y: self._side_click("yz", x, y))
+        for canvas, name in (
+            (self.canvas, "slice"),
+            (self.xz_canvas, "xz"),
+            (self.yz_canvas, "yz"),
+        ):
+            canvas.add_class(f"tomoseg-{name}")  # for pages and tests that look for them
+            if canvas is not self.canvas:
+                canvas.on_client_ready(self._redraw_side_views)
 
         self.canvas.on_mouse_down(self._mouse_down)
         self.canvas.on_mouse_move(self._mouse_move)
@@ -213,11 +221,12 @@ class SliceViewer(widgets.VBox):
         display_row = widgets.HBox(
             [self.contrast_slider, self.auto_button, self.lowpass_slider, self.slab_slider]
         )
-        views = widgets.GridBox(
-            [self.canvas, self.yz_canvas, self.xz_canvas],
-            layout=widgets.Layout(grid_template_columns="auto auto", grid_gap="4px"),
+        self.views = widgets.GridBox(
+            [self.canvas, self.yz_canvas, self.xz_canvas], layout=widgets.Layout(grid_gap="4px")
         )
-        super().__init__([toolbar, display_row, self.help, views, self.readout, self.overlay_box])
+        super().__init__(
+            [toolbar, display_row, self.help, self.views, self.readout, self.overlay_box]
+        )
         self._show_side_views()
         self.redraw()
 
@@ -531,6 +540,14 @@ class SliceViewer(widgets.VBox):
     def _show_side_views(self) -> None:
         display = "flex" if self.side_views else "none"
         self.xz_canvas.layout.display = self.yz_canvas.layout.display = display
+        # Fixed columns: "auto" ones would stretch and push YZ away from the slice.
+        columns = [f"{self.state.view_shape[1]}px"] + [f"{SIDE_VIEW_PX}px"] * self.side_views
+        self.views.layout.grid_template_columns = " ".join(columns)
+
+    def _redraw_side_views(self) -> None:
+        if self.side_views:
+            with hold_canvas():
+                self._draw_side_views()
 
     def _side_views_toggled(self) -> None:
         self._show_side_views()
