@@ -7,6 +7,7 @@ event forwarding is exercised, not bypassed.
 
 from __future__ import annotations
 
+import builtins
 import io
 import json
 from collections.abc import Iterator
@@ -25,7 +26,7 @@ class CanvasTraffic:
 
     messages: int = 0
     bytes: int = 0
-    images: list[bytes] = field(default_factory=list)
+    images: list[builtins.bytes] = field(default_factory=list)  # the field above shadows bytes
     commands: list[tuple[str, list]] = field(default_factory=list)
 
     def named(self, name: str) -> list[list]:

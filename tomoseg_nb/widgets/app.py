@@ -56,6 +56,7 @@ class WorkflowApp(widgets.VBox):
                 "Project.create(folder, tomogram=path)"
             )
         self.project = project
+        self.tomogram: str = project.tomogram
         self.source = SliceSource(project.tomogram)
         self.results_dir = Path(results_dir) if results_dir else project.folder / "results"
         self.models_dir = Path(models_dir) if models_dir else project.folder / "models"
@@ -139,7 +140,7 @@ class WorkflowApp(widgets.VBox):
     def _apply(self) -> widgets.Widget:
         return SegmentPanel(
             self.source,
-            self.project.tomogram,
+            self.tomogram,
             self.models_dir,
             self.results_dir,
             schedule=self._schedule,

@@ -118,7 +118,7 @@ class PainterState:
         if not self.stroking:
             return False
         before, self._before, self._last = self._before, None, None
-        if np.array_equal(before, self.mask):
+        if before is None or np.array_equal(before, self.mask):
             return False
         self._push(before)
         return True

@@ -29,7 +29,7 @@ from ..errors import TomosegError
 from ..volume import Volume
 from ._canvas import Throttle, layered_canvas, put_block
 from ._render import auto_contrast, mask_rgba, slice_image
-from ._source import as_source
+from ._source import SliceSource, as_source
 from .keymap import HELP_CHORD, REDO_CHORDS, UNDO_CHORDS, HelpOverlay, chord
 from .paint_state import MODES, PainterState
 from .tile_state import check_open, persist
@@ -63,7 +63,7 @@ class MaskPainter(widgets.VBox):
     def __init__(
         self,
         project: Project,
-        volume: Volume | np.ndarray | str | os.PathLike | None = None,
+        volume: SliceSource | Volume | np.ndarray | str | os.PathLike | None = None,
         *,
         feature: str | None = None,
         canvas_px: int = DEFAULT_CANVAS_PX,
@@ -294,17 +294,20 @@ class MaskPainter(widgets.VBox):
 
     def undo(self) -> None:
         """Undo the last edit of this tile (saved)."""
-        if self._editable() and self.state.undo():
+        state = self._editable()
+        if state is not None and state.undo():
             self._saved_edit()
 
     def redo(self) -> None:
         """Redo the last undone edit of this tile (saved)."""
-        if self._editable() and self.state.redo():
+        state = self._editable()
+        if state is not None and state.redo():
             self._saved_edit()
 
     def clear(self) -> None:
         """Erase this tile's mask (saved; undo brings it back)."""
-        if self._editable() and self.state.clear():
+        state = self._editable()
+        if state is not None and state.clear():
             self._saved_edit()
 
     def canvas_to_mask(self, x: float, y: float) -> tuple[float, float]:
@@ -312,16 +315,16 @@ class MaskPainter(widgets.VBox):
         margin = self.margin
         return y / self.magnification - 0.5 - margin, x / self.magnification - 0.5 - margin
 
-    def _editable(self) -> bool:
-        """A tile is on show and its project is open; says why not in the status otherwise."""
+    def _editable(self) -> PainterState | None:
+        """The state of the tile on show if it may be edited; a closed project says so instead."""
         if self.state is None:
-            return False
+            return None
         try:
             check_open(self.project)
         except TomosegError as error:
             self.status.value = f"<b>Not painted:</b> {html.escape(str(error))}"
-            return False
-        return True
+            return None
+        return self.state
 
     def _saved_edit(self) -> None:
         self._save()
@@ -377,12 +380,15 @@ class MaskPainter(widgets.VBox):
                     put_block(self.canvas[0], block, window)
             layer = self.canvas[1]
             layer.clear()
-            if self.state is not None and self.state.mask.any():
-                colour = self.project.features[self.tile.feature].colour
-                put_block(layer, mask_rgba(self.state.mask, colour, self.opacity), self._window())
+            tile, state = self.tile, self.state
+            if tile is None or state is None:
+                return
+            if state.mask.any():
+                colour = self.project.features[tile.feature].colour
+                put_block(layer, mask_rgba(state.mask, colour, self.opacity), self._window())
             if self.margin:
                 window = self._window()
-                side = self.tile.size * window.scale
+                side = tile.size * window.scale
                 layer.stroke_style = TILE_EDGE_COLOUR
                 layer.line_width = 1
                 layer.stroke_rect(window.offset_x, window.offset_y, side, side)
@@ -413,10 +419,11 @@ class MaskPainter(widgets.VBox):
 
     # events --------------------------------------------------------------------------------------
     def _mouse_down(self, x: float, y: float) -> None:
-        if not self._editable():
+        state = self._editable()
+        if state is None:
             return
-        self.state.press(*self.canvas_to_mask(x, y))
-        if self.state.mode == "fill":
+        state.press(*self.canvas_to_mask(x, y))
+        if state.mode == "fill":
             self._finish_stroke()
         else:
             self._throttle.reset()

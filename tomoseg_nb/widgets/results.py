@@ -24,6 +24,7 @@ from ..errors import TomosegError
 from ..plots.picks import plot_pick_histograms
 from ..volume import Volume
 from ._render import palette_colour
+from ._source import SliceSource
 from .pick_state import PickReview
 from .view_state import ViewState
 from .viewer import SliceViewer
@@ -55,7 +56,7 @@ class LabelViewer(widgets.VBox):
 
     def __init__(
         self,
-        volume: Volume | np.ndarray | str | os.PathLike,
+        volume: SliceSource | Volume | np.ndarray | str | os.PathLike,
         labels: Volume | np.ndarray | str | os.PathLike,
         names: Mapping[int, str] | Sequence[str],
         *,
@@ -110,7 +111,7 @@ class PickViewer(widgets.VBox):
 
     def __init__(
         self,
-        volume: Volume | np.ndarray | str | os.PathLike,
+        volume: SliceSource | Volume | np.ndarray | str | os.PathLike,
         picks: Picks,
         *,
         radius_px: float,

@@ -259,7 +259,7 @@ class TilePicker(widgets.VBox):
         """Update counters, tile list and outlines (after the project changed elsewhere)."""
         self.counts.value = self.state.counts_text()
         options = [
-            (_describe(t, self.project.mask(t.id).any() if t.positive else False), t.id)
+            (_describe(t, t.positive and bool(self.project.mask(t.id).any())), t.id)
             for t in self.state.tiles()
         ]
         selected = self.state.selected

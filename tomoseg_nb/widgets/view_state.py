@@ -18,6 +18,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import TypeVar
+
+import numpy as np
+
+Position = TypeVar("Position", float, np.ndarray)
+"""One image or canvas coordinate, or an array of them (tools draw many marks at once)."""
 
 ZOOM_LEVELS = (
     1 / 16,
@@ -157,8 +163,8 @@ class ViewState:
             self.centre_x + (x - width / 2) / self.scale,
         )
 
-    def image_to_canvas(self, y: float, x: float) -> tuple[float, float]:
-        """Canvas ``(x, y)`` of image point ``(y, x)``."""
+    def image_to_canvas(self, y: Position, x: Position) -> tuple[Position, Position]:
+        """Canvas ``(x, y)`` of image point ``(y, x)`` (or of arrays of points)."""
         height, width = self.view_shape
         return (
             width / 2 + (x - self.centre_x) * self.scale,

@@ -102,7 +102,7 @@ class SliceViewer(widgets.VBox):
 
     def __init__(
         self,
-        volume: Volume | np.ndarray | str | os.PathLike,
+        volume: SliceSource | Volume | np.ndarray | str | os.PathLike,
         *,
         view_shape: tuple[int, int] = DEFAULT_VIEW_SHAPE,
         contrast: tuple[float, float] | None = None,
