@@ -108,6 +108,13 @@ class CellContent:
         Membrane proteins per square micrometre of decorated membrane.
     microtubule_um_per_um3, actin_um_per_um3 : float
         Filament length per cubic micrometre (about, from the field's mean width).
+    microtubule_elevation_deg : tuple of float
+        Mean and spread (standard deviation, clipped at 3) of the microtubule axes' angle out of
+        the x-y plane: (0, 6) lies them in the slab, as in flat cells; (75, 6) runs them along z.
+    microtubule_protofilaments : int
+        Protofilaments per microtubule wall (13 in most cells, 14 common in vitro).
+    microtubule_contrast, membrane_contrast : float
+        Multipliers of the microtubule wall and lipid head-group densities (1: protein-like).
     actin_bundle_fraction : float
         Fraction of actin placed as parallel bundles of 3-7 filaments 12 nm apart.
     ribosomes_per_um3 : float
@@ -126,6 +133,10 @@ class CellContent:
     decorated_fraction: float = 0.5
     membrane_proteins_per_um2: float = 1500.0
     microtubule_um_per_um3: float = 60.0
+    microtubule_elevation_deg: tuple[float, float] = (0.0, 6.0)
+    microtubule_protofilaments: int = 13
+    microtubule_contrast: float = 1.0
+    membrane_contrast: float = 1.0
     actin_um_per_um3: float = 150.0
     actin_bundle_fraction: float = 0.5
     ribosomes_per_um3: float = 10000.0
@@ -485,7 +496,7 @@ class _Cell:
     def add_membranes(self, content: CellContent) -> None:
         """Organelle membranes crossing the field, then vesicles around them; some decorated."""
         for _ in range(self.count(content.organelles_per_um2 * self.area_um2)):
-            self._add_organelle()
+            self._add_organelle(content.membrane_contrast)
         low, high = (self.voxels(10.0 * r) for r in content.vesicle_radius_nm)
         for _ in range(self.count(content.vesicles_per_um3 * self.volume_um3)):
             for _attempt in range(30):
@@ -494,13 +505,13 @@ class _Cell:
                 centre[0] = self.rng.uniform(-0.3 * radius, self.shape[0] + 0.3 * radius)
                 if self._membrane_fits(centre, radius):
                     membrane = _Membrane(centre, radius, _deformation(self.rng, 0.08), double=False)
-                    self._paint_membrane(membrane, lumen=1, content=content)
+                    self._paint_membrane(membrane, lumen=1, contrast=content.membrane_contrast)
                     break
         for membrane in list(self.membranes):
             if self.rng.random() < content.decorated_fraction:
                 self._decorate(membrane, content.membrane_proteins_per_um2)
 
-    def _add_organelle(self) -> None:
+    def _add_organelle(self, contrast: float) -> None:
         radius = self.voxels(self.rng.uniform(3000.0, 7000.0))
         through = self.rng.uniform(0.15, 0.85, 3) * np.array(self.shape)
         through[0] = self.shape[0] / 2.0
@@ -513,7 +524,7 @@ class _Cell:
             _deformation(self.rng, 0.03),
             self.rng.random() < 0.5,
         )
-        self._paint_membrane(membrane, lumen=2, content=None)
+        self._paint_membrane(membrane, lumen=2, contrast=contrast)
 
     def _membrane_fits(self, centre: np.ndarray, radius: float) -> bool:
         gap = self.voxels(100.0)
@@ -523,9 +534,7 @@ class _Cell:
                 return False
         return True
 
-    def _paint_membrane(
-        self, membrane: _Membrane, *, lumen: int, content: CellContent | None
-    ) -> None:
+    def _paint_membrane(self, membrane: _Membrane, *, lumen: int, contrast: float) -> None:
         extent = membrane.radius * 1.35 + self.voxels(60.0)
         box = self.box(membrane.centre - extent, membrane.centre + extent)
         if box is None:
@@ -555,7 +564,7 @@ class _Cell:
         label_mask = np.zeros(sd_voxels.shape, dtype=bool)
         for shell in shells:
             sd_angstrom = (sd_voxels - shell) * self.voxel_size
-            profile += _bilayer_profile(sd_angstrom, self.voxel_size)
+            profile += contrast * _bilayer_profile(sd_angstrom, self.voxel_size)
             alpha = np.maximum(
                 alpha,
                 np.clip((_BILAYER_HALF_A - np.abs(sd_angstrom)) / self.voxel_size + 0.5, 0, 1),
@@ -591,19 +600,29 @@ class _Cell:
     # -- filaments
 
     def add_microtubules(self, content: CellContent) -> None:
-        """Hollow 25 nm tubes with 13-protofilament texture, gently curved, crossing the field."""
+        """Hollow 25 nm tubes with protofilament texture, gently curved, crossing the field."""
         outer = self.voxels(_MT_OUTER_A)
+        mean_elevation, spread = content.microtubule_elevation_deg
+        protofilaments, contrast = (
+            content.microtubule_protofilaments,
+            content.microtubule_contrast,
+        )
+
+        def profile(r, s, theta, voxel_size):
+            return _microtubule_profile(r, s, theta, voxel_size, protofilaments, contrast)
+
         expected_length = content.microtubule_um_per_um3 * self.volume_um3 * 1e4 / self.voxel_size
         for _ in range(self.count(expected_length / self._mean_width())):
             for _attempt in range(40):
                 axis = self._random_filament(
                     curvature_radius_a=self.rng.uniform(1.5e4, 6e4),
-                    elevation_deg=6.0,
+                    elevation_deg=spread,
                     wobble=0.0,
                     margin=outer + 1,
+                    mean_elevation_deg=mean_elevation,
                 )
                 if axis is not None and self._filament_clear(axis, outer, gap=self.voxels(40.0)):
-                    self._paint_tube(axis, outer, _microtubule_profile)
+                    self._paint_tube(axis, outer, profile)
                     self._remember_filament(axis, outer)
                     self.filaments["microtubule"].append(axis)
                     break
@@ -642,9 +661,19 @@ class _Cell:
         return (self.shape[1] + self.shape[2]) / 2.0
 
     def _random_filament(
-        self, *, curvature_radius_a: float, elevation_deg: float, wobble: float, margin: float
+        self,
+        *,
+        curvature_radius_a: float,
+        elevation_deg: float,
+        wobble: float,
+        margin: float,
+        mean_elevation_deg: float = 0.0,
     ) -> np.ndarray | None:
-        """A smooth curve through a random point, extended until it leaves the volume."""
+        """A smooth curve through a random point, extended until it leaves the volume.
+
+        Its angle out of the x-y plane is ``mean_elevation_deg`` plus a normal deviate of spread
+        ``elevation_deg`` (clipped at 3 spreads).
+        """
         depth = self.shape[0]
         low, high = min(margin, depth / 2.0), max(depth - 1 - margin, depth / 2.0)
         start = np.array(
@@ -656,7 +685,8 @@ class _Cell:
         )
         azimuth = self.rng.uniform(0, 2 * np.pi)
         elevation = np.radians(
-            np.clip(self.rng.normal(0, elevation_deg), -3 * elevation_deg, 3 * elevation_deg)
+            mean_elevation_deg
+            + np.clip(self.rng.normal(0, elevation_deg), -3 * elevation_deg, 3 * elevation_deg)
         )
         tangent = np.array(
             [
@@ -905,15 +935,20 @@ def _bilayer_profile(sd_angstrom: np.ndarray, voxel_size: float) -> np.ndarray:
 
 
 def _microtubule_profile(
-    r: np.ndarray, s: np.ndarray, theta: np.ndarray, voxel_size: float
+    r: np.ndarray,
+    s: np.ndarray,
+    theta: np.ndarray,
+    voxel_size: float,
+    protofilaments: int = 13,
+    contrast: float = 1.0,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     r_a, s_a = r * voxel_size, s * voxel_size
     edge = max(3.0, 0.5 * voxel_size)
     wall = _smooth_step((r_a - _MT_INNER_A) / edge) * _smooth_step((_MT_OUTER_A - r_a) / edge)
-    lattice = 1.0 + 0.3 * np.cos(13 * theta) * (
+    lattice = 1.0 + 0.3 * np.cos(protofilaments * theta) * (
         0.6 + 0.4 * np.cos(2 * np.pi * s_a / 40.0 + 3 * theta)
     )
-    density = (1.1 * wall * lattice).astype(np.float32)
+    density = (1.1 * contrast * wall * lattice).astype(np.float32)
     alpha = np.clip((_MT_OUTER_A - r_a) / voxel_size + 0.5, 0, 1).astype(np.float32)
     label_mask = (r_a >= _MT_INNER_A) & (r_a <= _MT_OUTER_A)
     return density, alpha, label_mask, _MICROTUBULE
