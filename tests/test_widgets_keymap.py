@@ -7,10 +7,12 @@ import numpy as np
 import pytest
 
 from tomoseg_nb.annotations import Project
+from tomoseg_nb.coords import Picks
 from tomoseg_nb.volume import write_volume
 from tomoseg_nb.widgets._messages import browser_event
 from tomoseg_nb.widgets.keymap import KEYMAP, SCOPES, chord, markdown_table
 from tomoseg_nb.widgets.painter import MaskPainter
+from tomoseg_nb.widgets.results import PickViewer
 from tomoseg_nb.widgets.tiles import TilePicker
 from tomoseg_nb.widgets.viewer import SliceViewer
 
@@ -82,6 +84,9 @@ def help_row(project, binding):
     plain = SliceViewer(project.tomogram, view_shape=(64, 64))
     press(plain.canvas, "?")
     assert plain.help.shown
+    review = pick_viewer_of(project)
+    press(review.viewer.canvas, "?")
+    assert review.help.shown and "reject the selected pick" in review.help.value
 
 
 def undo_row(project, binding):
@@ -95,6 +100,12 @@ def undo_row(project, binding):
         stroke(painter, 3, [2, 5])
         press(painter.canvas, label)
         assert not project.mask(painter.tile.id).any()
+    review = pick_viewer_of(project)
+    for label in binding.inputs:
+        click(review.viewer.canvas, 40, 40)
+        press(review.viewer.canvas, "Delete")
+        press(review.viewer.canvas, label)
+        assert review.review.kept().all()
 
 
 def redo_row(project, binding):
@@ -295,6 +306,35 @@ def painter_step_row(project, binding):
     assert painter.tile == first
     press(painter.canvas, "p")
     assert painter.tile == second
+
+
+def pick_viewer_of(project):
+    coordinates = np.array([[4.0, 40, 40], [4.0, 90, 120]])
+    picks = Picks(coordinates, scores=np.array([0.9, 0.8]), voxel_size=10.0, shape=(8, 128, 160))
+    return PickViewer(
+        project.tomogram,
+        picks,
+        radius_px=5,
+        viewer=SliceViewer(project.tomogram, view_shape=(128, 160)),
+    )
+
+
+def pick_select_row(project, binding):
+    review = pick_viewer_of(project)
+    click(review.viewer.canvas, 122, 92)
+    assert review.review.selected == 1 and review.review.kept().all()
+    click(review.viewer.canvas, 10, 10)  # no pick near: nothing selected
+    assert review.review.selected is None
+
+
+def pick_reject_row(project, binding):
+    review = pick_viewer_of(project)
+    for label in binding.inputs:
+        click(review.viewer.canvas, 40, 40)
+        press(review.viewer.canvas, label)
+        assert review.review.kept().tolist() == [False, True]
+        press(review.viewer.canvas, label)  # again: kept after all
+        assert review.review.kept().tolist() == [True, True]
 
 
 SCENARIOS = {

@@ -1,4 +1,4 @@
-"""PickReview: score threshold, click to reject/accept, picks cut by a slice."""
+"""PickReview: score threshold, click to select, reject/keep with undo, picks cut by a slice."""
 
 import numpy as np
 import pytest
@@ -7,7 +7,7 @@ from tomoseg_nb.errors import BadInputError
 from tomoseg_nb.widgets.pick_state import PickReview
 
 
-def test_threshold_and_clicks_decide_what_is_kept():
+def test_threshold_and_deliberate_rejects_decide_what_is_kept():
     review = PickReview(
         np.array([[5, 10, 10], [5, 40, 40], [20, 10, 12]]),
         np.array([0.9, 0.2, 0.6]),
@@ -16,12 +16,24 @@ def test_threshold_and_clicks_decide_what_is_kept():
     assert review.kept().tolist() == [True, True, True]
     review.threshold = 0.5
     assert review.kept().tolist() == [True, False, True]
-    assert review.click(5, 40, 40) is None  # hidden picks cannot be clicked
-    assert review.click(6, 11, 9) == 0
+    assert review.click(5, 40, 40) is None  # hidden picks cannot be selected
+    assert review.click(6, 11, 9) == 0 and review.selected == 0
+    assert review.kept().tolist() == [True, False, True]  # a click only selects
+    assert review.toggle_selected() == 0
     assert review.kept().tolist() == [False, False, True]
-    assert review.click(6, 11, 9) == 0  # clicking again accepts it back
+    assert review.toggle_selected() == 0  # again: kept after all
     assert review.kept().tolist() == [True, False, True]
-    assert review.click(12, 10, 10) is None  # too far from both
+    review.click(19, 10, 12)
+    review.toggle_selected()
+    assert review.kept().tolist() == [True, False, False]
+    assert review.undo() == 2 and review.kept().tolist() == [True, False, True]
+    assert review.undo() == 0 and review.kept().tolist() == [False, False, True]
+    assert review.redo() == 0 and review.kept().tolist() == [True, False, True]
+    assert review.click(12, 10, 10) is None and review.selected is None  # too far from both
+    assert review.toggle_selected() is None
+    review.undo()
+    review.undo()
+    assert review.undo() is None
 
 
 def test_picks_on_a_slice_are_circles_cut_from_spheres():

@@ -54,17 +54,29 @@ def test_pick_viewer_threshold_and_circles(tomogram, picks):
     assert list(radii) == pytest.approx([4.0, np.sqrt(15)])
 
 
-def test_pick_viewer_click_rejects_and_export_writes_the_rest(tomogram, picks, tmp_path):
+def test_pick_viewer_click_selects_delete_rejects_and_export_writes_the_rest(
+    tomogram, picks, tmp_path
+):
     sv = SliceViewer(tomogram, view_shape=(64, 64))
     viewer = PickViewer(tomogram, picks, radius_px=4, threshold=0.5, viewer=sv)
-    browser_event(sv.canvas, "mouse_down", x=11.0, y=10.0)
-    browser_event(sv.canvas, "mouse_up", x=11.0, y=10.0)
+    with record_canvas_traffic() as traffic:
+        browser_event(sv.canvas, "mouse_down", x=11.0, y=10.0)
+        browser_event(sv.canvas, "mouse_up", x=11.0, y=10.0)
+    assert viewer.status.value == "pick 0 selected (Delete rejects it)"
+    assert viewer.review.kept().tolist() == [True, False, True, True]  # a click only selects
+    kept, selected = traffic.named("strokeCircles")
+    assert list(selected[0]) == [10.5] and list(selected[2]) == [7.0]  # ring 3 px outside
+    browser_event(sv.canvas, "key_down", key="Delete")
     assert viewer.status.value == "pick 0 rejected"
     assert viewer.review.kept().tolist() == [False, False, True, True]
     with record_canvas_traffic() as traffic:
         sv.redraw_marks()
-    kept, rejected = traffic.named("strokeCircles")
+    kept, rejected, _ = traffic.named("strokeCircles")
     assert list(rejected[0]) == [10.5] and list(kept[0]) == [50.5]
+    browser_event(sv.canvas, "key_down", key="z", ctrl_key=True)
+    assert viewer.review.kept().tolist() == [True, False, True, True]
+    browser_event(sv.canvas, "key_down", key="y")
+    assert viewer.status.value == "redo: pick 0 rejected"
     viewer.export_path.value = str(tmp_path / "picks.csv")
     viewer.export_button.click()
     assert viewer.status.value.startswith("wrote 2 picks")

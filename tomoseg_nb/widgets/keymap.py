@@ -16,8 +16,9 @@ from dataclasses import dataclass
 
 import ipywidgets as widgets
 
-SCOPES = ("every canvas", "slice viewer", "tile picker", "mask painter")
-"""Where a binding applies. The tile picker is a slice viewer too, so it has both tables."""
+SCOPES = ("every canvas", "slice viewer", "tile picker", "mask painter", "pick viewer")
+"""Where a binding applies. The tile picker and the pick viewer are slice viewers too, so they
+have both tables."""
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,13 @@ KEYMAP: tuple[Binding, ...] = (
     Binding("painter-zoom", "mask painter", ("+", "-", "0"), "magnify, shrink, default"),
     Binding("context", "mask painter", ("c",), "show or hide the slice around the tile"),
     Binding("painter-step", "mask painter", ("n", "p"), "next, previous positive tile"),
+    Binding("pick-select", "pick viewer", ("click a pick",), "select it"),
+    Binding(
+        "pick-reject",
+        "pick viewer",
+        ("Delete", "Backspace"),
+        "reject the selected pick, or keep it",
+    ),
 )
 """Every binding, in the order the docs and the help overlay list them."""
 

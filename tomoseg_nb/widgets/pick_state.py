@@ -1,7 +1,9 @@
-"""Reviewing picks: a score threshold, and accepting or rejecting single picks by clicking.
+"""Reviewing picks: a score threshold, and rejecting single picks (or keeping them again).
 
-Works for tomograms ``(z, y, x)`` and micrographs ``(y, x)`` alike: a click selects the nearest
-shown pick within ``radius_px`` (in voxels of the source) and toggles it.
+Works for tomograms ``(z, y, x)`` and micrographs ``(y, x)`` alike. As in every canvas widget
+(``keymap``), a click only selects - the nearest shown pick within ``radius_px`` (in voxels of
+the source) - and a deliberate action changes it: ``toggle_selected`` rejects the selected pick
+(Delete), or keeps a rejected one again. Every change can be undone and redone.
 """
 
 from __future__ import annotations
@@ -32,10 +34,14 @@ class PickReview:
     [True, True]
     >>> review.threshold = 0.5; review.shown().tolist()
     [True, False]
-    >>> review.click(12, 9)
+    >>> review.click(12, 9)  # selects pick 0
     0
-    >>> review.kept().tolist()
+    >>> review.toggle_selected(); review.kept().tolist()
+    0
     [False, False]
+    >>> review.undo(); review.kept().tolist()
+    0
+    [True, False]
     """
 
     def __init__(
@@ -63,6 +69,9 @@ class PickReview:
         self.radius_px = float(radius_px)
         self.threshold = float(threshold)
         self.accepted = np.ones(n, dtype=bool)
+        self.selected: int | None = None
+        self._undo: list[int] = []
+        self._redo: list[int] = []
 
     def shown(self) -> np.ndarray:
         """Boolean (N,): scoring at least the threshold."""
@@ -73,21 +82,50 @@ class PickReview:
         return self.shown() & self.accepted
 
     def click(self, *position: float) -> int | None:
-        """Toggle the nearest shown pick within the radius of ``position``; its index, or None."""
+        """Select the nearest shown pick within the radius of ``position``; its index, or None
+        (and nothing selected) when no pick is that close."""
         if len(position) != self.coordinates.shape[1]:
             raise BadInputError(
                 f"click has {len(position)} coordinates but picks have {self.coordinates.shape[1]}"
             )
+        self.selected = None
         candidates = np.flatnonzero(self.shown())
         if candidates.size == 0:
             return None
         distances = np.linalg.norm(self.coordinates[candidates] - np.asarray(position), axis=1)
         nearest = int(np.argmin(distances))
-        if distances[nearest] > self.radius_px:
+        if distances[nearest] <= self.radius_px:
+            self.selected = int(candidates[nearest])
+        return self.selected
+
+    def toggle_selected(self) -> int | None:
+        """Reject the selected pick, or keep it again if it was rejected; its index, or None."""
+        if self.selected is None:
             return None
-        index = int(candidates[nearest])
-        self.accepted[index] = not self.accepted[index]
+        self._flip(self.selected)
+        self._undo.append(self.selected)
+        self._redo.clear()
+        return self.selected
+
+    def undo(self) -> int | None:
+        """Reverse the last reject or keep; the pick's index, or None when nothing is left."""
+        return self._replay(self._undo, self._redo)
+
+    def redo(self) -> int | None:
+        """Do again what the last undo reversed; the pick's index, or None."""
+        return self._replay(self._redo, self._undo)
+
+    def _replay(self, source: list[int], target: list[int]) -> int | None:
+        if not source:
+            return None
+        index = source.pop()
+        self._flip(index)
+        target.append(index)
+        self.selected = index
         return index
+
+    def _flip(self, index: int) -> None:
+        self.accepted[index] = not self.accepted[index]
 
     def on_slice(self, z: int) -> tuple[np.ndarray, np.ndarray]:
         """Shown picks cutting slice ``z`` and their radius there (spheres cut by the slice).

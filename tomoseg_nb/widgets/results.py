@@ -3,8 +3,9 @@
 ``LabelViewer`` shows a competitive-merge label map (``merge.merge_competitive``) over the
 tomogram with one colour per feature and the share of each on the current slice. ``PickViewer``
 draws picks as circles (spheres cut by the slice), hides those below a score threshold, lets a
-click reject or re-accept a pick, shows the score histogram (``plots.picks.plot_pick_histograms``)
-and exports what is kept with ``coords.write_picks``.
+click select a pick and Delete reject it (or keep it again; Ctrl+Z / z undoes, as in every canvas
+widget), shows the score histogram (``plots.picks.plot_pick_histograms``) and exports what is kept
+with ``coords.write_picks``.
 """
 
 from __future__ import annotations
@@ -25,12 +26,14 @@ from ..plots.picks import plot_pick_histograms
 from ..volume import Volume
 from ._render import palette_colour
 from ._source import SliceSource
+from .keymap import DELETE_CHORDS, HELP_CHORD, REDO_CHORDS, UNDO_CHORDS, HelpOverlay
 from .pick_state import PickReview
 from .view_state import ViewState
 from .viewer import SliceViewer
 
 KEPT_COLOUR = "#3cb44b"
 REJECTED_COLOUR = "#e6194b"
+SELECTED_COLOUR = "#ffd700"
 
 
 def _label_names(names: Mapping[int, str] | Sequence[str]) -> dict[int, str]:
@@ -95,7 +98,7 @@ class LabelViewer(widgets.VBox):
 
 
 class PickViewer(widgets.VBox):
-    """Picks over a tomogram or micrograph: threshold, click to reject, histogram, export.
+    """Picks over a tomogram or micrograph: threshold, select and reject, histogram, export.
 
     Parameters
     ----------
@@ -147,15 +150,23 @@ class PickViewer(widgets.VBox):
         self.overwrite = widgets.Checkbox(value=False, description="overwrite", indent=False)
         self.export_button = widgets.Button(description="Export kept picks")
         self.status = widgets.HTML()
+        self.reject_button = widgets.Button(description="Reject / keep (Delete)")
+        self.undo_button = widgets.Button(description="Undo (z)")
+        self.help = HelpOverlay("slice viewer", "pick viewer")
 
         self.threshold.observe(self._threshold_changed, names="value")
         self.export_button.on_click(lambda _: self._export_clicked())
+        self.reject_button.on_click(lambda _: self.toggle_selected())
+        self.undo_button.on_click(lambda _: self.undo())
         self.viewer.on_click(self.click)
+        self.viewer.on_key(self._key)
         self.viewer.add_marks("picks", self._draw_picks)
         super().__init__(
             [
                 widgets.HBox([self.threshold, self.counts]),
+                self.help,
                 self.viewer,
+                widgets.HBox([self.reject_button, self.undo_button]),
                 self.histogram,
                 widgets.HBox(
                     [self.export_path, self.export_format, self.overwrite, self.export_button]
@@ -166,13 +177,46 @@ class PickViewer(widgets.VBox):
         self._refresh()
 
     def click(self, z: int, y: int, x: int) -> None:
-        """Reject (or accept again) the pick nearest the clicked voxel."""
+        """Select the pick nearest the clicked voxel (a click never rejects)."""
         position = (z, y, x) if self.review.coordinates.shape[1] == 3 else (y, x)
         index = self.review.click(*position)
-        if index is not None:
-            state = "kept" if self.review.accepted[index] else "rejected"
-            self.status.value = f"pick {index} {state}"
-            self._refresh()
+        self.status.value = (
+            "no pick here" if index is None else f"pick {index} selected (Delete rejects it)"
+        )
+        self.viewer.redraw_marks()
+
+    def toggle_selected(self) -> None:
+        """Reject the selected pick, or keep it again if it was rejected."""
+        self._changed(self.review.toggle_selected(), "", "no pick selected: click one first")
+
+    def undo(self) -> None:
+        """Reverse the last reject or keep."""
+        self._changed(self.review.undo(), "undo: ", "nothing to undo")
+
+    def redo(self) -> None:
+        """Do again what the last undo reversed."""
+        self._changed(self.review.redo(), "redo: ", "nothing to redo")
+
+    def _changed(self, index: int | None, prefix: str, nothing: str) -> None:
+        if index is None:
+            self.status.value = nothing
+            return
+        state = "kept" if self.review.accepted[index] else "rejected"
+        self.status.value = f"{prefix}pick {index} {state}"
+        self._refresh()
+
+    def _key(self, key: str) -> bool:
+        actions = (
+            (DELETE_CHORDS, self.toggle_selected),
+            (UNDO_CHORDS, self.undo),
+            (REDO_CHORDS, self.redo),
+            ({HELP_CHORD}, self.help.toggle),
+        )
+        for chords, action in actions:
+            if key in chords:
+                action()
+                return True
+        return False
 
     def kept_picks(self) -> Picks:
         """The picks above the threshold that were not rejected."""
@@ -229,3 +273,7 @@ class PickViewer(widgets.VBox):
             if chosen.any():
                 layer.stroke_style = colour
                 layer.stroke_circles(x[chosen], y[chosen], radii[chosen] * view.scale)
+        selected = indices == self.review.selected
+        if selected.any():
+            layer.stroke_style = SELECTED_COLOUR
+            layer.stroke_circles(x[selected], y[selected], radii[selected] * view.scale + 3)
