@@ -1,13 +1,14 @@
-"""Real browser: JupyterLab in Debian's chromium; select a tile, paint it, undo, side views drawn.
+"""Real browser: JupyterLab in Debian's chromium; select a tile, side views, paint, undo, delete.
 
 Starts JupyterLab on loopback (free port, random token, a temporary root holding
-``paint_a_tile.ipynb``), runs the notebook through the JupyterLab UI, clicks the second tile on
-the tile picker's slice (which selects it; the painter follows), drags across the mask painter's
-canvas and checks that ``project/masks.npz`` changed exactly along the stroke, presses ``z`` (the
-undo key of every canvas widget) and checks the mask is empty on disk again, then hovers the
-slice and reads back the pixels of the XZ and YZ side views. A screenshot goes to
-``test-artifacts/``. Needs ``apt-get install -y chromium`` (no browser download is possible
-here); without it the test fails saying so.
+``paint_a_tile.ipynb``) and runs the notebook through the JupyterLab UI. Then, with the mouse and
+keys: clicks the second tile on the tile picker's slice (which selects it; the painter follows),
+hovers the slice and reads back the exact pixels of the XZ and YZ side views, drags across the
+mask painter's canvas and checks that ``project/masks.npz`` changed exactly along the stroke,
+presses ``z`` (the undo key of every canvas widget) and checks the mask is empty on disk again,
+and finally selects the tile again, removes it with Delete and brings it back with Ctrl+Z. A
+screenshot goes to ``test-artifacts/``. Needs ``apt-get install -y chromium`` (no browser
+download is possible here); without it the test fails saying so.
 """
 
 from __future__ import annotations
@@ -282,6 +283,20 @@ def test_select_paint_undo_and_side_views_in_jupyterlab(chromium, jupyterlab):
                 lambda: (saved := saved_mask(root, 1)) is not None and not saved[1].any(),
                 "z did not undo the stroke on disk",
             )
+
+            # Back on the slice: the click selects the tile again (and gives the canvas the
+            # keys), Delete removes it, Ctrl+Z brings it back - the same undo key as the painter.
+            def tile_count() -> int:
+                return len(json.loads((root / "project" / "project.json").read_text())["tiles"])
+
+            slice_canvas.scroll_into_view_if_needed()
+            box = slice_canvas.bounding_box()
+            y, x = SECOND_TILE
+            page.mouse.click(box["x"] + (x + 0.5) * SLICE_SCALE, box["y"] + (y + 0.5) * SLICE_SCALE)
+            page.keyboard.press("Delete")
+            wait_for(lambda: tile_count() == 1, "Delete did not remove the selected tile")
+            page.keyboard.press("Control+z")
+            wait_for(lambda: tile_count() == 2, "Ctrl+Z did not bring the tile back")
         finally:
             page.screenshot(path=str(ARTIFACTS / "browser_mask_painter.png"), full_page=True)
             browser.close()
