@@ -201,3 +201,21 @@ def test_question_mark_shows_the_key_table(tomogram):
     assert viewer.help.shown and "one level per notch" in viewer.help.value
     viewer.help_button.click()
     assert not viewer.help.shown
+
+
+def test_side_views_show_the_overlays_too(tomogram):
+    viewer = SliceViewer(tomogram, view_shape=(300, 200), side_views=True)  # scale 1
+    labels = np.zeros(tomogram.shape, np.uint8)
+    labels[:, :30, :30] = 2
+    viewer.add_overlay("labels", labels, kind="labels", colours={2: "#00ff00"}, opacity=1.0)
+    viewer.add_overlay("preview", np.ones(tomogram.shape[1:], np.float32), z=3)  # 2D: not there
+    with record_canvas_traffic() as traffic:
+        viewer.set_cursor(10, 10)
+    _, xz_labels, _, yz_labels = traffic.decoded()
+    assert xz_labels.shape == (6, 200, 4) and yz_labels.shape == (300, 6, 4)
+    assert (xz_labels[:, :30] == [0, 255, 0, 255]).all() and (xz_labels[:, 30:, 3] == 0).all()
+    assert (yz_labels[:30] == [0, 255, 0, 255]).all() and (yz_labels[30:, :, 3] == 0).all()
+    with record_canvas_traffic() as traffic:
+        viewer.overlays["labels"].visible = False
+        viewer.redraw_overlays()
+    assert len(traffic.images) == 3  # the slice's preview overlay and the two sections only

@@ -29,7 +29,7 @@ from ._canvas import Throttle, layered_canvas, put_block
 from ._render import auto_contrast, overlay_image, palette_colour, slice_image
 from ._source import SliceSource, as_source
 from .keymap import HELP_CHORD, HelpOverlay, chord
-from .view_state import ViewState
+from .view_state import ViewState, Window
 
 DEFAULT_VIEW_SHAPE = (640, 640)
 """Canvas ``(height, width)`` in pixels; a redraw never sends more pixels than this."""
@@ -72,6 +72,15 @@ class Overlay:
                 return None
             z = 0
         data = self.source.slice(z)
+        if self.kind == "probability":
+            return decode_probabilities(data, self.source.dtype)
+        return data
+
+    def section(self, plane: str, index: int) -> np.ndarray | None:
+        """The map in a side view (``SliceSource.section``); None for a single-slice map."""
+        if self.source.is_2d:
+            return None
+        data = self.source.section(plane, index)
         if self.kind == "probability":
             return decode_probabilities(data, self.source.dtype)
         return data
@@ -125,8 +134,9 @@ class SliceViewer(widgets.VBox):
         self.cursor = (height // 2, width // 2)
         self._side_throttle = Throttle(SIDE_VIEW_INTERVAL_S)
         view_height, view_width = self.state.view_shape
-        self.xz_canvas = layered_canvas(2, SIDE_VIEW_PX, view_width)
-        self.yz_canvas = layered_canvas(2, view_height, SIDE_VIEW_PX)
+        # Side views: section, overlays, cursor lines.
+        self.xz_canvas = layered_canvas(3, SIDE_VIEW_PX, view_width)
+        self.yz_canvas = layered_canvas(3, view_height, SIDE_VIEW_PX)
 
         middle = self.source.slice(self.state.z)
         self.contrast = contrast or auto_contrast(middle)
@@ -392,9 +402,11 @@ class SliceViewer(widgets.VBox):
         self.zoom_label.value = _zoom_text(self.state.scale)
 
     def redraw_overlays(self) -> None:
-        """Redraw the overlay layer only."""
+        """Redraw the overlay layer only (and the side views, which show the overlays too)."""
         with hold_canvas():
             self._draw_overlays()
+            if self.side_views:
+                self._draw_side_views()
 
     def redraw_marks(self) -> None:
         """Redraw the marks layer only (after a tool changed its marks)."""
@@ -418,18 +430,20 @@ class SliceViewer(widgets.VBox):
             return
         for overlay in self.overlays.values():
             data = overlay.slice_at(self.state.z) if overlay.visible else None
-            if data is None:
-                continue
-            block = overlay_image(
-                data,
-                window,
-                kind=overlay.kind,
-                colour=overlay.colour,
-                opacity=overlay.opacity,
-                threshold=overlay.threshold,
-                colours=overlay.colours,
-            )
-            put_block(layer, block, window)
+            if data is not None:
+                put_block(layer, self._overlay_block(overlay, data, window), window)
+
+    @staticmethod
+    def _overlay_block(overlay: Overlay, data: np.ndarray, window: Window) -> np.ndarray:
+        return overlay_image(
+            data,
+            window,
+            kind=overlay.kind,
+            colour=overlay.colour,
+            opacity=overlay.opacity,
+            threshold=overlay.threshold,
+            colours=overlay.colours,
+        )
 
     def _draw_marks(self) -> None:
         layer = self.canvas[2]
@@ -460,14 +474,19 @@ class SliceViewer(widgets.VBox):
             (self.yz_canvas, "yz", cursor_x, yz, (cursor_y, z)),
         ):
             canvas[0].clear()
+            canvas[1].clear()
             window = view.window()
             if window is not None:
                 block = slice_image(self.source.section(plane, index), window, low, high)
                 put_block(canvas[0], block, window)
+                for overlay in self.overlays.values():
+                    data = overlay.section(plane, index) if overlay.visible else None
+                    if data is not None:
+                        put_block(canvas[1], self._overlay_block(overlay, data, window), window)
             # Lines through the current slice and where the other side view cuts.
             x, y = view.image_to_canvas(*crossing)
             height, width = view.view_shape
-            lines = canvas[1]
+            lines = canvas[2]
             lines.clear()
             lines.stroke_style = CURSOR_COLOUR
             lines.line_width = 1
