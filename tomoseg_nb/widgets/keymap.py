@@ -40,7 +40,7 @@ KEYMAP: tuple[Binding, ...] = (
     Binding("help", "every canvas", ("?",), "show or hide this help"),
     Binding("undo", "every canvas", ("Ctrl+Z", "z"), "undo the last edit"),
     Binding("redo", "every canvas", ("Ctrl+Shift+Z", "Ctrl+Y", "Shift+Z", "y"), "redo"),
-    Binding("focus", "every canvas", ("first click",), "gives the canvas the keys; edits nothing"),
+    Binding("focus", "slice viewer", ("first click",), "gives the canvas the keys; edits nothing"),
     Binding("pan", "slice viewer", ("drag",), "pan"),
     Binding("zoom-wheel", "slice viewer", ("wheel",), "zoom at the pointer, one level per notch"),
     Binding("zoom-keys", "slice viewer", ("+", "-"), "zoom in, out"),
