@@ -61,6 +61,36 @@ def test_demo_writes_report_models_maps_labels_and_picks(demo_folder):
     assert all(np.isfinite(v) for v in report["merged"].values())
 
 
+def test_the_report_states_its_settings_loss_curves_and_baseline(demo_folder):
+    out, report = demo_folder
+    saved = json.loads((out / "report.json").read_text())
+    assert saved["arch"] == "tiny"
+    assert saved["settings"] == {
+        "network": "tiny",
+        "epochs": 3,
+        "positive_tiles": 4,
+        "negative_tiles": 12,
+        "tile_size_px": 32,
+        "thresholds": {name: row["threshold"] for name, row in report["features"].items()},
+        "seed": 4,
+        "engine": "auto",
+    }
+    markdown = (out / "report.md").read_text()
+    assert "| tiny | 3 | 4 positive + 12 negative, 32 px |" in markdown
+    for name, row in report["features"].items():
+        history = saved["loss"][name]
+        assert len(history["loss"]) == 3 and len(history["val_loss"]) == 3
+        assert f"- {name}: 3 epochs, final training loss {history['loss'][-1]:.3f}" in markdown
+        baseline = saved["baseline"][name]  # the random forest on the same tiles
+        assert 0.0 <= baseline["iou"] <= 1.0
+        assert baseline["n_positive"] == row["n_positive"] == 4
+        assert baseline["n_negative"] == row["n_negative"] == 12
+        assert f"| {name} | {row['iou']:.3f} | {baseline['iou']:.3f} |" in markdown
+    assert "| feature | IoU | RF IoU |" in markdown
+    assert (out / "figures" / report["figures"]["loss"]).stat().st_size > 1000
+    assert "found, missed and false" in markdown
+
+
 def test_demo_refuses_to_overwrite_a_report(demo_folder, capsys):
     out, _ = demo_folder
     with pytest.raises(OutputExistsError):

@@ -7,10 +7,12 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from matplotlib.colors import to_rgb
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 from matplotlib.patches import Circle, Patch
 
 from ..coords import Picks
 from ..picking.frame import direction_from_euler
+from ..picking.scoring import score_particles
 from .segmentation import DEFAULT_COLOURS, contrast_limits
 
 
@@ -74,6 +76,94 @@ def plot_picks(
         axes.set_axis_off()
     figure.suptitle(
         title or f"{len(picks)} picks" + (f" of {picks.feature}" if picks.feature else "")
+    )
+    return figure
+
+
+MATCH_STYLES = {  # kind -> (colour, line style); colour-blind-safe pair plus a neutral orange
+    "found": ("#1ec31e", "-"),
+    "missed": ("#ff3030", "--"),
+    "false": ("#ffa500", ":"),
+}
+
+
+def plot_pick_matches(
+    tomogram: np.ndarray,
+    picks: Picks | np.ndarray,
+    truth: np.ndarray,
+    *,
+    radius_px: float,
+    max_distance_px: float | None = None,
+    slices: Sequence[int] | None = None,
+    title: str = "",
+) -> Figure:
+    """Picks scored against true particle centres, on the slices that hold the most particles.
+
+    A pick matched one to one to a true centre within ``max_distance_px`` (default the radius)
+    is *found*, a true particle no pick matched is *missed*, a pick matched to nothing is
+    *false*; each gets its own colour and line style, explained in a legend with the counts. Every
+    mark is a circle of the particle's radius, drawn on the shown slices within half a radius of
+    its centre, so all circles mean the same size.
+
+    Parameters
+    ----------
+    tomogram : array-like
+        ``(z, y, x)`` volume the coordinates refer to.
+    picks : Picks or ndarray
+        Picked centres, ``(N, 3)`` voxels ``(z, y, x)``.
+    truth : ndarray
+        ``(M, 3)`` true centres in the same voxels.
+    radius_px : float
+        Particle radius, voxels.
+    slices : sequence of int, optional
+        z indices to show; default the three slices near most centres (true and false picks).
+    """
+    shape = np.shape(tomogram)
+    picked = picks.coordinates if isinstance(picks, Picks) else np.asarray(picks, np.float64)
+    picked = picked.reshape(-1, 3)
+    truth = np.asarray(truth, np.float64).reshape(-1, 3)
+    match = score_particles(
+        picked, truth, radius_px if max_distance_px is None else max_distance_px
+    )
+    found_picks = match.pairs[:, 0] if len(match.pairs) else np.zeros(0, int)
+    found_truths = match.pairs[:, 1] if len(match.pairs) else np.zeros(0, int)
+    marks = {
+        "found": picked[found_picks],
+        "missed": np.delete(truth, found_truths, axis=0),
+        "false": np.delete(picked, found_picks, axis=0),
+    }
+    near = radius_px / 2
+    if slices is None:
+        centres = np.concatenate([truth[:, 0], marks["false"][:, 0]])
+        slices = _busiest_slices(centres, shape[0], near)
+    figure = Figure(figsize=(4.2 * len(slices), 5.0), layout="constrained")
+    panels = figure.subplots(1, len(slices), squeeze=False)[0]
+    for axes, z in zip(panels, slices, strict=True):
+        image = np.asarray(tomogram[int(z)], dtype=np.float32)
+        low, high = contrast_limits(image)
+        axes.imshow(image, cmap="gray", vmin=low, vmax=high, interpolation="nearest")
+        counts = []
+        for kind, points in marks.items():
+            colour, style = MATCH_STYLES[kind]
+            shown = points[np.abs(points[:, 0] - z) <= near]
+            for _, y, x in shown:
+                axes.add_patch(
+                    Circle((x, y), radius_px, fill=False, color=colour, ls=style, lw=1.5)
+                )
+            counts.append(f"{len(shown)} {kind}")
+        axes.set_xlim(-0.5, shape[2] - 0.5)
+        axes.set_ylim(shape[1] - 0.5, -0.5)
+        axes.set_title(f"z = {int(z)}: " + ", ".join(counts), fontsize="medium")
+        axes.set_axis_off()
+    handles = [
+        Line2D([], [], color=colour, ls=style, lw=1.5, label=f"{kind} ({len(marks[kind])} in all)")
+        for kind, (colour, style) in MATCH_STYLES.items()
+    ]
+    figure.legend(handles=handles, loc="outside lower center", ncols=3, fontsize="small")
+    figure.suptitle(
+        title
+        or f"{len(picked)} picks for {len(truth)} particles: precision {match.precision:.2f}, "
+        f"recall {match.recall:.2f} (circles: particle size, centre within {near:.1f} slices)"
     )
     return figure
 

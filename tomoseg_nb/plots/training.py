@@ -21,7 +21,22 @@ def plot_loss(history: Mapping[str, Sequence[float]], *, title: str = "") -> Fig
     turns upwards while training keeps falling means the network is memorising its tiles.
     """
     figure = Figure(figsize=(5.5, 3.5), layout="constrained")
-    axes = figure.subplots()
+    _draw_loss(figure.subplots(), history, title or "training loss")
+    return figure
+
+
+def plot_losses(histories: Mapping[str, Mapping[str, Sequence[float]]]) -> Figure:
+    """``plot_loss`` for several networks side by side, one panel per feature (a report's figure)."""
+    if not histories:
+        raise BadInputError("no training history to plot")
+    figure = Figure(figsize=(4.2 * len(histories), 3.4), layout="constrained")
+    panels = figure.subplots(1, len(histories), squeeze=False)[0]
+    for axes, (name, history) in zip(panels, histories.items(), strict=True):
+        _draw_loss(axes, history, name)
+    return figure
+
+
+def _draw_loss(axes, history: Mapping[str, Sequence[float]], title: str) -> None:
     names = {"loss": "training", "val_loss": "validation (held-out tiles)"}
     for key, label in names.items():
         values = list(history.get(key, []))
@@ -33,10 +48,9 @@ def plot_loss(history: Mapping[str, Sequence[float]], *, title: str = "") -> Fig
         axes.axvline(best + 1, color="0.6", ls=":", label=f"best epoch ({best + 1})")
     axes.set_xlabel("epoch")
     axes.set_ylabel("loss  log(MSE)")
-    axes.set_title(title or "training loss")
+    axes.set_title(title)
     if axes.lines:
         axes.legend(fontsize="small")
-    return figure
 
 
 def plot_tile_gallery(
