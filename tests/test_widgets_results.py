@@ -77,6 +77,13 @@ def test_pick_viewer_click_selects_delete_rejects_and_export_writes_the_rest(
     assert viewer.review.kept().tolist() == [True, False, True, True]
     browser_event(sv.canvas, "key_down", key="y")
     assert viewer.status.value == "redo: pick 0 rejected"
+    viewer.reject_button.click()  # pick 0 is still selected: kept again
+    assert viewer.review.kept().tolist() == [True, False, True, True]
+    viewer.undo_button.click()
+    assert viewer.review.kept().tolist() == [False, False, True, True]
+    assert sv.help_button.layout.display == "none"  # one ? button: the pick viewer's, whole table
+    viewer.help_button.click()
+    assert viewer.help.shown and "zoom in, out" in viewer.help.value
     viewer.export_path.value = str(tmp_path / "picks.csv")
     viewer.export_button.click()
     assert viewer.status.value.startswith("wrote 2 picks")

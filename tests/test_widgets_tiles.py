@@ -231,6 +231,9 @@ def test_picker_keys_delete_undo_redo_and_step(project):
     assert not picker.help.shown
     key(viewer, "?", shift_key=True)
     assert picker.help.shown and not viewer.help.shown
+    assert (
+        viewer.help_button.layout.display == "none" and "next, previous slice" in picker.help.value
+    )
     assert "remove the selected tile" in picker.help.value
 
 

@@ -153,11 +153,16 @@ class PickViewer(widgets.VBox):
         self.reject_button = widgets.Button(description="Reject / keep (Delete)")
         self.undo_button = widgets.Button(description="Undo (z)")
         self.help = HelpOverlay("slice viewer", "pick viewer")
+        self.help_button = widgets.Button(
+            description="?", tooltip="Keys and mouse (key ?)", layout=widgets.Layout(width="32px")
+        )
 
         self.threshold.observe(self._threshold_changed, names="value")
         self.export_button.on_click(lambda _: self._export_clicked())
         self.reject_button.on_click(lambda _: self.toggle_selected())
         self.undo_button.on_click(lambda _: self.undo())
+        self.help_button.on_click(lambda _: self.help.toggle())
+        self.viewer.help_button.layout.display = "none"  # ours lists the viewer's keys too
         self.viewer.on_click(self.click)
         self.viewer.on_key(self._key)
         self.viewer.add_marks("picks", self._draw_picks)
@@ -166,7 +171,7 @@ class PickViewer(widgets.VBox):
                 widgets.HBox([self.threshold, self.counts]),
                 self.help,
                 self.viewer,
-                widgets.HBox([self.reject_button, self.undo_button]),
+                widgets.HBox([self.reject_button, self.undo_button, self.help_button]),
                 self.histogram,
                 widgets.HBox(
                     [self.export_path, self.export_format, self.overwrite, self.export_button]

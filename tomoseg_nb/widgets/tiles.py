@@ -99,6 +99,7 @@ class TilePicker(widgets.VBox):
         self.undo_button.on_click(lambda _: self.undo())
         self.redo_button.on_click(lambda _: self.redo())
         self.help_button.on_click(lambda _: self.help.toggle())
+        viewer.help_button.layout.display = "none"  # the picker's ? shows the viewer's keys too
         viewer.on_click(self.click)
         viewer.on_key(self._key)
         viewer.add_marks("tiles", self._draw_tiles)
