@@ -91,6 +91,16 @@ def test_the_report_states_its_settings_loss_curves_and_baseline(demo_folder):
     assert "found, missed and false" in markdown
 
 
+def test_the_command_prints_each_network_beside_its_baseline(demo_folder, monkeypatch, capsys):
+    out, report = demo_folder
+    monkeypatch.setattr("tomoseg_nb.demo.run_demo", lambda *args, **kwargs: report)
+    assert main(["demo", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    for name, row in report["features"].items():
+        forest = report["baseline"][name]["iou"]
+        assert f"{name:<12} IoU {row['iou']:.3f} (random forest {forest:.3f})" in printed
+
+
 def test_demo_refuses_to_overwrite_a_report(demo_folder, capsys):
     out, _ = demo_folder
     with pytest.raises(OutputExistsError):

@@ -61,7 +61,8 @@ def run(args: argparse.Namespace) -> int:
     )
     for name, row in report["features"].items():
         print(
-            f"{name:<12} IoU {row['iou']:.3f}  Dice {row['dice']:.3f}  merged IoU {report['merged'][name]:.3f}"
+            f"{name:<12} IoU {row['iou']:.3f} (random forest {report['baseline'][name]['iou']:.3f})  "
+            f"Dice {row['dice']:.3f}  merged IoU {report['merged'][name]:.3f}"
         )
     for name, reason in report["skipped"].items():
         print(f"{name:<12} skipped: {reason}")
