@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from ..errors import BadInputError, CancelledError
 
 STATUSES = ("idle", "running", "done", "cancelled", "failed")
 
-Listener = Callable[["BackgroundTask"], None]
+Task = TypeVar("Task", bound="BackgroundTask")
+"""The task's own class: a ``TrainingRun``'s listeners receive the ``TrainingRun``."""
 
 
 class BackgroundTask:
@@ -40,18 +41,18 @@ class BackgroundTask:
         self.error: BaseException | None = None
         self._cancel = threading.Event()
         self._thread: threading.Thread | None = None
-        self._progress_listeners: list[Listener] = []
-        self._finish_listeners: list[Listener] = []
+        self._progress_listeners: list[Callable[[Any], None]] = []
+        self._finish_listeners: list[Callable[[Any], None]] = []
 
     @property
     def running(self) -> bool:
         return self.status == "running"
 
-    def on_progress(self, listener: Listener) -> None:
+    def on_progress(self: Task, listener: Callable[[Task], None]) -> None:
         """``listener(task)`` after every progress report (background thread)."""
         self._progress_listeners.append(listener)
 
-    def on_finish(self, listener: Listener) -> None:
+    def on_finish(self: Task, listener: Callable[[Task], None]) -> None:
         """``listener(task)`` when the call ends, whatever the outcome (background thread)."""
         self._finish_listeners.append(listener)
 
