@@ -1,5 +1,5 @@
-"""Test-wide settings: quiet progress bars and TensorFlow logs, a headless matplotlib, and
-reproducible property tests.
+"""Test-wide settings: quiet progress bars, a headless matplotlib, and reproducible property tests.
+TensorFlow's log lines are kept quiet by ``import tomoseg_nb`` (``tomoseg_nb._quiet``), as for users.
 
 Hypothesis draws the same examples on every run by default, so a suite that passed here passes in
 CI. To hunt for new failures, draw fresh ones: ``HYPOTHESIS_PROFILE=explore pytest ...`` (that is
@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
+import tomoseg_nb  # noqa: F401  (before TensorFlow loads below: its start-up lines stay quiet)
+
 os.environ.setdefault("TOMOSEG_NB_PROGRESS", "0")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 

@@ -445,7 +445,9 @@ def merge_files(
                 origin=volumes[0].origin,
                 overwrite=overwrite,
             ) as out,
-            progress_bar(shape[0], "merging", progress) as advance,
+            progress_bar(
+                shape[0], f"merging {', '.join(names)}", progress, unit="slice"
+            ) as advance,
         ):
             for z0 in range(0, shape[0], slab_size):
                 z1 = min(shape[0], z0 + slab_size)

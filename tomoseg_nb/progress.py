@@ -9,6 +9,11 @@ import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+BAR_FORMAT = (
+    "{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt}{unit} [{elapsed}, {remaining} left]"
+)
+"""tqdm's layout with the count, total and time left always shown, whatever the width."""
+
 ProgressCallback = Callable[[int, int], None]
 """Called as ``callback(done, total)`` after each unit of work."""
 
@@ -24,14 +29,21 @@ def progress_bar(
     description: str,
     callback: ProgressCallback | None = None,
     *,
+    unit: str = "it",
     show: bool | None = None,
 ) -> Iterator[Callable[[int], None]]:
-    """Yield ``advance(n)``; each call moves a tqdm bar and calls ``callback(done, total)``."""
+    """Yield ``advance(n)``; each call moves a tqdm bar and calls ``callback(done, total)``.
+
+    ``description`` names the work and what it works on ("training membrane (fast)"); the bar
+    adds the count of ``unit`` done, the total, and the time left.
+    """
     from tqdm.auto import tqdm
 
     bar = tqdm(
         total=total,
         desc=description,
+        unit=f" {unit}",
+        bar_format=BAR_FORMAT,
         disable=not (bars_enabled() if show is None else show),
         leave=False,
     )

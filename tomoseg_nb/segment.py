@@ -192,6 +192,7 @@ def segment_volume(
             overwrite=overwrite,
             progress=progress,
             cancel=cancel,
+            description=f"segmenting {volume.name} ({', '.join(n.feature for n in networks)})",
         )
 
 
@@ -205,11 +206,13 @@ def write_probability_maps(
     overwrite: bool = False,
     progress: ProgressCallback | None = None,
     cancel: threading.Event | None = None,
+    description: str | None = None,
 ) -> list[Path]:
     """Stream ``compute(slab) -> [map per output]`` over a tomogram into probability-map files.
 
     Any pixel classifier (a network, the random-forest baseline) goes through this one writer, so
-    every output has the same frame, dtype handling, atomicity and cancellation.
+    every output has the same frame, dtype handling, atomicity and cancellation. ``description``
+    is what the progress bar says (default: the tomogram's name).
     """
     check_stored_dtype(dtype)
     if slab_size < 1:
@@ -230,7 +233,9 @@ def write_probability_maps(
             for path in paths
         ]
         depth = volume.shape[0]
-        with progress_bar(depth, f"segment {volume.name}", progress) as advance:
+        with progress_bar(
+            depth, description or f"segmenting {volume.name}", progress, unit="slice"
+        ) as advance:
             for start in range(0, depth, slab_size):
                 if cancel is not None and cancel.is_set():
                     raise CancelledError(

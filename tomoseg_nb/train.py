@@ -244,6 +244,7 @@ def train_on_tiles(
     callbacks: Sequence[keras.callbacks.Callback] = (),
     cancel: threading.Event | None = None,
     progress: ProgressCallback | None = None,
+    feature: str = "",
 ) -> TrainingResult:
     """Train a fresh ``config.arch`` network on preprocessed tiles (see the module docstring).
 
@@ -264,6 +265,8 @@ def train_on_tiles(
         Set it (from another thread) to stop; ``CancelledError`` is raised after the current batch.
     progress : callable, optional
         ``progress(batches_done, batches_total)``.
+    feature : str
+        Named in the progress bar and warnings ("training membrane (fast)").
 
     Raises
     ------
@@ -320,8 +323,10 @@ def train_on_tiles(
         extra.append(_CancelOnEvent(cancel))
     steps = -(-len(data[0]) // batch_size)
     restarts = 0
+    network = f"{arch} network of {feature}" if feature else f"{arch} network"
     while True:
-        with progress_bar(epochs * steps, f"training {arch}", progress) as advance:
+        label = f"training {feature} ({arch})" if feature else f"training {arch}"
+        with progress_bar(epochs * steps, label, progress, unit="batch") as advance:
             history = _fit(
                 model,
                 used_engine,
@@ -337,7 +342,7 @@ def train_on_tiles(
             break
         restarts += 1
         warnings.warn(
-            f"training collapsed: the {arch} network finds none of the pixels painted on its "
+            f"training collapsed: the {network} finds none of the pixels painted on its "
             "own training tiles (it answers 'no' everywhere); restarting from new random "
             f"weights ({restarts} of {MAX_RESTARTS})",
             TrainingCollapsedWarning,
@@ -351,7 +356,7 @@ def train_on_tiles(
         validation_threshold = best_threshold(predict_tiles(model, images[held_idx]), held_labels)
     if painted_recall == 0.0:
         warnings.warn(
-            f"the trained {arch} network still finds none of the pixels painted on its own "
+            f"the trained {network} still finds none of the pixels painted on its own "
             f"training tiles after {MAX_RESTARTS} restarts. Train with more epochs, and check "
             "that the masks cover the feature.",
             TrainingCollapsedWarning,
@@ -423,6 +428,7 @@ def train_feature(
         callbacks=callbacks,
         cancel=cancel,
         progress=progress,
+        feature=feature,
     )
     validation = result.validation_indices if result.validation_indices is not None else []
     info = ModelInfo(

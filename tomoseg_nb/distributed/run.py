@@ -314,7 +314,7 @@ def segment_volumes(
     total = sum(len(job.units) for job in jobs)
     description = f"segment {len(jobs)} tomogram{'s' if len(jobs) != 1 else ''}"
     try:
-        with progress_bar(len(todo), description, progress) as advance:
+        with progress_bar(len(todo), description, progress, unit="unit") as advance:
             if client is None:
                 _run_here(todo, advance, cancel)
             else:
