@@ -240,3 +240,44 @@ def test_known_negative_labels_teach_only_the_painted_pixels():
     np.testing.assert_array_equal(y[1, :, :, 0], np.rot90(y[0, :, :, 0]))
     with pytest.raises(BadInputError, match="same shape"):
         build_known_negative_set(images, masks[:, :4])
+
+
+def test_random_rotations_turn_image_and_mask_together_by_any_angle():
+    """EMAN2's augmentation: every copy is a rotation by a uniform random angle (no identity copy,
+    no flips), the same for image and mask, the corners it brings in filled with 0."""
+    images, masks, positive = _toy_tiles(n_pos=2, n_neg=4, size=32)
+    images = images + 1.0  # an image of ones and twos: zero only where the rotation filled it
+    x, y = build_training_set(
+        images, masks, positive, output_stride=1, copies=6, augmentation="random-rotations", seed=3
+    )
+    per_positive = round(6 * 4 / 2)
+    assert len(x) == 2 * per_positive + 4 * 6
+    # The image is mask + 1 everywhere inside the tile: the same rotation keeps that relation.
+    inside = x[..., 0] > 0.999
+    np.testing.assert_allclose(x[..., 0][inside], y[..., 0][inside] + 1.0, atol=1e-5)
+    assert (x[:, 0, 0, 0] < 0.5).mean() > 0.5  # corners came in empty for most angles
+    assert not np.array_equal(x[0, ..., 0], images[0])  # no copy is the tile as it is
+    # Angles are not limited to the square's symmetries or to +-45 degrees: the painted area
+    # turns to many different orientations (distinct masks among one tile's copies).
+    turned = {tuple(np.round(y[k, ..., 0], 3).ravel()) for k in range(per_positive)}
+    assert len(turned) == per_positive
+    again = build_training_set(
+        images, masks, positive, output_stride=1, copies=6, augmentation="random-rotations", seed=3
+    )
+    np.testing.assert_array_equal(x, again[0])
+
+
+def test_random_rotations_without_rotate_are_the_exact_symmetries():
+    images, masks, positive = _toy_tiles()
+    plain = build_training_set(images, masks, positive, copies=1, rotate=False)
+    eman2 = build_training_set(
+        images, masks, positive, copies=1, rotate=False, augmentation="random-rotations"
+    )
+    np.testing.assert_array_equal(plain[0], eman2[0])
+    np.testing.assert_array_equal(plain[1], eman2[1])
+
+
+def test_unknown_augmentation_is_refused():
+    images, masks, positive = _toy_tiles()
+    with pytest.raises(BadInputError, match="unknown augmentation 'flips'"):
+        build_training_set(images, masks, positive, augmentation="flips")

@@ -189,6 +189,37 @@ def test_same_seed_same_network():
     np.testing.assert_array_equal(first.validation_indices, again.validation_indices)
 
 
+def test_augmentation_and_threshold_settings_reach_the_training(monkeypatch):
+    """The EMAN2 recipe's random rotations are what the network is fitted on, known negatives
+    included, and its threshold is the one the trained network carries."""
+    import tomoseg_nb.train as train_module
+
+    seen = []
+    for name in ("build_training_set", "build_known_negative_set"):
+        original = getattr(train_module, name)
+
+        def spy(*args, _original=original, **kwargs):
+            seen.append(kwargs.get("augmentation"))
+            return _original(*args, **kwargs)
+
+        monkeypatch.setattr(train_module, name, spy)
+    images, masks, positive = _small_tiles()
+    config = TrainingConfig(
+        arch="tiny",
+        epochs=1,
+        copies=2,
+        seed=4,
+        augmentation="random-rotations",
+        threshold=0.8,
+        validation_fraction=0,
+    )
+    result = train_on_tiles(
+        images, masks, positive, config, known_negatives=(images[:2], masks[:2] | True)
+    )
+    assert seen == ["random-rotations", "random-rotations"]
+    assert result.threshold == 0.8
+
+
 def test_fft_engine_trains_the_same_network():
     """The spectral twin computes the same convolutions: the same run gives the same losses."""
     images, masks, positive = _small_tiles()

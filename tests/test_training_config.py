@@ -8,7 +8,7 @@ import pytest
 
 from tomoseg_nb.errors import BadInputError
 from tomoseg_nb.preprocess import Recipe
-from tomoseg_nb.training_config import DEFAULT_ARCH, DEFAULT_TRAINING, TrainingConfig
+from tomoseg_nb.training_config import DEFAULT_ARCH, DEFAULT_TRAINING, EMAN2_RECIPE, TrainingConfig
 
 
 def test_defaults_are_the_documented_ones_and_frozen() -> None:
@@ -53,5 +53,62 @@ def test_replace_checks_like_a_new_config() -> None:
     ],
 )
 def test_bad_settings_are_refused_with_their_name(changes: dict, message: str) -> None:
+    with pytest.raises(BadInputError, match=message):
+        TrainingConfig(**changes)
+
+
+def test_eman2_recipe_is_the_seed_recipe_of_anchors() -> None:
+    """reference/ANCHORS.md, EMAN2 tomoseg: 40/40/1 x 15x15 network, lowpass 0.25, highpass 5 px,
+    clamp 3 sigma, / 3; 10 rotated copies per negative, balancing copies per positive; Adam 1e-4,
+    batch 20, 20 epochs, no validation; merge threshold 0.8."""
+    from tomoseg_nb.models import ARCHITECTURES, build_model
+
+    recipe = EMAN2_RECIPE
+    assert (recipe.arch, recipe.epochs, recipe.batch_size, recipe.learning_rate) == (
+        "eman2",
+        20,
+        20,
+        1e-4,
+    )
+    assert (recipe.copies, recipe.augmentation) == (10, "random-rotations")
+    assert recipe.validation_fraction == 0 and recipe.patience is None
+    assert recipe.other_features_as_negatives is False and recipe.threshold == 0.8
+    assert (recipe.recipe.lowpass, recipe.recipe.highpass_px, recipe.recipe.clamp_sigma) == (
+        0.25,
+        5.0,
+        3.0,
+    )
+    assert recipe.recipe.scale == pytest.approx(1 / 3) and recipe.recipe.binning == 1
+    assert ARCHITECTURES["eman2"].learning_rate == recipe.learning_rate
+    model = build_model("eman2", seed=0)
+    convolutions = [layer for layer in model.layers if layer.__class__.__name__ == "Conv2D"]
+    assert [(c.filters, c.kernel_size) for c in convolutions] == [
+        (40, (15, 15)),
+        (40, (15, 15)),
+        (1, (15, 15)),
+    ]
+    again = TrainingConfig.from_dict(json.loads(json.dumps(recipe.to_dict())))
+    assert again == recipe
+
+
+def test_new_settings_keep_todays_defaults_and_are_recorded() -> None:
+    config = TrainingConfig()
+    assert (config.augmentation, config.threshold) == ("symmetries", 0.5)
+    recorded = config.to_dict()
+    assert (recorded["augmentation"], recorded["threshold"]) == ("symmetries", 0.5)
+    assert TrainingConfig.from_dict({k: v for k, v in recorded.items() if k != "threshold"}) == (
+        config
+    )
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"augmentation": "flips"}, "augmentation must be one of symmetries, random-rotations"),
+        ({"threshold": 1.0}, "threshold must be a probability in"),
+        ({"threshold": True}, "threshold must be a probability in"),
+    ],
+)
+def test_bad_new_settings_are_refused(changes: dict, message: str) -> None:
     with pytest.raises(BadInputError, match=message):
         TrainingConfig(**changes)

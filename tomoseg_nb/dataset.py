@@ -6,10 +6,14 @@ every negative tile gets ``copies`` (10) transformed copies and every positive t
 ``copies * n_negative / n_positive`` copies, so both classes weigh the same; labels are the painted
 masks mean-shrunk by the network's output stride (0 / 0.25 / 0.5 / 0.75 / 1 at stride 2).
 
-Augmentation applies the same geometric transform to image and mask: the 8 symmetries of the square
-(rotations by 90 degrees and flips, exact), then, for copies beyond the first 8, an extra random
-rotation by -45..45 degrees (bilinear for the image, nearest neighbour for the mask, both filling
-the corners by reflection so image and labels stay consistent there).
+Augmentation applies the same geometric transform to image and mask, in one of two ways
+(``AUGMENTATIONS``). "symmetries" (the default): the 8 symmetries of the square (rotations by 90
+degrees and flips, exact), then, for copies beyond the first 8, an extra random rotation by
+-45..45 degrees (bilinear for the image, nearest neighbour for the mask, both filling the corners
+by reflection so image and labels stay consistent there). "random-rotations" (EMAN2 tomoseg's):
+every copy is the tile rotated by a uniform random angle in [0, 360) degrees, image and mask both
+bilinear, the corners that the rotation brings in filled with 0 (the normalised image's mean, and
+"not the feature") - no flips, and the first copy is not the tile as it is.
 
 Pixels painted for *other* features are known not to be this one (a voxel holds one feature):
 ``collect_known_negatives`` cuts them and ``build_known_negative_set`` labels them 0 and every
@@ -28,6 +32,7 @@ from scipy import ndimage
 from .annotations import Project, Tile, tile_bounds
 from .errors import BadInputError, MissingInputError
 from .preprocess import DEFAULT_RECIPE, Recipe, bin_slices, preprocess_slice
+from .training_config import AUGMENTATIONS
 from .volume import Volume, open_volume
 
 DIHEDRAL = 8
@@ -332,6 +337,7 @@ def build_training_set(
     output_stride: int = 2,
     copies: int = 10,
     rotate: bool = True,
+    augmentation: str = "symmetries",
     seed: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Augmented, class-balanced training arrays from tiles (see the module docstring).
@@ -345,7 +351,10 @@ def build_training_set(
     copies : int
         Transformed copies per negative tile (EMAN2: 10).
     rotate : bool
-        Add random rotations to copies beyond the 8 exact symmetries (off: symmetries only).
+        Rotate copies by random angles as ``augmentation`` says (off: the exact symmetries only,
+        whatever ``augmentation``).
+    augmentation : {"symmetries", "random-rotations"}
+        ``AUGMENTATIONS``: this project's or EMAN2's way of making copies.
     seed : int
         Seed of the random angles; the same seed gives the same arrays.
 
@@ -361,7 +370,14 @@ def build_training_set(
     if copies < 1:
         raise BadInputError(f"copies must be at least 1, got {copies}")
     counts = copies_per_tile(positive, copies)
-    x, y = augment(images, masks.astype(np.float32), counts, rotate=rotate, seed=seed)
+    x, y = augment(
+        images,
+        masks.astype(np.float32),
+        counts,
+        rotate=rotate,
+        augmentation=augmentation,
+        seed=seed,
+    )
     return x[..., None], shrink_labels(y, output_stride)[..., None]
 
 
@@ -373,13 +389,27 @@ def _check_stride(size: int, output_stride: int) -> None:
 
 
 def augment(
-    images: np.ndarray, masks: np.ndarray, counts: np.ndarray, *, rotate: bool, seed: int
+    images: np.ndarray,
+    masks: np.ndarray,
+    counts: np.ndarray,
+    *,
+    rotate: bool,
+    seed: int,
+    augmentation: str = "symmetries",
 ) -> tuple[np.ndarray, np.ndarray]:
     """``counts[i]`` transformed copies of each image and its mask (the same transform for both).
 
-    Copies cycle through the 8 symmetries of the square; those beyond the 8th also get a random
-    rotation by -45..45 degrees when ``rotate`` (seeded by ``seed``).
+    "symmetries": copies cycle through the 8 symmetries of the square; those beyond the 8th also
+    get a random rotation by -45..45 degrees when ``rotate``. "random-rotations" with ``rotate``:
+    every copy is rotated by a uniform random angle, corners filled with 0. Angles are seeded by
+    ``seed``.
     """
+    if augmentation not in AUGMENTATIONS:
+        raise BadInputError(
+            f"unknown augmentation {augmentation!r}; choose one of {', '.join(AUGMENTATIONS)}"
+        )
+    if rotate and augmentation == "random-rotations":
+        return _randomly_rotated(images, masks, counts, np.random.default_rng(seed))
     rng = np.random.default_rng(seed)
     size = images.shape[1]
     x = np.empty((int(np.sum(counts)), size, size), dtype=np.float32)
@@ -397,6 +427,22 @@ def augment(
     return x, y
 
 
+def _randomly_rotated(
+    images: np.ndarray, masks: np.ndarray, counts: np.ndarray, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """EMAN2's copies: each a rotation by a uniform random angle, bilinear, zero-filled corners."""
+    size = images.shape[1]
+    x = np.empty((int(np.sum(counts)), size, size), dtype=np.float32)
+    y = np.empty_like(x)
+    row = 0
+    for image, mask, count in zip(images, masks, counts, strict=True):
+        for angle in rng.uniform(0.0, 360.0, size=int(count)):
+            x[row] = ndimage.rotate(image, angle, reshape=False, order=1, mode="constant")
+            y[row] = ndimage.rotate(mask, angle, reshape=False, order=1, mode="constant")
+            row += 1
+    return x, y
+
+
 def build_known_negative_set(
     images: np.ndarray,
     masks: np.ndarray,
@@ -404,6 +450,7 @@ def build_known_negative_set(
     output_stride: int = 2,
     copies: int = 10,
     rotate: bool = True,
+    augmentation: str = "symmetries",
     seed: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Training arrays that teach a network only where it must say "no".
@@ -412,7 +459,8 @@ def build_known_negative_set(
     another feature, since a voxel holds one feature. Those pixels get label 0 and every other
     pixel of the tile ``IGNORE``, so an unpainted pixel, which may well hold the feature, teaches
     nothing. At the network's output stride a pixel counts as known when at least half of the
-    input pixels it covers are. Each tile gets ``copies`` augmented copies, as a negative tile does.
+    input pixels it covers are. Each tile gets ``copies`` augmented copies, as a negative tile does
+    (``rotate`` and ``augmentation`` as in ``build_training_set``).
 
     Returns
     -------
@@ -432,7 +480,14 @@ def build_known_negative_set(
         )
     _check_stride(images.shape[1], output_stride)
     counts = np.full(len(images), copies)
-    x, y = augment(images, masks.astype(np.float32), counts, rotate=rotate, seed=seed)
+    x, y = augment(
+        images,
+        masks.astype(np.float32),
+        counts,
+        rotate=rotate,
+        augmentation=augmentation,
+        seed=seed,
+    )
     known = shrink_labels(y, output_stride) >= 0.5
     labels = np.where(known, np.float32(0.0), np.float32(IGNORE))
     return x[..., None], labels[..., None]

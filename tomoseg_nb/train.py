@@ -27,8 +27,8 @@ What happens, and why:
   convolutions: several times faster for eman2's 15x15 kernels on a CPU) and copies the weights
   back, so the returned and saved model is always the plain Conv2D one; ``"auto"`` lets
   ``engine.choose_engine`` decide.
-- The threshold stored with the model is 0.5, the decision boundary of the class-balanced training
-  set. The threshold that maximises IoU on the held-out tiles is reported alongside
+- The threshold stored with the model is ``config.threshold``: by default 0.5, the decision
+  boundary of the class-balanced training set (``EMAN2_RECIPE`` uses EMAN2's 0.8). The threshold that maximises IoU on the held-out tiles is reported alongside
   (``validation_threshold``) but not used: from ~2 held-out positive tiles it swung between 0.15 and
   0.65 from seed to seed, and tiles over-represent the feature compared with a whole tomogram.
 - ``seed`` makes runs repeatable: ``keras.utils.set_random_seed`` (weights, shuffling) and a numpy
@@ -89,7 +89,8 @@ class TrainingResult:
     stopped_early : bool
         Early stopping ended training before ``epochs``.
     threshold : float
-        Probability threshold for the feature: 0.5 (see the module docstring).
+        Probability threshold for the feature: ``config.threshold``, 0.5 by default (see the
+        module docstring).
     validation_threshold : float or None
         The threshold maximising IoU on the held-out tiles (a diagnostic; None without them).
     train_indices, validation_indices : ndarray
@@ -292,11 +293,16 @@ def train_on_tiles(
         positive[train_idx],
         output_stride=stride,
         copies=config.copies,
+        augmentation=config.augmentation,
         seed=int(seeds[0]),
     )
     if known_negatives is not None and len(known_negatives[0]):
         known = build_known_negative_set(
-            *known_negatives, output_stride=stride, copies=config.copies, seed=int(seeds[1]) + 1
+            *known_negatives,
+            output_stride=stride,
+            copies=config.copies,
+            augmentation=config.augmentation,
+            seed=int(seeds[1]) + 1,
         )
         data = (np.concatenate([data[0], known[0]]), np.concatenate([data[1], known[1]]))
     validation = None
@@ -366,6 +372,7 @@ def train_on_tiles(
         model=model,
         history={key: [float(v) for v in values] for key, values in history.history.items()},
         stopped_early=bool(stopper is not None and stopper.stopped_epoch > 0),
+        threshold=config.threshold,
         validation_threshold=validation_threshold,
         train_indices=train_idx,
         validation_indices=held_idx,

@@ -24,6 +24,10 @@ and 0.606 / 0.397 / 0.568 for "eman2" - better in five of six, at a fifth of its
 voxel. ``--arch eman2`` keeps the seed's network."""
 
 
+AUGMENTATIONS = ("symmetries", "random-rotations")
+"""Ways of making augmented copies of a tile (``dataset.augment``)."""
+
+
 @dataclass(frozen=True)
 class TrainingConfig:
     """Settings of one training run (see ``train`` for why each default is what it is).
@@ -42,8 +46,15 @@ class TrainingConfig:
         Stop after this many epochs without a better validation loss; None trains every epoch.
     copies : int
         Augmented copies per negative tile (EMAN2: 10); positives get the balancing number.
+    augmentation : str
+        How copies are made (``AUGMENTATIONS``): "symmetries" (the square's 8 exact symmetries,
+        random +-45 degree turns beyond 8 copies) or "random-rotations" (EMAN2: each copy turned
+        by a random angle in [0, 360)).
     other_features_as_negatives : bool
         Train on the pixels painted for the project's other features as "not this feature".
+    threshold : float
+        Probability at which the trained network's map is called the feature, stored with the
+        model: 0.5, the decision boundary of the class-balanced training set (EMAN2's merge: 0.8).
     seed : int
         Makes a run repeatable (weights, split, augmentation).
     engine : str
@@ -59,7 +70,9 @@ class TrainingConfig:
     validation_fraction: float = 0.2
     patience: int | None = None
     copies: int = 10
+    augmentation: str = "symmetries"
     other_features_as_negatives: bool = True
+    threshold: float = 0.5
     seed: int = 0
     engine: str = "auto"
     recipe: Recipe = field(default=DEFAULT_RECIPE)
@@ -79,6 +92,14 @@ class TrainingConfig:
         ):
             raise BadInputError(
                 f"learning_rate must be a positive number, got {self.learning_rate}"
+            )
+        if self.augmentation not in AUGMENTATIONS:
+            raise BadInputError(
+                f"augmentation must be one of {', '.join(AUGMENTATIONS)}, got {self.augmentation!r}"
+            )
+        if not (isinstance(self.threshold, (int, float)) and 0 < self.threshold < 1):
+            raise BadInputError(
+                f"threshold must be a probability in (0, 1), got {self.threshold!r}"
             )
         if not isinstance(self.recipe, Recipe):
             raise BadInputError(f"recipe must be a preprocess.Recipe, got {self.recipe!r}")
@@ -114,3 +135,29 @@ def _check_whole(name: str, value: Any, minimum: int) -> None:
 
 
 DEFAULT_TRAINING = TrainingConfig()
+
+EMAN2_RECIPE = TrainingConfig(
+    arch="eman2",
+    epochs=20,
+    batch_size=20,
+    learning_rate=1e-4,
+    validation_fraction=0.0,
+    patience=None,
+    copies=10,
+    augmentation="random-rotations",
+    other_features_as_negatives=False,
+    threshold=0.8,
+    recipe=DEFAULT_RECIPE,
+)
+"""EMAN2 tomoseg's training recipe (``e2tomoseg_convnet``), as ``reference/ANCHORS.md`` reads it.
+
+The 40/40/1 x 15x15 network with one 2x2 max-pool and TruncatedNormal(0.01) weights; EMAN2's
+preprocessing (Gaussian lowpass 0.25, highpass 5 px, mean 0 / sigma 1, clamp at 3 sigma, / 3);
+10 randomly rotated copies per negative tile and ``10 n_neg / n_pos`` per positive tile so the
+classes balance; labels mean-shrunk by 2; log-MSE loss; Adam 1e-4, batches of 20, 20 epochs; every
+tile trained on (no validation, no early stop); no other feature's pixels as negatives; and
+0.8, the level of the "nothing" map in EMAN2's competitive merge, as the threshold. Where the
+project trains differently (its default architecture, symmetries, held-out tiles, other features
+as negatives, 0.5), this restores EMAN2's choice, so the seed's method can be measured as the
+floor the project's defaults must beat. Training still restarts a collapsed network (see
+``train``), which EMAN2 does not."""
