@@ -28,9 +28,10 @@ What happens, and why:
   back, so the returned and saved model is always the plain Conv2D one; ``"auto"`` lets
   ``engine.choose_engine`` decide.
 - The threshold stored with the model is ``config.threshold``: by default 0.5, the decision
-  boundary of the class-balanced training set (``EMAN2_RECIPE`` uses EMAN2's 0.8). The threshold that maximises IoU on the held-out tiles is reported alongside
-  (``validation_threshold``) but not used: from ~2 held-out positive tiles it swung between 0.15 and
-  0.65 from seed to seed, and tiles over-represent the feature compared with a whole tomogram.
+  boundary of the class-balanced training set (``EMAN2_RECIPE`` uses EMAN2's 0.8). The threshold
+  that maximises IoU on the held-out tiles is reported alongside (``validation_threshold``) but
+  not used: from ~2 held-out positive tiles it swung between 0.15 and 0.65 from seed to seed,
+  and tiles over-represent the feature compared with a whole tomogram.
 - ``seed`` makes runs repeatable: ``keras.utils.set_random_seed`` (weights, shuffling) and a numpy
   ``Generator`` (split, augmentation).
 """
