@@ -1,0 +1,200 @@
+"""Segmentation accuracy over the phantom suite: mean and worst IoU per feature, for each method.
+
+A user's tomogram is always data the project has never seen, so one phantom says little: this runs
+``evaluate`` (the simulated annotator's 10 positive + 100 negative tiles per feature, train, segment
+the whole tomogram, score IoU against the truth) on every phantom of a half of
+``synthetic.suite`` and reports, per feature, the mean and the worst IoU over the phantoms, with
+the mean training seconds per feature. Methods, all on the very same tiles of each phantom:
+
+- ``default``: ``TrainingConfig()`` as it stands (the project's default architecture and recipe);
+- ``eman2-arch``: the same with ``arch="eman2"`` (the seed's network, the project's recipe);
+- ``rf``: the random-forest pixel classifier baseline;
+- ``eman2-recipe``: ``EMAN2_RECIPE``, EMAN2 tomoseg's training recipe followed exactly - the floor.
+
+Choose defaults on ``--half development`` only. ``--half held-back`` is for reporting how the
+chosen defaults generalise, never for choosing them (see ``synthetic.suite``).
+
+Run from the repository root (the full development half, about 10 CPU-hours on 2 cores)::
+
+    .venv/bin/python benchmarks/bench_accuracy.py --half development --json dev.json
+
+A small first look (smaller phantoms, fewer tiles and epochs: the figures are not comparable with
+the full protocol's)::
+
+    .venv/bin/python benchmarks/bench_accuracy.py --shape 48 256 256 --phantoms 2 \\
+        --n-negative 40 --epochs 5 --json small.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tomoseg_nb.atomic import write_json_atomic
+from tomoseg_nb.evaluate import evaluate
+from tomoseg_nb.synthetic.suite import DEFAULT_SHAPE, HALVES, PhantomSpec
+from tomoseg_nb.training_config import DEFAULT_TRAINING, EMAN2_RECIPE, TrainingConfig
+from tomoseg_nb.volume import write_volume
+
+FEATURES = {"membrane": 1, "microtubule": 2, "ribosome": 3}
+METHODS: dict[str, tuple[str, TrainingConfig]] = {
+    "default": ("cnn", DEFAULT_TRAINING),
+    "eman2-arch": ("cnn", DEFAULT_TRAINING.replace(arch="eman2")),
+    "rf": ("rf", DEFAULT_TRAINING),
+    "eman2-recipe": ("cnn", EMAN2_RECIPE),
+}
+
+
+def run_phantom(
+    spec: PhantomSpec,
+    methods: Sequence[str],
+    *,
+    shape: tuple[int, int, int],
+    n_positive: int,
+    n_negative: int,
+    epochs: int | None,
+) -> dict[str, Any]:
+    """Every method on one phantom, the tomogram read from an MRC file as a user's would be."""
+    phantom = spec.build(shape)
+    results: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="bench-accuracy-") as scratch:
+        path = write_volume(
+            Path(scratch) / "tomogram.mrc", phantom.tomogram, voxel_size=phantom.voxel_size
+        )
+        for name in methods:
+            method, config = METHODS[name]
+            if epochs is not None:
+                config = config.replace(epochs=epochs)
+            report = evaluate(
+                path,
+                phantom.labels,
+                FEATURES,
+                method=method,
+                config=config,
+                n_positive=n_positive,
+                n_negative=n_negative,
+                skip_absent=True,
+            )
+            results[name] = {
+                "features": {
+                    feature: {
+                        key: scores[key]
+                        for key in ("iou", "precision", "recall", "threshold", "train_seconds")
+                    }
+                    for feature, scores in report["features"].items()
+                },
+                "skipped": report["skipped"],
+                "config": report["config"],
+            }
+            ious = " ".join(
+                f"{feature} {scores['iou']:.3f}" for feature, scores in report["features"].items()
+            )
+            print(f"  {name:13s} {ious}", flush=True)
+    return {"spec": spec.to_dict(), "shape": list(phantom.labels.shape), "methods": results}
+
+
+def summarise(phantoms: list[dict[str, Any]], methods: Sequence[str]) -> dict[str, Any]:
+    """Per method and feature: mean and worst IoU over the phantoms that had the feature."""
+    summary: dict[str, Any] = {}
+    for name in methods:
+        per_feature = {}
+        for feature in FEATURES:
+            scores = [
+                p["methods"][name]["features"][feature]
+                for p in phantoms
+                if feature in p["methods"][name]["features"]
+            ]
+            if not scores:
+                continue
+            ious = [s["iou"] for s in scores]
+            per_feature[feature] = {
+                "mean_iou": float(np.mean(ious)),
+                "worst_iou": float(np.min(ious)),
+                "n_phantoms": len(ious),
+                "mean_train_seconds": float(np.mean([s["train_seconds"] for s in scores])),
+            }
+        summary[name] = per_feature
+    return summary
+
+
+def format_table(summary: dict[str, Any]) -> str:
+    """One row per method: per feature ``mean / worst (n)``, then train seconds per feature."""
+    header = f"{'method':13s}" + "".join(f" {f + ' mean/worst (n)':>26s}" for f in FEATURES)
+    lines = [header + f" {'train s/feature':>16s}"]
+    for name, per_feature in summary.items():
+        cells = []
+        for feature in FEATURES:
+            if feature in per_feature:
+                s = per_feature[feature]
+                cells.append(f"{s['mean_iou']:.3f} / {s['worst_iou']:.3f} ({s['n_phantoms']})")
+            else:
+                cells.append("-")
+        seconds = [s["mean_train_seconds"] for s in per_feature.values()]
+        train = f"{np.mean(seconds):.1f}" if seconds else "-"
+        lines.append(f"{name:13s}" + "".join(f" {c:>26s}" for c in cells) + f" {train:>16s}")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--half", choices=sorted(HALVES), default="development")
+    parser.add_argument(
+        "--shape",
+        type=int,
+        nargs=3,
+        default=list(DEFAULT_SHAPE),
+        metavar=("Z", "Y", "X"),
+        help="largest phantom shape; z shrinks to a thinner slab's thickness",
+    )
+    parser.add_argument("--phantoms", type=int, help="only the first N phantoms of the half")
+    parser.add_argument("--methods", nargs="+", choices=list(METHODS), default=list(METHODS))
+    parser.add_argument("--n-positive", type=int, default=10)
+    parser.add_argument("--n-negative", type=int, default=100)
+    parser.add_argument(
+        "--epochs", type=int, help="override every network's epochs (a quick look only)"
+    )
+    parser.add_argument("--json", type=Path, help="write every score and the summary here")
+    args = parser.parse_args(argv)
+    specs = HALVES[args.half][: args.phantoms]
+    shape = (args.shape[0], args.shape[1], args.shape[2])
+    setup = {
+        "half": args.half,
+        "max_shape": list(shape),
+        "n_positive": args.n_positive,
+        "n_negative": args.n_negative,
+        "epochs_override": args.epochs,
+        "methods": args.methods,
+    }
+    print(f"bench_accuracy: {len(specs)} phantom(s), {setup}", flush=True)
+    phantoms: list[dict[str, Any]] = []
+    start = time.perf_counter()
+    for spec in specs:
+        print(f"{spec.name} ({time.perf_counter() - start:.0f} s)", flush=True)
+        phantoms.append(
+            run_phantom(
+                spec,
+                args.methods,
+                shape=shape,
+                n_positive=args.n_positive,
+                n_negative=args.n_negative,
+                epochs=args.epochs,
+            )
+        )
+        summary = summarise(phantoms, args.methods)
+        if args.json is not None:  # after each phantom, so a long run leaves what it measured
+            record = {"setup": setup, "summary": summary, "phantoms": phantoms}
+            write_json_atomic(args.json, record, overwrite=True)
+    print(f"\n{len(specs)} phantom(s), {time.perf_counter() - start:.0f} s wall")
+    print(format_table(summarise(phantoms, args.methods)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
