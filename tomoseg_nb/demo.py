@@ -65,10 +65,10 @@ def run_demo(
     network's loss curves, and scores a random-forest pixel classifier trained on the very same
     tiles next to each network, so a reader can judge the numbers.
     """
-    from .models import get_architecture  # Keras: loaded once the output folder is known good
-
     out = Path(out)
     check_output_path(out / "report.md", overwrite)
+    from .models import get_architecture  # Keras: loaded once the output folder is known good
+
     # Checked before the phantom is written, not after.
     get_architecture(config.arch)
     stages = 2 + len(FEATURES) + 4
