@@ -1,5 +1,6 @@
 """Training: a tiny network learns phantom membranes; splits, cancel, progress, errors, CLI, plots."""
 
+import logging
 import threading
 
 import keras
@@ -463,3 +464,27 @@ def test_a_dead_network_is_trained_again_from_new_weights(monkeypatch):
     assert sum("restarting" in m for m in messages) == train_module.MAX_RESTARTS
     assert any(f"after {train_module.MAX_RESTARTS} restarts" in m for m in messages)
     assert dead.restarts == train_module.MAX_RESTARTS and dead.painted_recall == 0.0
+
+
+def test_predicting_with_many_networks_does_not_retrace():
+    """One network per feature, each asked for tiles of a few sizes (its painted tiles, its
+    held-out tiles): ``model.predict`` would compile a function each time, and TensorFlow logs a
+    retracing warning into the notebook after a few networks."""
+    logged = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            logged.append(record.getMessage())
+
+    handler = Collect()
+    logging.getLogger("tensorflow").addHandler(handler)
+    tiles = np.random.default_rng(0).normal(size=(40, 32, 32)).astype(np.float32)
+    try:
+        for seed in range(4):
+            model = build_model("tiny", seed=seed)
+            for count in (3, 5, 40):
+                predicted = predict_tiles(model, tiles[:count], batch_size=16)
+                assert predicted.shape == (count, 16, 16)
+    finally:
+        logging.getLogger("tensorflow").removeHandler(handler)
+    assert not [message for message in logged if "retracing" in message]

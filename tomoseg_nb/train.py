@@ -214,9 +214,14 @@ def _fit(
 
 def predict_tiles(model: keras.Model, images: np.ndarray, *, batch_size: int = 32) -> np.ndarray:
     """Probabilities ``(N, s / stride, s / stride)`` of a network on ``(N, s, s)`` preprocessed tiles."""
-    images = np.asarray(images, dtype=np.float32)
-    raw = model.predict(images[..., None], batch_size=batch_size, verbose=0)
-    return probability(raw[..., 0])
+    images = np.asarray(images, dtype=np.float32)[..., None]
+    # Plain calls, as engine.predict_slices makes: model.predict compiles a function for every
+    # network, and after a few networks (one per feature) TensorFlow warns about retracing.
+    raw = [
+        keras.ops.convert_to_numpy(model(images[start : start + batch_size], training=False))
+        for start in range(0, len(images), batch_size)
+    ]
+    return probability(np.concatenate(raw)[..., 0])
 
 
 def best_threshold(probabilities: np.ndarray, labels: np.ndarray) -> float:
