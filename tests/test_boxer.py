@@ -67,13 +67,14 @@ def f1(picks, phantom):
 
 def test_references(references):
     assert references.counts() == {"good": 12, "background": 12, "bad": 12}
-    assert references.boxes("good").shape[1:] == (32, 32)
-    assert references.good.shape[-1] >= 32 * np.sqrt(2)
+    box = references.working_box_px
+    assert references.boxes("good").shape[1:] == (box, box)
+    assert references.good.shape[-1] >= box * np.sqrt(2)
 
 
 def test_picker_learns(model, phantoms):
     held_out = phantoms[2]
-    result = autopick(model, held_out.image, threshold=1.0)
+    result = autopick(model, held_out.image)  # the calibrated threshold
     rng = np.random.default_rng(0)
     chance = match_points(
         rng.uniform(0, 512, (max(len(result.picks), 1), 2)),
@@ -95,8 +96,9 @@ def test_classifier_tells_particles_from_contamination(model, phantoms):
     prepared, frame = prepare_micrograph(
         held_out.image, model.info.box_px, model.info.boxer_recipe()
     )
-    good = classify_boxes(model.classifier, prepared, frame.to_working(refs["good"]), 32)
-    bad = classify_boxes(model.classifier, prepared, frame.to_working(refs["bad"]), 32)
+    box = model.info.boxer_recipe().working_box_px
+    good = classify_boxes(model.classifier, prepared, frame.to_working(refs["good"]), box)
+    bad = classify_boxes(model.classifier, prepared, frame.to_working(refs["bad"]), box)
     assert good.mean() > bad.mean() + 0.2
 
 
@@ -120,7 +122,7 @@ def test_other_pixel_size_is_rescaled_with_a_warning(model, phantoms):
     held_out = phantoms[2]
     binned = held_out.image.reshape(256, 2, 256, 2).mean(axis=(1, 3))
     with pytest.warns(UserWarning, match="differs from the training"):
-        result = autopick(model, binned, pixel_size=2 * PIXEL_SIZE, threshold=1.0)
+        result = autopick(model, binned, pixel_size=2 * PIXEL_SIZE)
     truth = (held_out.particles + 0.5) / 2 - 0.5
     matched = match_points(
         result.picks.coordinates, truth, 0.25 * held_out.particle_diameter_px / 2

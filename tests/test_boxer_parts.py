@@ -28,10 +28,10 @@ def test_prepare_micrograph_scale_and_frame():
     rng = np.random.default_rng(0)
     centres = [(100.0, 150.0), (300.0, 333.0)]
     image = blobs((480, 520), centres, 8) + 0.05 * rng.standard_normal((480, 520))
-    prepared, frame = prepare_micrograph(image, box_px=80)  # 80 px box -> 32 px: scale ~0.4
+    prepared, frame = prepare_micrograph(image, box_px=120)  # 120 px box -> 48 px: scale 0.4
     assert prepared.shape == (192, 216) and prepared.dtype == np.float32  # 208 -> FFT-friendly 216
     assert abs(float(np.median(prepared))) < 0.05 and prepared.max() == 4.0  # clipped
-    prepared, frame = prepare_micrograph(image, box_px=80, recipe=BoxerRecipe(clip_sigma=1e3))
+    prepared, frame = prepare_micrograph(image, box_px=120, recipe=BoxerRecipe(clip_sigma=1e3))
     for centre in centres:
         working = frame.to_working(np.array([centre]))[0]
         peak = np.unravel_index(

@@ -51,7 +51,13 @@ class BoxerInfo:
     recipe : dict
         ``BoxerRecipe.to_dict()``: working box and filters.
     threshold : float
-        Default picker threshold, in standard deviations of the picker map above its mean.
+        Picker threshold in standard deviations of the map above its mean: the default of template
+        matching, and of the picker when ``score_threshold`` is None (models trained before it).
+    score_threshold : float or None
+        Default picker threshold as a picker score, calibrated at training between the scores the
+        picker gives the background and the good references (``calibrate``).
+    reference_scores : dict
+        Median picker score of the good and of the background references (the calibration).
     classifier_threshold : float
         Default classifier threshold (0-1): candidates scoring below are vetoed.
     counts : dict
@@ -67,6 +73,8 @@ class BoxerInfo:
     recipe: dict
     threshold: float = 1.0
     classifier_threshold: float = 0.5
+    score_threshold: float | None = None
+    reference_scores: dict = field(default_factory=dict)
     counts: dict = field(default_factory=dict)
     history: dict = field(default_factory=dict)
     train_seconds: float = 0.0
@@ -137,6 +145,10 @@ def _checked_info(info: BoxerInfo) -> BoxerInfo:
         raise ValueError(
             f"box {info.box_px} px and pixel size {info.pixel_size} A must be positive"
         )
+    if info.score_threshold is not None:
+        info.score_threshold = float(info.score_threshold)
+        if not np.isfinite(info.score_threshold):
+            raise ValueError(f"score_threshold must be finite, got {info.score_threshold}")
     if not np.isfinite(info.threshold) or not 0 <= info.classifier_threshold <= 1:
         raise ValueError("thresholds must be finite, the classifier's within 0-1")
     if not isinstance(info.recipe, dict):

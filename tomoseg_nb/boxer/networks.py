@@ -120,3 +120,34 @@ def picker_targets(shifts_yx: np.ndarray | None, count: int, box_px: int) -> np.
         gx = np.exp(-((grid - dx / PICKER_STRIDE) ** 2) / (2 * sigma**2))
         targets[i, :, :, 0] = np.outer(gy, gx)
     return targets
+
+
+def picker_weights(count: int, box_px: int, radius_px: float, outside: float = 0.0) -> np.ndarray:
+    """Per-pixel loss weights of picker samples: 1 within ``radius_px`` of the box centre.
+
+    A reference box says what lies at its centre only: around a boxed particle there are often
+    unboxed neighbours (crowded micrographs have particles closer than a diameter), and around a
+    boxed empty spot there may be particles too. Teaching zero there would teach the network to
+    ignore particles, so the loss looks at the centre (``outside`` weighs the rest).
+
+    Parameters
+    ----------
+    count : int
+        Number of samples.
+    box_px : int
+        Working box side.
+    radius_px : float
+        Radius of the full-weight disc, working pixels.
+    outside : float
+        Weight of the rest of the box.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 ``(count, box_px // 2, box_px // 2)``.
+    """
+    size = box_px // PICKER_STRIDE
+    grid = np.arange(size) * PICKER_STRIDE + 0.5 - box_px // 2
+    distance = np.sqrt(grid[:, None] ** 2 + grid[None, :] ** 2)
+    weights = np.where(distance <= radius_px, 1.0, outside).astype(np.float32)
+    return np.broadcast_to(weights, (count, size, size)).copy()

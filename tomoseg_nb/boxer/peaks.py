@@ -16,7 +16,11 @@ def map_threshold(score_map: np.ndarray, threshold_sigma: float) -> float:
 
 
 def find_peaks(
-    score_map: np.ndarray, *, threshold_sigma: float, min_distance_px: float
+    score_map: np.ndarray,
+    *,
+    threshold_sigma: float | None = None,
+    min_distance_px: float,
+    min_score: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Local maxima above ``mean + threshold_sigma * std``, strongest first, at least ``min_distance_px`` apart.
 
@@ -28,8 +32,10 @@ def find_peaks(
     ----------
     score_map : numpy.ndarray
         ``(y, x)`` scores, higher = more particle-like.
-    threshold_sigma : float
+    threshold_sigma : float, optional
         Threshold in standard deviations of the map above its mean.
+    min_score : float, optional
+        Threshold as a map value instead (give one of the two).
     min_distance_px : float
         Smallest distance between two peaks, map pixels.
 
@@ -48,7 +54,9 @@ def find_peaks(
     ([[8, 8], [20, 24]], [2.0, 1.0])
     """
     score_map = np.asarray(score_map, dtype=np.float32)
-    threshold = map_threshold(score_map, threshold_sigma)
+    if (threshold_sigma is None) == (min_score is None):
+        raise ValueError("give threshold_sigma or min_score, not both")
+    threshold = map_threshold(score_map, threshold_sigma) if min_score is None else min_score
     radius = max(1, int(np.floor(min_distance_px)))
     window = ndimage.maximum_filter(score_map, size=2 * radius + 1, mode="nearest")
     candidates = np.argwhere((score_map == window) & (score_map > threshold))

@@ -16,12 +16,15 @@ import numpy as np
 from ..errors import BadInputError
 from ..progress import ProgressCallback, progress_bar
 from .augment import augment_boxes
+from .calibrate import calibrated_threshold, reference_scores
 from .model import BoxerInfo, BoxerModel
-from .networks import build_classifier, build_picker, picker_targets
+from .networks import build_classifier, build_picker, picker_targets, picker_weights
 from .references import MIN_REFERENCES, References
 
 
-def _fit(model, x, y, batch_size: int, epochs: int, advance) -> dict[str, list[float]]:
+def _fit(
+    model, x, y, batch_size: int, epochs: int, advance, sample_weight=None
+) -> dict[str, list[float]]:
     """Fit on shuffled batches, advancing the progress bar once per epoch; the loss history."""
     import keras
 
@@ -30,7 +33,14 @@ def _fit(model, x, y, batch_size: int, epochs: int, advance) -> dict[str, list[f
             advance(1)
 
     fit = model.fit(
-        x, y, batch_size=batch_size, epochs=epochs, shuffle=True, verbose=0, callbacks=[_Advance()]
+        x,
+        y,
+        batch_size=batch_size,
+        epochs=epochs,
+        shuffle=True,
+        verbose=0,
+        callbacks=[_Advance()],
+        sample_weight=sample_weight,
     )
     return {name: [float(v) for v in values] for name, values in fit.history.items()}
 
@@ -42,12 +52,15 @@ def train_boxer(
     samples_per_class: int = 500,
     batch_size: int = 32,
     learning_rate: float = 1e-3,
-    filters: tuple[int, int] = (8, 8),
+    filters: tuple[int, int] = (16, 16),
     kernel_px: int = 9,
     picker_rejects_bad: bool = True,
     threshold: float = 1.0,
     classifier_threshold: float = 0.5,
     seed: int = 0,
+    centre_weight_radius: float | None = 0.25,
+    outside_weight: float = 0.0,
+    max_shift: float = 0.25,
     progress: ProgressCallback | None = None,
 ) -> BoxerModel:
     """Train both networks of a boxer from ``references`` (``collect_references``).
@@ -73,9 +86,20 @@ def train_boxer(
         aggregates rarely become candidates. False trains it on background only, as EMAN2 does,
         leaving all of the rejection to the classifier.
     threshold, classifier_threshold : float
-        Defaults stored with the model for picking (see ``autopick``).
+        Defaults stored with the model for picking (see ``autopick``); ``threshold`` (standard
+        deviations) is the template matching default, the picker's own default is calibrated
+        from the references (``calibrate.calibrated_threshold``).
     seed : int
         Seed of the augmentation and of the weight initialisation.
+    centre_weight_radius : float or None
+        The picker's loss counts within this fraction of the box from a sample's centre (and
+        ``outside_weight`` beyond): a box only tells what is at its centre, and unboxed
+        neighbours of a boxed particle must not be taught as background. None weighs all alike.
+    outside_weight : float
+        Loss weight beyond ``centre_weight_radius``.
+    max_shift : float
+        Largest shift of a training sample's content, as a fraction of the box, so the picker
+        learns where a particle's centre is.
     progress : callable, optional
         ``callback(done, total)`` after each epoch of each network.
 
@@ -92,7 +116,7 @@ def train_boxer(
     keras.utils.set_random_seed(seed)
     rng = np.random.default_rng(seed)
     box = references.working_box_px
-    shift = box / 8.0
+    shift = box * max_shift
     has_bad = len(references.bad) > 0
     if has_bad and len(references.bad) < MIN_REFERENCES:
         warnings.warn(
@@ -122,10 +146,15 @@ def train_boxer(
         y = np.concatenate(
             [picker_targets(good_shifts, len(good), box), picker_targets(None, len(empty), box)]
         )
+        weights = None
+        if centre_weight_radius is not None:
+            weights = picker_weights(len(x), box, centre_weight_radius * box, outside_weight)
         picker = build_picker(filters, kernel_px, seed=seed)
         picker.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="mse")
-        fitted = _fit(picker, x, y, batch_size, epochs, advance)
+        fitted = _fit(picker, x, y, batch_size, epochs, advance, weights)
         history["picker_loss"] = fitted["loss"]
+        good_scores = reference_scores(picker, references.good, box)
+        background_scores = reference_scores(picker, references.background, box)
         classifier = None
         if has_bad:
             good, _ = augment_boxes(
@@ -151,6 +180,11 @@ def train_boxer(
         recipe=references.recipe.to_dict(),
         threshold=threshold,
         classifier_threshold=classifier_threshold,
+        score_threshold=calibrated_threshold(good_scores, background_scores),
+        reference_scores={
+            "good": float(np.median(good_scores)),
+            "background": float(np.median(background_scores)),
+        },
         counts=references.counts(),
         history=history,
         train_seconds=time.perf_counter() - started,
