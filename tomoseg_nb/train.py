@@ -443,7 +443,7 @@ def train_feature(
         progress=progress,
         feature=feature,
     )
-    validation = result.validation_indices if result.validation_indices is not None else []
+    validation = [] if result.validation_indices is None else list(result.validation_indices)
     info = ModelInfo(
         feature=feature,
         arch=config.arch,

@@ -187,7 +187,7 @@ def pick_map_file(
             )
     with open_volume(located.path, ndim=3) as volume:
         probability = decode_probabilities(volume.data[...])
-    frame, names = located.frame, {"tomogram": located.tomogram, "feature": located.feature}
+    frame = located.frame
     if mode == FILAMENT_MODE:
         assert spacing_angstrom is not None  # checked above
         picks = pick_filaments(
@@ -202,7 +202,8 @@ def pick_map_file(
             radius_angstrom=filament_radius_angstrom,
             prune_length_angstrom=prune_length_angstrom,
             min_length_angstrom=min_length_angstrom,
-            **names,
+            tomogram=located.tomogram,
+            feature=located.feature,
         )
         return MapPicks(picks, f"{len(picks)} filament points")
     assert min_distance_px is not None  # checked above
@@ -219,7 +220,7 @@ def pick_map_file(
         voxel_size=frame.voxel_size,
         edge_px=edge_px,
     )
-    picks = candidates.to_picks(frame, **names)
+    picks = candidates.to_picks(frame, tomogram=located.tomogram, feature=located.feature)
     reasons, counts = np.unique(candidates.dropped[~candidates.kept], return_counts=True)
     dropped = ", ".join(f"{n} by {r}" for r, n in zip(reasons, counts, strict=True))
     summary = f"{len(picks)} particles from {len(candidates)} candidates" + (
