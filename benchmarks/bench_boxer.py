@@ -402,7 +402,8 @@ def main() -> None:
     without = score([r.candidates for r in default], held_out)
     print(
         line(
-            f"CNN, default thresholds ({model.info.threshold:g}, {model.info.classifier_threshold:g})",
+            f"CNN, default thresholds ({default[0].score_threshold:.2f} score, "
+            f"{model.info.classifier_threshold:g})",
             cnn,
         )
     )

@@ -297,6 +297,7 @@ def autopick_micrographs(
     threshold: float | None = None,
     score_threshold: float | None = None,
     classifier_threshold: float | None = None,
+    min_distance_px: float | None = None,
     method: str = "cnn",
     engine: str = "auto",
     progress: ProgressCallback | None = None,
@@ -324,6 +325,7 @@ def autopick_micrographs(
         threshold=threshold,
         score_threshold=score_threshold,
         classifier_threshold=classifier_threshold,
+        min_distance_px=min_distance_px,
         method=method,
         engine=engine,
     )

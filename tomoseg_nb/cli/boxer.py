@@ -56,7 +56,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     pick.add_argument("--out", required=True, metavar="DIR", help="folder for the pick files")
     pick.add_argument("--format", choices=FORMATS, default="star", help="pick file format")
     pick.add_argument(
-        "--threshold", type=float, metavar="T", help="picker threshold, sigmas above the map mean"
+        "--score-threshold",
+        type=float,
+        metavar="S",
+        help="picker threshold as a picker score (about 1 at a particle centre, 0 on background; "
+        "default: calibrated at training from the references)",
+    )
+    pick.add_argument(
+        "--threshold",
+        type=float,
+        metavar="T",
+        help="picker threshold in sigmas above the map mean instead (e2boxer's; template matching's "
+        "default is 1)",
+    )
+    pick.add_argument(
+        "--min-distance",
+        type=float,
+        metavar="D",
+        help="merge peaks closer than D pixels (default: the particle radius, box / 3)",
     )
     pick.add_argument(
         "--classifier-threshold",
@@ -112,7 +129,8 @@ def run_train(args: argparse.Namespace) -> int:
     classifier = "picker + classifier" if model.classifier is not None else "picker only (no --bad)"
     print(
         f"{path}: {classifier} from {counts} references, box {box_px:.0f} px at "
-        f"{sizes[0]:g} A/px, {model.info.train_seconds:.0f} s"
+        f"{sizes[0]:g} A/px, {model.info.train_seconds:.0f} s; calibrated picker threshold "
+        f"{model.info.score_threshold:.2f}"
     )
     return 0
 
@@ -142,7 +160,9 @@ def run_pick(args: argparse.Namespace) -> int:
         args.micrographs,
         pixel_size=args.pixel_size,
         threshold=args.threshold,
+        score_threshold=args.score_threshold,
         classifier_threshold=args.classifier_threshold,
+        min_distance_px=args.min_distance,
         method=args.method,
     )
     total = 0
@@ -153,7 +173,7 @@ def run_pick(args: argparse.Namespace) -> int:
         )
         vetoed = len(result.candidates) - len(picks)
         print(
-            f"{out}: {len(picks)} picks"
+            f"{out}: {len(picks)} picks at picker threshold {result.score_threshold:.3g}"
             + (f", {vetoed} vetoed by the classifier" if vetoed else "")
         )
         total += len(picks)

@@ -118,8 +118,12 @@ def plot_micrograph_picks(
         if result.classifier_scores is not None
         else ""
     )
+    if result.threshold is not None:
+        chosen = f"{result.threshold:g} sigma ({result.score_threshold:.3g})"
+    else:
+        chosen = f"{result.score_threshold:.3g}"
     axes.set_title(
-        f"{title or result.candidates.tomogram}: picker threshold {result.threshold:g} sigma, "
+        f"{title or result.candidates.tomogram}: picker threshold {chosen}, "
         f"{len(kept)} candidates{classifier}",
         fontsize="small",
     )
@@ -127,30 +131,43 @@ def plot_micrograph_picks(
 
 
 def plot_score_histograms(results: Sequence, *, title: str = "") -> Figure:
-    """Histograms of picker scores and classifier scores of all candidates, thresholds marked.
+    """Histograms of the picker's peak scores and the classifier's scores, thresholds marked.
 
-    The classifier panel shows whether good particles and contamination separate: a clear valley
-    is where the classifier threshold belongs.
+    The picker panel shows every peak of the map (after non-maximum suppression), above and below
+    the picker threshold, so one sees whether the threshold sits in the valley between particles
+    and background, and how many picks another threshold would give. The classifier panel shows
+    whether good particles and contamination separate: a clear valley is where the classifier
+    threshold belongs.
 
     Parameters
     ----------
     results : sequence of AutopickResult
-        One per micrograph (pooled).
+        One per micrograph (pooled); the first one's thresholds are drawn.
     title : str
         Figure title.
     """
     results = list(results)
-    picker = (
-        np.concatenate([r.candidates.score_values for r in results]) if results else np.zeros(0)
-    )
+    peaks = [r.peak_scores if len(r.peak_scores) else r.candidates.score_values for r in results]
+    picker = np.concatenate(peaks) if peaks else np.zeros(0)
     with_classifier = [r for r in results if r.classifier_scores is not None]
     panels = 2 if with_classifier else 1
     figure = Figure(figsize=(5 * panels, 3.4), layout="constrained")
     axes = figure.subplots(1, panels, squeeze=False)[0]
-    axes[0].hist(picker, bins=40, color="0.4")
+    axes[0].hist(picker, bins=50, color="0.4")
     axes[0].set_xlabel("picker score (map peak)")
-    axes[0].set_ylabel("candidates")
-    axes[0].set_title(f"picker: {len(picker)} candidates", fontsize="small")
+    axes[0].set_ylabel("peaks")
+    if results and np.isfinite(results[0].score_threshold):
+        threshold = results[0].score_threshold
+        picked = int((picker >= threshold).sum())
+        axes[0].axvline(
+            threshold, color=KIND_COLOURS["good"], ls="--", label=f"threshold {threshold:.3g}"
+        )
+        axes[0].legend(fontsize="small")
+        axes[0].set_title(
+            f"picker: {picked} of {len(picker)} peaks above the threshold", fontsize="small"
+        )
+    else:
+        axes[0].set_title(f"picker: {len(picker)} candidates", fontsize="small")
     if with_classifier:
         scores = np.concatenate([r.classifier_scores for r in with_classifier])
         threshold = with_classifier[0].classifier_threshold

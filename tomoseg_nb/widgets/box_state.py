@@ -25,6 +25,30 @@ BOXES_FORMAT = "tomoseg_nb.boxes"
 BOXES_VERSION = 1
 
 
+def references_needed(counts: dict[str, int], minimum: int = 5) -> str:
+    """What to box next before the boxer can train, or "" when there are enough references.
+
+    Examples
+    --------
+    >>> references_needed({"good": 0, "background": 7, "bad": 0})
+    'Box at least 5 more good particle(s) (10-15 of each work best), then run the cells below again.'
+    >>> references_needed({"good": 12, "background": 9})
+    ''
+    """
+    short = {
+        kind: minimum - counts.get(kind, 0)
+        for kind in ("good", "background")
+        if counts.get(kind, 0) < minimum
+    }
+    if not short:
+        return ""
+    wanted = " and ".join(
+        f"{n} more good particle(s)" if kind == "good" else f"{n} more background box(es)"
+        for kind, n in short.items()
+    )
+    return f"Box at least {wanted} (10-15 of each work best), then run the cells below again."
+
+
 @dataclass(frozen=True)
 class Box:
     """One reference box: centre pixel and class."""
