@@ -815,17 +815,24 @@ IMPORTS_AFTER = (
 
 
 @pytest.mark.parametrize(
-    "argv",
+    ("argv", "expected"),
     [
-        ["segment", "notes.txt", "--model", "m.keras", "--out", "o"],
-        ["segment", "notes.txt", "--model", "m.keras", "--out", "o", "--verbose"],
-        ["--verbose", "segment", "tomo.mrc", "--model", "notes.txt", "--out", "o"],
+        (["segment", "notes.txt", "--model", "m.keras", "--out", "o"], "m.keras: no such model"),
+        (["segment", "notes.txt", "--model", "m.keras", "--out", "o", "--verbose"], "m.keras"),
+        (["--verbose", "segment", "tomo.mrc", "--model", "notes.txt", "--out", "o"], "notes.txt"),
+        (["segment", "tomo.mrc", "--model", "good.keras", "--out", "o"], "output exists"),
+        (["segment", "notes.txt", "--model", "good.keras", "--out", "o"], "unknown volume"),
     ],
-    ids=["missing-model", "verbose-after", "verbose-before"],
+    ids=["missing-model", "verbose-after", "verbose-before", "existing-map", "not-a-tomogram"],
 )
-def test_a_user_error_is_one_stderr_line_before_keras_is_imported(argv, tmp_path):
+def test_a_user_error_is_one_stderr_line_before_keras_is_imported(argv, expected, files, tmp_path):
     (tmp_path / "notes.txt").write_text("not a tomogram\n")
     write_volume(tmp_path / "tomo.mrc", np.zeros(SHAPE, np.float32), voxel_size=10.0)
+    shutil.copy(files["model"], tmp_path / "good.keras")
+    shutil.copy(Path(files["model"]).with_suffix(".json"), tmp_path / "good.json")
+    (tmp_path / "o").mkdir()
+    (tmp_path / "o" / "tomo__membrane.mrc").write_text("an earlier map\n")
+    before = _snapshot(tmp_path)
     result = subprocess.run(
         [sys.executable, "-c", IMPORTS_AFTER, *argv],
         cwd=tmp_path,
@@ -837,5 +844,6 @@ def test_a_user_error_is_one_stderr_line_before_keras_is_imported(argv, tmp_path
     assert result.returncode == 2
     assert len(result.stderr.splitlines()) == 1, result.stderr
     assert result.stderr.startswith("tomoseg-nb segment: error: "), result.stderr
+    assert expected in result.stderr
     assert result.stdout == "[]\n"  # neither Keras nor TensorFlow was loaded
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt", "tomo.mrc"]
+    assert _snapshot(tmp_path) == before

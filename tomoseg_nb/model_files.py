@@ -6,10 +6,12 @@ the file checks live here, apart from ``models`` (which imports Keras).
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
 from .errors import BadInputError, MissingInputError
+from .maps import validate_feature_name
 
 
 def sidecar_path(path: str | os.PathLike) -> Path:
@@ -44,3 +46,17 @@ def check_model_file(path: str | os.PathLike) -> Path:
             "save_model"
         )
     return path
+
+
+def sidecar_feature(path: str | os.PathLike) -> str | None:
+    """The feature a model segments, read from its sidecar without Keras; None if unreadable.
+
+    Lets a command name its outputs (``<tomogram>__<feature>.mrc``) and refuse existing ones
+    before Keras loads. An unreadable or odd sidecar gives None: ``models.load_model`` then says
+    exactly what is wrong with it.
+    """
+    try:
+        feature = json.loads(sidecar_path(path).read_text(encoding="utf-8")).get("feature")
+        return validate_feature_name(feature) if isinstance(feature, str) else None
+    except (OSError, UnicodeDecodeError, ValueError, AttributeError, RecursionError):
+        return None

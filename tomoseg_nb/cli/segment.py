@@ -55,19 +55,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-def check_inputs(models: list[str], tomograms: list[str]) -> None:
-    """Every model file and tomogram is there and readable, checked before Keras starts (seconds)."""
-    from ..model_files import check_model_file
+def check_inputs(
+    models: list[str], tomograms: list[str], out: str | None = None, overwrite: bool = True
+) -> None:
+    """Every model file and tomogram is there and readable, and (unless ``overwrite``) no map
+    in ``out`` would be replaced: checked before Keras starts, which takes seconds."""
+    from ..atomic import check_output_path
+    from ..maps import map_path
+    from ..model_files import check_model_file, sidecar_feature
     from ..volume import open_volume
 
-    for path in models:
-        check_model_file(path)
+    features = [sidecar_feature(check_model_file(path)) for path in models]
     for path in tomograms:
-        open_volume(path).close()
+        with open_volume(path) as volume:
+            name = volume.name
+        if out is not None and not overwrite:
+            for feature in filter(None, features):
+                check_output_path(map_path(out, name, feature), overwrite)
 
 
 def run(args: argparse.Namespace) -> int:
-    check_inputs(args.model, args.tomograms)
+    # a Dask run resumes into existing outputs; it checks them itself
+    check_inputs(args.model, args.tomograms, None if args.cluster else args.out, args.overwrite)
     if args.cluster:
         return _run_on_cluster(args)
     from ..segment import FeatureNetwork, segment_volume
