@@ -308,3 +308,19 @@ def test_create_from_an_open_volume(tmp_path, tomogram):
     ):
         assert project.tomogram_shape == SHAPE and project.voxel_size == pytest.approx(13.5)
         assert project.tomogram == str(tomogram.resolve())
+
+
+def test_a_closed_project_refuses_edits_and_writes_nothing(tmp_path):
+    """Closing releases the lock, so a later edit could clobber another process's project."""
+    project = Project.create(tmp_path / "p", tomogram=None, voxel_size=10.0)
+    project.add_feature("membrane")
+    project.close()
+    before = (tmp_path / "p" / "project.json").read_bytes()
+    with pytest.raises(BadInputError, match="project was closed; open it again"):
+        project.add_tile("membrane", 0, 32, 32, positive=False)
+    with pytest.raises(BadInputError, match="project was closed"):
+        project.save()
+    assert (tmp_path / "p" / "project.json").read_bytes() == before
+    project.close()  # closing twice is harmless
+    with Project.open(tmp_path / "p") as again:
+        assert list(again.features) == ["membrane"] and again.tiles == []

@@ -231,19 +231,19 @@ class Project:
         return project
 
     def close(self) -> None:
-        """Save pending changes and release the write lock (a no-op for read-only projects)."""
-        self._closed = True
-        if self._lock is not None:
-            try:
-                if self._lock.held():
-                    self.save()
-            finally:  # a failed save (full disk) must not leave the lock to block other processes
+        """Save pending changes and release the write lock; later edits are refused."""
+        try:
+            if self._lock is not None and self._lock.held() and not self._closed:
+                self.save()
+        finally:  # a failed save (full disk) must not leave the lock to block other processes
+            self._closed = True
+            if self._lock is not None:
                 self._lock.release()
                 self._lock = None
 
     @property
     def closed(self) -> bool:
-        """True after ``close()``: widgets still showing the project refuse edits."""
+        """True after ``close()``: edits are refused (widgets still showing it say so)."""
         return self._closed
 
     def __enter__(self) -> Project:
@@ -409,6 +409,11 @@ class Project:
             self.save()
 
     def _check_writable(self) -> None:
+        if self._closed:  # it no longer holds the lock: a write could clobber another process's
+            raise BadInputError(
+                f"{self.folder}: the project was closed; open it again with "
+                "Project.open(folder) to edit"
+            )
         if self.read_only:
             raise BadInputError(
                 f"{self.folder}: project was opened read-only; open it with read_only=False to edit"
