@@ -62,6 +62,7 @@ _PUBLIC = {
     "ARCHITECTURES": "models",
     "DEFAULT_ARCH": "training_config",
     "TrainingConfig": "training_config",
+    "EMAN2_RECIPE": "training_config",
     "build_model": "models",
     "ModelInfo": "models",
     "save_model": "models",
