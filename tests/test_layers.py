@@ -47,6 +47,7 @@ LAYERS: dict[str, int] = {
     "boxer": 4,
     # 5 evaluation
     "evaluate": 5,
+    "suggest": 5,
     # 6 scale-out
     "distributed": 6,
     # 7 interfaces

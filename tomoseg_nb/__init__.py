@@ -13,7 +13,8 @@ The workflow, each step a plain function on arrays or files (the widgets and the
 - after: ``merge_files`` / ``merge_competitive``, ``pick_map_file``, ``pick_particles``, ``pick_filaments``,
   ``mesh_from_map``; 2D picking in ``tomoseg_nb.boxer``; notebook widgets in ``tomoseg_nb.widgets``;
   figures in ``tomoseg_nb.plots``;
-- score: ``evaluate`` (simulated annotator), ``iou``, ``dice``, ``match_points``.
+- score: ``evaluate`` (simulated annotator), ``iou``, ``dice``, ``match_points``;
+  ``suggest_tiles`` (where to annotate next: the unsure places of a probability map).
 
 Names are imported lazily, so ``import tomoseg_nb`` stays fast and does not start Keras; TensorFlow's
 start-up log lines are kept quiet (``tomoseg_nb._quiet``).
@@ -91,6 +92,7 @@ _PUBLIC = {
     "match_points": "metrics",
     "evaluate": "evaluate",
     "simulate_annotation": "evaluate",
+    "suggest_tiles": "suggest",
     "run_demo": "demo",
 }
 

@@ -1,0 +1,104 @@
+"""Tile suggestions: the unsure place first, never an annotated tile, the edge or a repeat."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tomoseg_nb.annotations import tile_bounds
+from tomoseg_nb.errors import BadInputError
+from tomoseg_nb.suggest import disagreement, random_tiles, suggest_tiles, uncertainty
+
+SHAPE = (20, 160, 160)
+TILE = 32
+
+
+def _confident_map() -> np.ndarray:
+    """A network sure everywhere: a feature at 0.95 in a band, 0.02 elsewhere."""
+    probability = np.full(SHAPE, 0.02, np.float32)
+    probability[:, 40:50, :] = 0.95
+    return probability
+
+
+def _covers(suggestion, z, y, x) -> bool:
+    y0, y1, x0, x1 = tile_bounds(suggestion.y, suggestion.x, TILE)
+    return suggestion.z == z and y0 <= y < y1 and x0 <= x < x1
+
+
+def test_the_uncertain_region_is_suggested_first():
+    probability = _confident_map()
+    probability[13, 100:120, 90:110] = 0.5  # unsure here only
+    probability[5, 110:116, 30:36] = 0.4  # a smaller unsure patch: second
+    suggestions = suggest_tiles(probability, k=3, tile_size=TILE)
+    assert _covers(suggestions[0], 13, 110, 100)
+    assert _covers(suggestions[1], 5, 113, 33)
+    assert suggestions[0].score > suggestions[1].score > suggestions[2].score
+    assert suggestions[0].reason == "uncertain"
+    # the 400 unsure pixels count 1 each, the 624 others at 0.02 count 0.04 (0.02 / 0.5)
+    assert suggestions[0].score == pytest.approx((400 + 624 * 0.04) / TILE**2, rel=1e-4)
+
+
+def test_two_features_claiming_the_same_voxels_are_suggested_and_named():
+    mine, theirs = _confident_map(), np.zeros(SHAPE, np.float32)
+    theirs[9, 40:50, 100:130] = 0.9  # the ribosome network also claims part of the band
+    theirs[3, 120:125, 120:125] = 0.9  # claimed by the other network only: no disagreement
+    best = suggest_tiles(mine, k=1, tile_size=TILE, others={"ribosome": theirs})[0]
+    assert _covers(best, 9, 45, 115) and best.reason == "also claimed by ribosome"
+    stricter = suggest_tiles(
+        mine, k=1, tile_size=TILE, others={"ribosome": theirs}, other_thresholds={"ribosome": 0.95}
+    )[0]
+    assert stricter.reason == "uncertain"  # 0.9 is below the ribosome's own threshold
+
+
+def test_annotated_tiles_and_the_edge_are_never_suggested():
+    probability = _confident_map()
+    probability[13, 100:120, 90:110] = 0.5
+    probability[:, :, :12] = 0.5  # an unsure strip along the slice edge: padded guesswork
+    exclude = [(14, 110, 100)]  # the unsure place is already annotated, one slice away
+    suggestions = suggest_tiles(probability, k=40, tile_size=TILE, exclude=exclude, margin_px=16)
+    assert suggestions, "the rest of the tomogram still has places"
+    for s in suggestions:
+        y0, y1, x0, x1 = tile_bounds(s.y, s.x, TILE)
+        assert y0 >= 16 and x0 >= 16 and y1 <= SHAPE[1] - 16 and x1 <= SHAPE[2] - 16
+        assert not (abs(s.z - 14) < 8 and abs(s.y - 110) < TILE and abs(s.x - 100) < TILE)
+
+
+def test_suggestions_spread_instead_of_stacking_on_one_place():
+    probability = _confident_map()
+    probability[:, 100:120, 90:110] = 0.5  # the same unsure place on every slice
+    suggestions = suggest_tiles(probability, k=6, tile_size=TILE, min_z_distance=8)
+    for a in suggestions:
+        for b in suggestions:
+            if a is not b:
+                same_place = abs(a.z - b.z) < 8 and abs(a.y - b.y) < TILE and abs(a.x - b.x) < TILE
+                assert not same_place
+    on_the_place = [s for s in suggestions if _covers(s, s.z, 110, 100)]
+    assert len(on_the_place) == 3  # slices 20 apart by 8 or more: 0-7, 8-15, 16-19
+
+
+def test_random_control_follows_the_same_rules_and_its_seed():
+    exclude = [(10, 80, 80)]
+    first = random_tiles(SHAPE, k=12, tile_size=TILE, exclude=exclude, seed=3)
+    assert first == random_tiles(SHAPE, k=12, tile_size=TILE, exclude=exclude, seed=3)
+    assert first != random_tiles(SHAPE, k=12, tile_size=TILE, exclude=exclude, seed=4)
+    for s in first:
+        assert not (abs(s.z - 10) < 8 and abs(s.y - 80) < TILE and abs(s.x - 80) < TILE)
+        y0, _, _, x1 = tile_bounds(s.y, s.x, TILE)
+        assert y0 >= 16 and x1 <= SHAPE[2] - 16
+
+
+def test_scores_and_bad_input():
+    np.testing.assert_allclose(
+        uncertainty(np.array([0.0, 0.4, 0.8, 1.0]), 0.8), [0, 0.5, 1, 0], atol=1e-6
+    )
+    claims = disagreement(np.array([0.6, 0.6]), {"a": np.array([0.1, 0.7])})
+    np.testing.assert_array_equal(claims, [0, 1])
+    assert len(suggest_tiles(_confident_map(), k=500, tile_size=TILE)) < 500  # no more fit
+    with pytest.raises(BadInputError, match="does not fit"):
+        suggest_tiles(np.zeros((2, 40, 40)), tile_size=32)
+    with pytest.raises(BadInputError, match="threshold"):
+        suggest_tiles(_confident_map(), threshold=1.0)
+    with pytest.raises(BadInputError, match="shape"):
+        suggest_tiles(_confident_map(), others={"x": np.zeros((2, 2, 2))})
+    with pytest.raises(BadInputError, match="\\(z, y, x\\)"):
+        suggest_tiles(np.zeros((40, 40)))
