@@ -190,6 +190,34 @@ def test_same_seed_same_network():
     np.testing.assert_array_equal(first.validation_indices, again.validation_indices)
 
 
+def test_fine_tuning_starts_from_the_given_weights_and_leaves_them_alone(monkeypatch):
+    """A correction round continues from the current network: with a vanishing learning rate the
+    result is that network's weights, not the seed's fresh ones, and the given model is a copy."""
+    from tomoseg_nb import train
+
+    monkeypatch.setattr(train, "MAX_RESTARTS", 0)  # a restart would replace the weights anyway
+    images, masks, positive = _small_tiles()
+    config = TrainingConfig(arch="tiny", epochs=1, copies=2, seed=4, engine="keras")
+    current = build_model("tiny", seed=99)
+    before = [w.copy() for w in current.get_weights()]
+    still = config.replace(learning_rate=1e-12)
+    result = train_on_tiles(images, masks, positive, still, initial_model=current)
+    fresh = build_model("tiny", seed=4).get_weights()
+    for tuned, start, new in zip(result.model.get_weights(), before, fresh, strict=True):
+        np.testing.assert_allclose(tuned, start, atol=1e-6)
+        if tuned.ndim > 1:  # kernels (biases start at zero in both)
+            assert not np.allclose(tuned, new, atol=1e-3)
+    assert result.model is not current
+    trained = train_on_tiles(images, masks, positive, config, initial_model=current)
+    for given, start in zip(current.get_weights(), before, strict=True):
+        np.testing.assert_array_equal(given, start)  # training moved the copy, not the original
+    assert any(
+        not np.allclose(a, b) for a, b in zip(trained.model.get_weights(), before, strict=True)
+    )
+    with pytest.raises(BadInputError, match="not a 'tiny' network"):
+        train_on_tiles(images, masks, positive, config, initial_model=build_model("fast", seed=0))
+
+
 def test_augmentation_and_threshold_settings_reach_the_training(monkeypatch):
     """The EMAN2 recipe's random rotations are what the network is fitted on, known negatives
     included, and its threshold is the one the trained network carries."""

@@ -34,6 +34,10 @@ What happens, and why:
   and tiles over-represent the feature compared with a whole tomogram.
 - ``seed`` makes runs repeatable: ``keras.utils.set_random_seed`` (weights, shuffling) and a numpy
   ``Generator`` (split, augmentation).
+- ``initial_model`` fine-tunes: training starts from a copy of that network's weights (the one
+  trained before a correction round) instead of new random ones, so a round of a few added tiles
+  need not relearn everything; the given network itself is left unchanged. A fine-tuned network
+  that collapses still restarts from random weights.
 """
 
 from __future__ import annotations
@@ -252,6 +256,7 @@ def train_on_tiles(
     cancel: threading.Event | None = None,
     progress: ProgressCallback | None = None,
     feature: str = "",
+    initial_model: keras.Model | None = None,
 ) -> TrainingResult:
     """Train a fresh ``config.arch`` network on preprocessed tiles (see the module docstring).
 
@@ -274,12 +279,15 @@ def train_on_tiles(
         ``progress(batches_done, batches_total)``.
     feature : str
         Named in the progress bar and warnings ("training membrane (fast)").
+    initial_model : keras.Model, optional
+        Fine-tune: start from a copy of this ``config.arch`` network's weights, not random ones.
 
     Raises
     ------
     BadInputError
         No positive tile, an empty mask on a positive tile, too few tiles to hold some out, a tile
-        size the network's stride does not divide, or an unknown architecture or engine.
+        size the network's stride does not divide, an unknown architecture or engine, or an
+        ``initial_model`` of another architecture.
     CancelledError
         ``cancel`` was set.
     """
@@ -291,6 +299,8 @@ def train_on_tiles(
     rng = np.random.default_rng(seed)
     train_idx, held_idx = split_tiles(positive, config.validation_fraction, rng)
     model = build_model(arch, seed=seed)
+    if initial_model is not None:
+        _copy_initial_weights(initial_model, model, arch)
     stride = output_stride(model)
     seeds = rng.integers(0, 2**31, size=2)
     data = build_training_set(
@@ -389,6 +399,18 @@ def train_on_tiles(
     )
 
 
+def _copy_initial_weights(initial: keras.Model, model: keras.Model, arch: str) -> None:
+    """Start ``model`` from ``initial``'s weights; a network of another shape is refused."""
+    weights = initial.get_weights()
+    shapes = [w.shape for w in weights]
+    if shapes != [w.shape for w in model.get_weights()]:
+        raise BadInputError(
+            f"the network to fine-tune is not a {arch!r} network (weights {shapes}); train "
+            "from scratch or choose its architecture"
+        )
+    model.set_weights(weights)
+
+
 def _painted_recall(
     model: keras.Model, images: np.ndarray, masks: np.ndarray, stride: int
 ) -> float | None:
@@ -415,11 +437,13 @@ def train_feature(
     callbacks: Sequence[keras.callbacks.Callback] = (),
     cancel: threading.Event | None = None,
     progress: ProgressCallback | None = None,
+    initial_model: keras.Model | None = None,
 ) -> tuple[keras.Model, ModelInfo]:
     """Train the network of one feature of an annotation project; returns it with its metadata.
 
     Tiles are cut from the project's tomogram (or ``volume``) preprocessed with ``config.recipe``;
-    ``callbacks``, ``cancel`` and ``progress`` are those of ``train_on_tiles``. With
+    ``callbacks``, ``cancel``, ``progress`` and ``initial_model`` (fine-tune from that network's
+    weights; the sidecar's ``training["fine_tuned"]`` says so) are those of ``train_on_tiles``. With
     ``config.other_features_as_negatives`` the pixels painted for the project's other features
     are trained on as "not this feature" (``dataset.collect_known_negatives``), so networks learn
     to tell touching features apart. The sidecar records ``config`` whole
@@ -442,6 +466,7 @@ def train_feature(
         cancel=cancel,
         progress=progress,
         feature=feature,
+        initial_model=initial_model,
     )
     validation = [] if result.validation_indices is None else list(result.validation_indices)
     info = ModelInfo(
@@ -465,6 +490,7 @@ def train_feature(
             "seconds": round(result.seconds, 2),
             "painted_recall": result.painted_recall,
             "restarts": result.restarts,
+            "fine_tuned": initial_model is not None,
             "project": str(project.folder),
             "config": config.to_dict(),
         },
