@@ -139,3 +139,101 @@ def test_all_features_share_one_project_and_absent_ones_can_be_skipped(phantom_f
     for name, others in (("ribosome", 3), ("microtubule", 3)):  # the other's 3 positive tiles
         training = json.loads(sidecar_path(tmp_path / f"{name}.keras").read_text())["training"]
         assert training["n_other_feature_tiles"] == others
+
+
+ROUND_FEATURES = {"ribosome": 3, "microtubule": 2}
+
+
+def test_correction_rounds_add_suggested_tiles_retrain_and_score_each_round(
+    phantom_files, tmp_path
+):
+    """Each round paints the suggested tiles from the truth into the same project, fine-tunes every
+    network from its current weights on all the tiles so far, and reports that round's scores."""
+    from tomoseg_nb.annotations import Project, tile_bounds
+    from tomoseg_nb.evaluate import PROJECT_NAME, evaluate
+    from tomoseg_nb.models import sidecar_path
+    from tomoseg_nb.volume import open_volume
+
+    report = evaluate(
+        phantom_files["tomogram"],
+        phantom_files["labels"],
+        ROUND_FEATURES,
+        keep=tmp_path,
+        n_positive=3,
+        n_negative=6,
+        tile_size=32,
+        config=TrainingConfig(arch="tiny", epochs=2, engine="keras"),
+        rounds=2,
+        round_tiles=3,
+        round_epochs=1,
+    )
+    assert report["rounds"] == 2 and report["round_selection"] == "suggested"
+    labels = open_volume(phantom_files["labels"]).data[...]
+    with Project.open(tmp_path / PROJECT_NAME, read_only=True) as project:
+        for name, feature_id in ROUND_FEATURES.items():
+            scores = report["features"][name]
+            assert len(scores["iou_per_round"]) == 3 and scores["iou_per_round"][0] == scores["iou"]
+            first = {(t.z, t.y, t.x) for t in project.tiles_of(name)[:9]}
+            for number, entry in enumerate(scores["rounds"], start=1):
+                assert entry["round"] == number and entry["selection"] == "suggested"
+                assert scores["iou_per_round"][number] == entry["iou"]
+                assert entry["n_positive"] + entry["n_negative"] == 9 + 3 * number  # retrained
+                assert len(entry["tiles"]) == 3 and entry["round_seconds"] > 0
+                assert [t[3] for t in entry["tiles"]] == sorted(
+                    (t[3] for t in entry["tiles"]), reverse=True
+                )
+                for z, y, x, _, _, positive in entry["tiles"]:
+                    assert (z, y, x) not in first
+                    y0, y1, x0, x1 = tile_bounds(y, x, 32)
+                    assert positive == bool((labels[z, y0:y1, x0:x1] == feature_id).any())
+                    tile = project.tile_at(name, z, y, x)
+                    assert tile is not None and tile.positive == positive
+                    if positive:  # painted from the truth, as the first round paints
+                        np.testing.assert_array_equal(
+                            project.mask(tile.id), labels[z, y0:y1, x0:x1] == feature_id
+                        )
+            assert len(project.tiles_of(name)) == 9 + 2 * 3
+            training = json.loads(sidecar_path(tmp_path / f"{name}.keras").read_text())["training"]
+            assert training["fine_tuned"] and training["epochs_run"] == 1
+            assert training["n_positive"] + training["n_negative"] == 15
+
+
+def test_random_rounds_are_the_control_and_bad_round_settings_are_refused(
+    phantom_files, tmp_path, capsys
+):
+    from tomoseg_nb.evaluate import evaluate
+    from tomoseg_nb.models import sidecar_path
+
+    report_path = tmp_path / "scores.json"
+    argv = [
+        "evaluate",
+        "--tomogram", str(phantom_files["tomogram"]),
+        "--truth", str(phantom_files["labels"]),
+        "--feature", "ribosome=3",
+        "--n-pos", "3", "--n-neg", "6", "--tile-size", "32",
+        "--arch", "tiny", "--epochs", "1", "--engine", "keras",
+        "--rounds", "1", "--round-tiles", "2", "--round-selection", "random",
+        "--retrain-from-scratch", "--keep", str(tmp_path / "keep"), "--json", str(report_path),
+    ]  # fmt: skip
+    assert main(argv) == 0
+    assert "IoU per round" in capsys.readouterr().out
+    report = json.loads(report_path.read_text())
+    entry = report["features"]["ribosome"]["rounds"][0]
+    assert entry["selection"] == "random" and {t[4] for t in entry["tiles"]} == {"random"}
+    assert len(entry["tiles"]) == 2 and len(report["features"]["ribosome"]["iou_per_round"]) == 2
+    sidecar = sidecar_path(tmp_path / "keep" / "ribosome.keras")
+    assert json.loads(sidecar.read_text())["training"]["fine_tuned"] is False
+    options = {"tile_size": 32, "config": TrainingConfig(arch="tiny", epochs=1)}
+    for bad, message in (
+        ({"rounds": -1}, "rounds"),
+        ({"rounds": 1, "round_tiles": 0}, "round_tiles"),
+        ({"rounds": 1, "round_selection": "best"}, "round selection"),
+    ):
+        with pytest.raises(BadInputError, match=message):
+            evaluate(
+                phantom_files["tomogram"],
+                phantom_files["labels"],
+                {"ribosome": 3},
+                **options,
+                **bad,
+            )

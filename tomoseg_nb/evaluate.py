@@ -5,6 +5,8 @@ and ~100 that do not, and paint the feature on the positive ones (here: copy it 
 The tiles go into a real annotation project, a network (or the random-forest baseline, on the very
 same tiles) is trained from it, applied to the whole tomogram, and the probability map is scored
 voxel by voxel. Everything a user would run is exercised; nothing is special-cased for evaluation.
+Correction rounds (``correction_round``) then do what the person does after looking at the result:
+add the tiles ``suggest`` offers (or random ones, the control), painted the same way, and retrain.
 """
 
 from __future__ import annotations
@@ -12,10 +14,11 @@ from __future__ import annotations
 import os
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from scipy import ndimage
@@ -31,7 +34,12 @@ from .segment import FeatureNetwork, segment_volume, write_probability_maps
 from .training_config import DEFAULT_TRAINING, TrainingConfig
 from .volume import Volume, open_volume
 
+if TYPE_CHECKING:
+    import keras
+
 METHODS = ("cnn", "rf")
+ROUND_SELECTIONS = ("suggested", "random")
+"""How a correction round's tiles are chosen: ``suggest.suggest_tiles`` or its random control."""
 MIN_POSITIVE_FRACTION = 0.03  # a person picks tiles where the feature clearly shows
 CANDIDATE_STEP_PX = 8  # tile centres considered on this grid; finer gains nothing but time
 PROJECT_NAME = "annotations.project"
@@ -103,13 +111,25 @@ def simulate_annotation(
         negatives += [(z, y * step, x * step) for y, x in zip(ys, xs, strict=True)]
     chosen_positive = _spread_choice(positives, n_positive, tile_size, rng, "positive", feature_id)
     chosen_negative = _spread_choice(negatives, n_negative, tile_size, rng, "negative", feature_id)
-    tiles = []
-    for z, y, x in chosen_positive:
-        y0, x0 = _tile_origin(y, tile_size), _tile_origin(x, tile_size)
-        mask = labels[z, y0 : y0 + tile_size, x0 : x0 + tile_size] == feature_id
-        tiles.append(AnnotatedTile(z, y, x, tile_size, True, mask))
-    tiles += [AnnotatedTile(z, y, x, tile_size, False) for z, y, x in chosen_negative]
-    return tiles
+    return [
+        paint_from_truth(labels, feature_id, z, y, x, tile_size)
+        for z, y, x in chosen_positive + chosen_negative
+    ]
+
+
+def paint_from_truth(
+    labels: np.ndarray, feature_id: int, z: int, y: int, x: int, tile_size: int
+) -> AnnotatedTile:
+    """The tile at centre ``(z, y, x)`` as the simulated annotator marks it.
+
+    Positive, with the truth as its painted mask, when the feature shows in it at all; negative
+    otherwise (a person correcting a network marks even a sliver of the feature).
+    """
+    y0, x0 = _tile_origin(y, tile_size), _tile_origin(x, tile_size)
+    mask = labels[z, y0 : y0 + tile_size, x0 : x0 + tile_size] == feature_id
+    if mask.any():
+        return AnnotatedTile(z, y, x, tile_size, True, mask)
+    return AnnotatedTile(z, y, x, tile_size, False)
 
 
 def _spread_choice(
@@ -169,13 +189,35 @@ def annotate_from_truth(
         tile_size=project.features[feature].tile_size,
         seed=seed,
     )
+    _add_tiles(project, feature, tiles)
+    return tiles
+
+
+def annotate_tiles_from_truth(
+    project: Project,
+    feature: str,
+    labels: np.ndarray,
+    feature_id: int,
+    centres: Sequence[tuple[int, int, int]],
+) -> list[AnnotatedTile]:
+    """The simulated annotator marks the tiles it is shown (a correction round's suggestions).
+
+    Each tile, of the feature's tile size, is painted with ``paint_from_truth`` and added to the
+    project as a person would with the tile picker and mask painter.
+    """
+    size = project.features[feature].tile_size
+    tiles = [paint_from_truth(labels, feature_id, z, y, x, size) for z, y, x in centres]
+    _add_tiles(project, feature, tiles)
+    return tiles
+
+
+def _add_tiles(project: Project, feature: str, tiles: Sequence[AnnotatedTile]) -> None:
     for annotated in tiles:
         tile = project.add_tile(
             feature, annotated.z, annotated.y, annotated.x, positive=annotated.positive
         )
-        if annotated.positive:
+        if annotated.mask is not None:  # positive tiles carry their painted mask
             project.set_mask(tile.id, annotated.mask)
-    return tiles
 
 
 def build_project(
@@ -225,9 +267,7 @@ def score_map(
     probability_path: str | os.PathLike, truth: np.ndarray, threshold: float
 ) -> dict[str, float]:
     """IoU, Dice, precision and recall of ``probability >= threshold`` against a boolean truth."""
-    with open_volume(probability_path) as volume:
-        probability = decode_probabilities(volume.data[...])
-    prediction = probability >= threshold
+    prediction = _read_map(probability_path) >= threshold
     precision, recall, _ = precision_recall_f1(prediction, truth)
     return {
         "iou": float(iou(prediction, truth)),
@@ -248,17 +288,21 @@ def evaluate_feature(
     *,
     method: str = "cnn",
     config: TrainingConfig = DEFAULT_TRAINING,
+    initial_model: keras.Model | None = None,
 ) -> dict[str, float]:
     """Train on ``project``'s tiles of one feature, segment, and score; outputs stay in ``workdir``.
 
-    The network trains with ``config``; the random forest learns from the feature's own tiles,
-    preprocessed with ``config.recipe`` and seeded with ``config.seed``.
+    The network trains with ``config`` (fine-tuned from ``initial_model``'s weights when given);
+    the random forest learns from the feature's own tiles, preprocessed with ``config.recipe`` and
+    seeded with ``config.seed``.
     """
     if method not in METHODS:
         raise BadInputError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
     map_path = Path(workdir) / f"{feature}.mrc"
     if method == "cnn":
-        timings, threshold = _run_network(project, tomogram, feature, map_path, config)
+        timings, threshold = _run_network(
+            project, tomogram, feature, map_path, config, initial_model
+        )
     else:
         timings, threshold = _run_forest(project, tomogram, feature, map_path, config)
     scores = score_map(map_path, labels == feature_id, threshold)
@@ -273,13 +317,20 @@ def evaluate_feature(
 
 
 def _run_network(
-    project: Project, tomogram: Volume, feature: str, map_path: Path, config: TrainingConfig
+    project: Project,
+    tomogram: Volume,
+    feature: str,
+    map_path: Path,
+    config: TrainingConfig,
+    initial_model: keras.Model | None = None,
 ) -> tuple[dict[str, float], float]:
     from .models import save_model  # Keras: loaded only when a network is trained
     from .train import train_feature
 
     start = time.perf_counter()
-    model, info = train_feature(project, feature, config, volume=tomogram)
+    model, info = train_feature(
+        project, feature, config, volume=tomogram, initial_model=initial_model
+    )
     train_seconds = time.perf_counter() - start
     save_model(model, info, map_path.with_suffix(".keras"), overwrite=True)
     start = time.perf_counter()
@@ -325,6 +376,11 @@ def evaluate(
     config: TrainingConfig = DEFAULT_TRAINING,
     skip_absent: bool = False,
     on_feature_done: Callable[[str], None] | None = None,
+    rounds: int = 0,
+    round_tiles: int = 5,
+    round_selection: str = "suggested",
+    round_epochs: int | None = None,
+    fine_tune: bool = True,
 ) -> dict:
     """Evaluate every feature; returns ``{"features": {name: scores}, ...}`` as ``evaluate --json`` writes.
 
@@ -336,12 +392,32 @@ def evaluate(
     any work unless ``overwrite``. ``skip_absent`` leaves out, and lists under ``"skipped"``, the
     features too rare to annotate (a small phantom may lack one); ``on_feature_done(name)`` is
     called as each feature is scored.
+
+    ``rounds`` correction rounds follow the first training (``correction_round``): in each, every
+    feature gets ``round_tiles`` more tiles, chosen by ``round_selection`` ("suggested": the
+    suggestion score on the current maps; "random": the control) and painted from the truth, then
+    every network is retrained - fine-tuned from its current weights for ``round_epochs`` epochs
+    (default ``config.epochs``) unless ``fine_tune`` is False. Per feature, ``"rounds"`` lists each
+    round's tiles, scores and seconds and ``"iou_per_round"`` the IoU after the first training and
+    after each round; the feature's top-level scores stay those of the first training.
     """
 
     if not features:
         raise BadInputError("name at least one feature to evaluate, e.g. --feature ribosome=3")
     if method not in METHODS:
         raise BadInputError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 0:
+        raise BadInputError(f"rounds must be a whole number >= 0, got {rounds!r}")
+    if rounds and (
+        isinstance(round_tiles, bool) or not isinstance(round_tiles, int) or round_tiles < 1
+    ):
+        raise BadInputError(f"round_tiles must be a whole number >= 1, got {round_tiles!r}")
+    if round_selection not in ROUND_SELECTIONS:
+        raise BadInputError(
+            f"unknown round selection {round_selection!r}; choose one of "
+            f"{', '.join(ROUND_SELECTIONS)}"
+        )
+    round_config = config if round_epochs is None else config.replace(epochs=round_epochs)
     if method == "cnn":  # an unknown name is reported before any tile is chosen or written
         from .models import get_architecture
 
@@ -373,7 +449,7 @@ def evaluate(
             tile_size=tile_size,
             seed=config.seed,
         )
-        results = {}
+        results: dict[str, dict[str, Any]] = {}
         try:
             for name, feature_id in features.items():
                 if name in skipped:
@@ -383,6 +459,27 @@ def evaluate(
                 )
                 if on_feature_done is not None:
                     on_feature_done(name)
+            for scores in results.values():
+                scores["rounds"] = []
+                scores["iou_per_round"] = [scores["iou"]]
+            for number in range(1, rounds + 1):
+                done = correction_round(
+                    project,
+                    volume,
+                    labels,
+                    {name: features[name] for name in results},
+                    workdir,
+                    thresholds={name: scores["threshold"] for name, scores in results.items()},
+                    tiles=round_tiles,
+                    selection=round_selection,
+                    method=method,
+                    config=round_config,
+                    fine_tune=fine_tune,
+                    seed=config.seed + number,
+                )
+                for name, scores in done.items():
+                    results[name]["rounds"].append({"round": number, **scores})
+                    results[name]["iou_per_round"].append(scores["iou"])
         finally:
             project.close()
     return {
@@ -396,4 +493,115 @@ def evaluate(
         "config": config.to_dict(),
         "features": results,
         "skipped": skipped,
+        "rounds": rounds,
+        "round_tiles": round_tiles if rounds else None,
+        "round_selection": round_selection if rounds else None,
+        "round_config": round_config.to_dict() if rounds else None,
+        "fine_tune": fine_tune if rounds else None,
     }
+
+
+def correction_round(
+    project: Project,
+    tomogram: Volume,
+    labels: np.ndarray,
+    features: Mapping[str, int],
+    workdir: str | os.PathLike,
+    *,
+    thresholds: Mapping[str, float],
+    tiles: int = 5,
+    selection: str = "suggested",
+    method: str = "cnn",
+    config: TrainingConfig = DEFAULT_TRAINING,
+    fine_tune: bool = True,
+    seed: int = 0,
+) -> dict[str, dict[str, Any]]:
+    """One round of corrections by the simulated annotator, after a training left maps in ``workdir``.
+
+    For every feature, ``tiles`` tiles are chosen on the current maps (``workdir/<feature>.mrc``):
+    by ``suggest.suggest_tiles`` (uncertainty, and two features claiming a voxel) or, for
+    ``selection="random"``, by ``suggest.random_tiles`` (seeded with ``seed``); they are painted
+    from the truth (``annotate_tiles_from_truth``). Then every feature is retrained
+    (``evaluate_feature``; a network fine-tuned from ``workdir/<feature>.keras`` when
+    ``fine_tune``), segmented and scored; the project is saved.
+
+    Returns
+    -------
+    dict of str to dict
+        Per feature: the scores of ``evaluate_feature``, the tiles added (``[z, y, x, score,
+        reason, positive]``), how many were positive, ``suggest_seconds`` (choosing and painting)
+        and ``round_seconds`` (that plus training and segmenting).
+    """
+    from .suggest import random_tiles, suggest_tiles
+
+    if selection not in ROUND_SELECTIONS:
+        raise BadInputError(
+            f"unknown round selection {selection!r}; choose one of {', '.join(ROUND_SELECTIONS)}"
+        )
+    workdir = Path(workdir)
+    maps = {name: _read_map(workdir / f"{name}.mrc") for name in features}
+    added: dict[str, list] = {}
+    suggest_seconds: dict[str, float] = {}
+    for name, feature_id in features.items():
+        start = time.perf_counter()
+        size = project.features[name].tile_size
+        exclude = [(t.z, t.y, t.x) for t in project.tiles_of(name)]
+        if selection == "suggested":
+            others = {other: maps[other] for other in features if other != name}
+            chosen = suggest_tiles(
+                maps[name],
+                k=tiles,
+                tile_size=size,
+                threshold=thresholds[name],
+                others=others,
+                other_thresholds=thresholds,
+                exclude=exclude,
+            )
+        else:
+            chosen = random_tiles(
+                tomogram.shape, k=tiles, tile_size=size, exclude=exclude, seed=seed
+            )
+        painted = annotate_tiles_from_truth(
+            project, name, labels, feature_id, [(s.z, s.y, s.x) for s in chosen]
+        )
+        added[name] = [
+            [s.z, s.y, s.x, round(s.score, 4), s.reason, tile.positive]
+            for s, tile in zip(chosen, painted, strict=True)
+        ]
+        suggest_seconds[name] = time.perf_counter() - start
+    project.save()
+    del maps
+    results = {}
+    for name, feature_id in features.items():
+        initial = None
+        if fine_tune and method == "cnn":
+            from .models import load_model
+
+            initial, _ = load_model(workdir / f"{name}.keras")
+        scores = evaluate_feature(
+            project,
+            tomogram,
+            labels,
+            name,
+            feature_id,
+            workdir,
+            method=method,
+            config=config,
+            initial_model=initial,
+        )
+        results[name] = {
+            **scores,
+            "selection": selection,
+            "tiles": added[name],
+            "added_positive": sum(1 for tile in added[name] if tile[-1]),
+            "suggest_seconds": suggest_seconds[name],
+            "round_seconds": suggest_seconds[name]
+            + scores["train_seconds"]
+            + scores["segment_seconds"],
+        }
+    return results
+
+
+def _read_map(path: str | os.PathLike) -> np.ndarray:
+    with open_volume(path) as volume:
+        return decode_probabilities(volume.data[...])

@@ -162,7 +162,7 @@ def suggest_tiles(
 
 
 def random_tiles(
-    shape: tuple[int, int, int],
+    shape: tuple[int, ...],
     *,
     k: int = 5,
     tile_size: int = 64,

@@ -64,6 +64,35 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="random seed (tiles, initialisation, augmentation)",
     )
     parser.add_argument(
+        "--rounds",
+        type=whole_number(0),
+        default=0,
+        help="correction rounds after the first training: add tiles, retrain (default 0)",
+    )
+    parser.add_argument(
+        "--round-tiles",
+        type=whole_number(1),
+        default=5,
+        help="tiles added per feature in each round (default 5)",
+    )
+    parser.add_argument(
+        "--round-selection",
+        choices=("suggested", "random"),
+        default="suggested",
+        help="how a round's tiles are chosen: the suggestion score, or at random (the control)",
+    )
+    parser.add_argument(
+        "--round-epochs",
+        type=whole_number(1),
+        default=None,
+        help="epochs of each round's retraining (default: --epochs)",
+    )
+    parser.add_argument(
+        "--retrain-from-scratch",
+        action="store_true",
+        help="retrain each round from new random weights instead of fine-tuning",
+    )
+    parser.add_argument(
         "--keep", metavar="DIR", help="keep models, probability maps and projects here"
     )
     parser.add_argument(
@@ -98,6 +127,11 @@ def run(args: argparse.Namespace) -> int:
         n_positive=args.n_pos,
         n_negative=args.n_neg,
         tile_size=args.tile_size,
+        rounds=args.rounds,
+        round_tiles=args.round_tiles,
+        round_selection=args.round_selection,
+        round_epochs=args.round_epochs,
+        fine_tune=not args.retrain_from_scratch,
     )
     write_json_atomic(args.json, report, overwrite=args.overwrite)
     print(
@@ -108,4 +142,13 @@ def run(args: argparse.Namespace) -> int:
             f"{name:<14}{row['iou']:7.3f}{row['dice']:7.3f}{row['precision']:7.3f}{row['recall']:7.3f}"
             f"{row['train_seconds']:9.1f}{row['voxels_per_second'] / 1e6:8.2f}"
         )
+    if args.rounds:
+        print(f"\nIoU per round ({args.round_selection} tiles, {args.round_tiles} per round)")
+        print(f"{'feature':<14}" + "".join(f"{r:>7}" for r in range(args.rounds + 1)) + "  round s")
+        for name, row in report["features"].items():
+            seconds = [r["round_seconds"] for r in row["rounds"]]
+            print(
+                f"{name:<14}" + "".join(f"{v:7.3f}" for v in row["iou_per_round"])
+                + f"{sum(seconds) / len(seconds):9.1f}"
+            )  # fmt: skip
     return 0
