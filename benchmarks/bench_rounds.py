@@ -1,0 +1,246 @@
+"""Correction rounds over the phantom suite: suggested tiles against random ones, round by round.
+
+Per phantom of a half of ``synthetic.suite``: the simulated annotator's first tiles and the first
+training (``evaluate``, kept in a scratch folder), then two branches from that same start - rounds
+of ``--round-tiles`` tiles per feature chosen by ``suggest.suggest_tiles`` ("suggested") or by
+``suggest.random_tiles`` ("random", the control), each painted from the truth and followed by
+fine-tuning every network (``evaluate.correction_round``). Sharing the first training keeps the
+comparison paired and halves its cost. Prints, per selection and round, the mean IoU per feature
+over the phantoms, the worst feature's mean, and the mean seconds of a round per feature
+(suggest + paint + fine-tune + segment the whole tomogram).
+
+Choose settings on ``--half development`` only; ``--half held-back`` reports, never tunes.
+
+The issue's measurement (two rounds of 5 tiles, the protocol's first round, default network)::
+
+    .venv/bin/python benchmarks/bench_rounds.py --half held-back --json rounds.json
+
+A small first look (smaller phantoms, fewer tiles and epochs; not comparable with the above)::
+
+    .venv/bin/python benchmarks/bench_rounds.py --shape 32 192 192 --phantoms 2 --n-negative 30 \\
+        --epochs 4 --round-epochs 2 --json small-rounds.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tomoseg_nb.annotations import Project
+from tomoseg_nb.atomic import write_json_atomic
+from tomoseg_nb.evaluate import PROJECT_NAME, ROUND_SELECTIONS, correction_round, evaluate
+from tomoseg_nb.synthetic.suite import DEFAULT_SHAPE, HALVES, PhantomSpec
+from tomoseg_nb.training_config import DEFAULT_TRAINING, TrainingConfig
+from tomoseg_nb.volume import open_volume, write_volume
+
+FEATURES = {"membrane": 1, "microtubule": 2, "ribosome": 3}
+
+
+def run_phantom(
+    spec: PhantomSpec,
+    *,
+    shape: tuple[int, int, int],
+    n_positive: int,
+    n_negative: int,
+    config: TrainingConfig,
+    round_config: TrainingConfig,
+    rounds: int,
+    round_tiles: int,
+) -> dict[str, Any]:
+    """First training once, then ``rounds`` rounds of each selection from that same start."""
+    phantom = spec.build(shape)
+    with tempfile.TemporaryDirectory(prefix="bench-rounds-") as scratch:
+        path = write_volume(
+            Path(scratch) / "tomogram.mrc", phantom.tomogram, voxel_size=phantom.voxel_size
+        )
+        start = Path(scratch) / "start"
+        first = evaluate(
+            path,
+            phantom.labels,
+            FEATURES,
+            keep=start,
+            config=config,
+            n_positive=n_positive,
+            n_negative=n_negative,
+            skip_absent=True,
+        )
+        scores = first["features"]
+        print("  first   " + _ious({name: s["iou"] for name, s in scores.items()}), flush=True)
+        volume = open_volume(path, ndim=3)
+        selections: dict[str, list[dict[str, Any]]] = {}
+        for selection in ROUND_SELECTIONS:
+            branch = Path(scratch) / selection
+            shutil.copytree(start, branch)
+            project = Project.open(branch / PROJECT_NAME)
+            done = []
+            try:
+                for number in range(1, rounds + 1):
+                    result = correction_round(
+                        project,
+                        volume,
+                        phantom.labels,
+                        {name: FEATURES[name] for name in scores},
+                        branch,
+                        thresholds={name: s["threshold"] for name, s in scores.items()},
+                        tiles=round_tiles,
+                        selection=selection,
+                        config=round_config,
+                        seed=config.seed + number,
+                    )
+                    done.append(
+                        {
+                            name: {
+                                key: r[key]
+                                for key in ("iou", "round_seconds", "added_positive", "tiles")
+                            }
+                            for name, r in result.items()
+                        }
+                    )
+                    ious = {name: r["iou"] for name, r in result.items()}
+                    print(f"  {selection:9s}{number} " + _ious(ious), flush=True)
+            finally:
+                project.close()
+            selections[selection] = done
+    return {
+        "spec": spec.to_dict(),
+        "shape": list(phantom.labels.shape),
+        "first": {name: {"iou": s["iou"], "train_seconds": s["train_seconds"]} for name, s in scores.items()},
+        "rounds": selections,
+        "skipped": first["skipped"],
+    }  # fmt: skip
+
+
+def _ious(ious: dict[str, float]) -> str:
+    return " ".join(f"{name} {iou:.3f}" for name, iou in ious.items())
+
+
+def summarise(phantoms: list[dict[str, Any]], rounds: int) -> dict[str, Any]:
+    """Per selection and round (0 = the shared first training): mean IoU per feature and seconds."""
+    summary: dict[str, Any] = {}
+    for selection in ROUND_SELECTIONS:
+        rows = []
+        for number in range(rounds + 1):
+            per_feature: dict[str, float] = {}
+            seconds = []
+            for feature in FEATURES:
+                ious = []
+                for p in phantoms:
+                    if feature not in p["first"]:
+                        continue
+                    if number == 0:
+                        ious.append(p["first"][feature]["iou"])
+                    else:
+                        entry = p["rounds"][selection][number - 1][feature]
+                        ious.append(entry["iou"])
+                        seconds.append(entry["round_seconds"])
+                if ious:
+                    per_feature[feature] = float(np.mean(ious))
+            rows.append(
+                {
+                    "round": number,
+                    "mean_iou": per_feature,
+                    "worst_feature_iou": min(per_feature.values()) if per_feature else None,
+                    "seconds_per_feature": float(np.mean(seconds)) if seconds else None,
+                }
+            )
+        summary[selection] = rows
+    return summary
+
+
+def format_table(summary: dict[str, Any]) -> str:
+    """One row per selection and round: mean IoU per feature, worst feature, round seconds."""
+    header = f"{'selection':10s}{'round':>6s}" + "".join(f"{f:>13s}" for f in FEATURES)
+    lines = [header + f"{'worst':>8s}{'s/round/feature':>17s}"]
+    for selection, rows in summary.items():
+        for row in rows:
+            cells = [
+                f"{row['mean_iou'][f]:13.3f}" if f in row["mean_iou"] else f"{'-':>13s}"
+                for f in FEATURES
+            ]
+            worst = row["worst_feature_iou"]
+            seconds = row["seconds_per_feature"]
+            lines.append(
+                f"{selection:10s}{row['round']:6d}" + "".join(cells)
+                + (f"{worst:8.3f}" if worst is not None else f"{'-':>8s}")
+                + (f"{seconds:17.1f}" if seconds is not None else f"{'-':>17s}")
+            )  # fmt: skip
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--half", choices=sorted(HALVES), default="development")
+    parser.add_argument(
+        "--shape", type=int, nargs=3, default=list(DEFAULT_SHAPE), metavar=("Z", "Y", "X")
+    )
+    parser.add_argument("--phantoms", type=int, help="only the first N phantoms of the half")
+    parser.add_argument("--n-positive", type=int, default=10)
+    parser.add_argument("--n-negative", type=int, default=100)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--round-tiles", type=int, default=5)
+    parser.add_argument("--epochs", type=int, help="first training's epochs (a quick look only)")
+    parser.add_argument(
+        "--round-epochs", type=int, help="fine-tuning epochs per round (default: --epochs)"
+    )
+    parser.add_argument("--arch", help="network architecture (default: the project's)")
+    parser.add_argument("--json", type=Path, help="write every score and the summary here")
+    args = parser.parse_args(argv)
+    config = DEFAULT_TRAINING
+    if args.arch is not None:
+        config = config.replace(arch=args.arch)
+    if args.epochs is not None:
+        config = config.replace(epochs=args.epochs)
+    round_config = config
+    if args.round_epochs is not None:
+        round_config = config.replace(epochs=args.round_epochs)
+    specs = HALVES[args.half][: args.phantoms]
+    shape = (args.shape[0], args.shape[1], args.shape[2])
+    setup = {
+        "half": args.half,
+        "max_shape": list(shape),
+        "n_positive": args.n_positive,
+        "n_negative": args.n_negative,
+        "rounds": args.rounds,
+        "round_tiles": args.round_tiles,
+        "config": config.to_dict(),
+        "round_epochs": round_config.epochs,
+    }
+    print(f"bench_rounds: {len(specs)} phantom(s), {setup}", flush=True)
+    phantoms: list[dict[str, Any]] = []
+    start = time.perf_counter()
+    for spec in specs:
+        print(f"{spec.name} ({time.perf_counter() - start:.0f} s)", flush=True)
+        phantoms.append(
+            run_phantom(
+                spec,
+                shape=shape,
+                n_positive=args.n_positive,
+                n_negative=args.n_negative,
+                config=config,
+                round_config=round_config,
+                rounds=args.rounds,
+                round_tiles=args.round_tiles,
+            )
+        )
+        if args.json is not None:  # after each phantom, so a long run leaves what it measured
+            record = {
+                "setup": setup,
+                "summary": summarise(phantoms, args.rounds),
+                "phantoms": phantoms,
+            }
+            write_json_atomic(args.json, record, overwrite=True)
+    print(f"\n{len(specs)} phantom(s), {time.perf_counter() - start:.0f} s wall")
+    print(format_table(summarise(phantoms, args.rounds)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
