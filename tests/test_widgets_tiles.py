@@ -262,3 +262,68 @@ def test_picker_adds_features_and_reports_refusals(project):
     picker.new_name.value = "bad name!"
     picker.add_button.click()
     assert "Not added" in picker.status.value and "bad name!" not in project.features
+
+
+def _unsure_membrane_map():
+    """A prediction sure everywhere but at (z 5, y 60-80, x 90-110), where it says 0.6."""
+    probability = np.full((8, 128, 160), 0.02, np.float32)
+    probability[5, 60:80, 90:110] = 0.6
+    return probability
+
+
+def test_suggestions_are_accepted_as_tiles_with_the_prediction_as_mask_and_undone(project):
+    state = TileState(project, "membrane")
+    probability = _unsure_membrane_map()
+    first, *rest = state.suggest(probability, threshold=0.5, k=3)
+    assert (first.z, first.reason) == (5, "uncertain") and len(rest) == 2
+    assert 60 - 16 <= first.y - 16 and first.y + 16 <= 80 + 16  # the tile covers the unsure place
+    tile = state.accept_suggestion(True)
+    assert (tile.z, tile.y, tile.x, tile.positive) == (first.z, first.y, first.x, True)
+    y0, y1, x0, x1 = tile.bounds
+    predicted = probability[5, y0:y1, x0:x1] >= 0.5
+    np.testing.assert_array_equal(project.mask(tile.id), predicted)
+    with np.load(project.folder / "masks.npz") as saved:  # saved like any painted mask
+        np.testing.assert_array_equal(saved[tile.id], predicted)
+    assert state.suggestions == rest and state.suggestion == rest[0]
+    assert state.undo() == ("removed", tile) and project.tiles == []
+    _, again = state.redo()
+    np.testing.assert_array_equal(project.mask(again.id), predicted)
+    negative = state.accept_suggestion(False)
+    assert not negative.positive and (negative.y, negative.x) == (rest[0].y, rest[0].x)
+    assert state.next_suggestion() == rest[1]
+    state.suggestions = []
+    assert state.accept_suggestion(True) is None and state.next_suggestion() is None
+    again_suggested = state.suggest(probability, k=5)
+    taken = {(t.y, t.x) for t in project.tiles}
+    assert all((s.y, s.x) not in taken for s in again_suggested)  # annotated places excluded
+
+
+def test_picker_suggest_button_jumps_to_the_suggestion_and_accepts_it(project):
+    viewer = SliceViewer(project.tomogram, view_shape=(128, 160))
+    picker = TilePicker(project, viewer)
+    assert picker.suggest_button.disabled and picker.accept_positive_button.disabled
+    picker.set_prediction("membrane", _unsure_membrane_map(), threshold=0.5)
+    assert not picker.suggest_button.disabled
+    with record_canvas_traffic() as traffic:
+        picker.suggest_button.click()
+    shown = picker.state.suggestion
+    assert viewer.z == 5 and (viewer.state.centre_y, viewer.state.centre_x) == (shown.y, shown.x)
+    assert "suggestion 1 / 5" in picker.status.value and "uncertain" in picker.status.value
+    left, top = viewer.state.image_to_canvas(shown.y - 16 - 0.5, shown.x - 16 - 0.5)
+    assert [left, top, 32.0, 32.0] in traffic.named("strokeRect")  # outlined where it is
+    selected = []
+    picker.on_select(selected.append)
+    picker.accept_positive_button.click()
+    (tile,) = project.tiles
+    assert tile.positive and selected[-1] == tile and project.mask(tile.id).any()
+    assert "correct its mask in the painter" in picker.status.value
+    picker.next_suggestion_button.click()  # the one that moved into the accepted one's place
+    assert "suggestion 1 / 4" in picker.status.value
+    picker.accept_negative_button.click()
+    assert [t.positive for t in project.tiles] == [True, False]
+    key(viewer, "z")  # undo: the shared key takes the accepted tile back
+    assert project.tiles == [tile]
+    picker.feature_dropdown.value = "ribosome"  # no prediction of the ribosome yet
+    assert picker.suggest_button.disabled and picker.accept_positive_button.disabled
+    picker.suggest()
+    assert "train it first" in picker.status.value

@@ -5,14 +5,22 @@ The protocol asks for about 10 tiles that contain the feature (positive, to be p
 a separate, deliberate action on the selected tile. Every change goes straight into the
 annotation ``Project``, which saves it; adds and removals can be undone and redone (with the
 painted mask), so a stray action costs nothing. A closed project refuses every edit.
+
+After a training, ``suggest`` asks ``suggest.suggest_tiles`` where the current feature's
+probability map is least sure (or where two features' maps both claim voxels); the person steps
+through the suggestions and accepts each as a positive or a negative tile. A positive one can
+start its mask from the prediction (thresholded), so correcting it with the painter takes seconds.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 import numpy as np
 
 from ..annotations import Project, Tile
 from ..errors import BadInputError
+from ..suggest import Suggestion, suggest_tiles
 
 TARGET_POSITIVE = 10
 TARGET_NEGATIVE = 100
@@ -64,6 +72,9 @@ class TileState:
         self.selected: str | None = None
         self._undo: list[tuple[str, Tile, np.ndarray | None]] = []
         self._redo: list[tuple[str, Tile, np.ndarray | None]] = []
+        self.suggestions: list[Suggestion] = []
+        self.suggestion_index = 0
+        self._prediction: tuple[np.ndarray, float] | None = None
 
     @property
     def feature(self) -> str | None:
@@ -108,14 +119,87 @@ class TileState:
         if self.mode == "select":
             self.selected = None
             return "cleared", None
+        return "added", self._add(feature, z, y, x, self.mode == "positive")
+
+    def _add(
+        self, feature: str, z: int, y: int, x: int, positive: bool, mask: np.ndarray | None = None
+    ) -> Tile:
         check_open(self.project)
         size = self.project.features[feature].tile_size
         y, x = self._inside(y, x, size)
-        tile = self.project.add_tile(feature, z, y, x, positive=self.mode == "positive")
+        tile = self.project.add_tile(feature, z, y, x, positive=positive)
+        if mask is not None:
+            self.project.set_mask(tile.id, mask)
         persist(self.project)
         self._remember(("added", tile, None))
         self.selected = tile.id
-        return "added", tile
+        return tile
+
+    def suggest(
+        self,
+        probability: np.ndarray,
+        *,
+        threshold: float = 0.5,
+        k: int = 5,
+        others: Mapping[str, np.ndarray] | None = None,
+        other_thresholds: Mapping[str, float] | None = None,
+    ) -> list[Suggestion]:
+        """Tiles to annotate next for the current feature, from its ``(z, y, x)`` probability map.
+
+        ``suggest.suggest_tiles`` ranks them (the feature's annotated tiles excluded; ``others``
+        are the other features' maps for its disagreement term). The map is kept so that
+        ``accept_suggestion`` can start a positive tile's mask from it.
+        """
+        feature = self._require_feature()
+        probability = np.asarray(probability)
+        self.suggestions = suggest_tiles(
+            probability,
+            k=k,
+            tile_size=self.project.features[feature].tile_size,
+            threshold=threshold,
+            others=others,
+            other_thresholds=other_thresholds,
+            exclude=[(t.z, t.y, t.x) for t in self.project.tiles_of(feature)],
+        )
+        self.suggestion_index = 0
+        self._prediction = (probability, threshold)
+        return self.suggestions
+
+    @property
+    def suggestion(self) -> Suggestion | None:
+        """The suggestion being looked at (None when there is none left)."""
+        if not self.suggestions:
+            return None
+        return self.suggestions[self.suggestion_index % len(self.suggestions)]
+
+    def next_suggestion(self, steps: int = 1) -> Suggestion | None:
+        """Move ``steps`` through the suggestions (wrapping round); the one now looked at."""
+        if self.suggestions:
+            self.suggestion_index = (self.suggestion_index + steps) % len(self.suggestions)
+        return self.suggestion
+
+    def accept_suggestion(self, positive: bool, *, from_prediction: bool = True) -> Tile | None:
+        """Add the current suggestion as a tile of the current feature; undo takes it away again.
+
+        A positive tile's mask starts as the prediction (``probability >= threshold``) when
+        ``from_prediction``, for the painter to correct; else it is left to paint. The accepted
+        suggestion leaves the list. None when there is no suggestion.
+        """
+        suggestion, feature = self.suggestion, self._require_feature()
+        if suggestion is None:
+            return None
+        mask = None
+        if positive and from_prediction and self._prediction is not None:
+            probability, threshold = self._prediction
+            size = self.project.features[feature].tile_size
+            y0, x0 = suggestion.y - size // 2, suggestion.x - size // 2
+            box = probability[suggestion.z, y0 : y0 + size, x0 : x0 + size] >= threshold
+            mask = box if box.any() else None
+        tile = self._add(feature, suggestion.z, suggestion.y, suggestion.x, positive, mask)
+        self.suggestions.remove(suggestion)
+        if self.suggestions:
+            self.suggestion_index %= len(self.suggestions)
+        return tile
 
     def remove(self, tile_id: str) -> Tile:
         """Remove a tile (and its mask); ``undo`` brings both back."""

@@ -7,6 +7,11 @@ Backspace removes the selected tile; Ctrl+Z / z undoes, Shift+Z / y redoes (``ke
 one table every canvas widget shares; ``?`` shows it). The first click on the canvas, which gives
 it the keys, therefore never adds or removes anything. The counters show progress against the
 protocol's ~10 positive and ~100 negative tiles; the list jumps to a tile.
+
+After a training, ``set_prediction`` hands the picker a feature's probability map; *Suggest tiles*
+then shows the places where it is least sure (``TileState.suggest``), outlined in yellow, and
+*Accept +* / *Accept -* adds the one shown (a positive starts its mask from the prediction, for
+the mask painter to correct), *Next* moves on. Accepting is an ordinary add: undo takes it back.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import html
 from collections.abc import Callable
 
 import ipywidgets as widgets
+import numpy as np
 from ipycanvas import Canvas
 
 from ..annotations import Project, Tile
@@ -28,6 +34,8 @@ MODE_KEYS = {"a": "positive", "x": "negative", "Escape": "select"}
 STEP_KEYS = {"n": 1, "p": -1}
 
 NEGATIVE_DASH = [6, 4]
+SUGGESTION_COLOUR = "#ffd700"
+SUGGESTION_DASH = [2, 3]
 
 
 class TilePicker(widgets.VBox):
@@ -89,6 +97,21 @@ class TilePicker(widgets.VBox):
         self.undo_button = widgets.Button(description="Undo (z)")
         self.redo_button = widgets.Button(description="Redo (y)")
         self.status = widgets.HTML()
+        self.predictions: dict[str, tuple[np.ndarray, float]] = {}
+        self._accepted = False  # the list moved on by itself: Next shows the current one first
+        self.suggest_button = widgets.Button(
+            description="Suggest tiles",
+            tooltip="Where the network of this feature is least sure (needs a prediction)",
+            disabled=True,
+        )
+        self.next_suggestion_button = widgets.Button(description="Next", disabled=True)
+        self.accept_positive_button = widgets.Button(
+            description="Accept +", tooltip="Add it as a positive tile, mask from the prediction"
+        )
+        self.accept_negative_button = widgets.Button(
+            description="Accept -", tooltip="Add it as a negative tile"
+        )
+        self.accept_positive_button.disabled = self.accept_negative_button.disabled = True
 
         self.feature_dropdown.observe(self._feature_changed, names="value")
         self.mode_buttons.observe(self._mode_changed, names="value")
@@ -99,6 +122,10 @@ class TilePicker(widgets.VBox):
         self.undo_button.on_click(lambda _: self.undo())
         self.redo_button.on_click(lambda _: self.redo())
         self.help_button.on_click(lambda _: self.help.toggle())
+        self.suggest_button.on_click(lambda _: self.suggest())
+        self.next_suggestion_button.on_click(lambda _: self.next_suggestion())
+        self.accept_positive_button.on_click(lambda _: self.accept_suggestion(True))
+        self.accept_negative_button.on_click(lambda _: self.accept_suggestion(False))
         viewer.help_button.layout.display = "none"  # the picker's ? shows the viewer's keys too
         viewer.on_click(self.click)
         viewer.on_key(self._key)
@@ -122,6 +149,14 @@ class TilePicker(widgets.VBox):
                                 self.redo_button,
                             ]
                         ),
+                    ]
+                ),
+                widgets.HBox(
+                    [
+                        self.suggest_button,
+                        self.next_suggestion_button,
+                        self.accept_positive_button,
+                        self.accept_negative_button,
                     ]
                 ),
                 self.status,
@@ -204,6 +239,78 @@ class TilePicker(widgets.VBox):
         self.feature_dropdown.options = list(self.project.features)
         self.feature_dropdown.value = name
 
+    def set_prediction(self, feature: str, probability: np.ndarray, threshold: float = 0.5) -> None:
+        """Give the picker a feature's ``(z, y, x)`` probability map (after a training)."""
+        self.predictions[feature] = (np.asarray(probability), float(threshold))
+        self._update_suggestion_buttons()
+
+    def suggest(self, k: int = 5) -> None:
+        """Rank the next tiles of the current feature on its prediction and show the first."""
+        feature = self.state.feature
+        if feature not in self.predictions:
+            self.status.value = "no prediction of this feature yet: train it first"
+            return
+        probability, threshold = self.predictions[feature]
+        others = {n: p for n, (p, _) in self.predictions.items() if n != feature}
+        try:
+            self.state.suggest(
+                probability,
+                threshold=threshold,
+                k=k,
+                others=others,
+                other_thresholds={n: t for n, (_, t) in self.predictions.items()},
+            )
+        except TomosegError as error:
+            self.status.value = f"<b>Not done:</b> {html.escape(str(error))}"
+            return
+        self._accepted = False
+        self._show_suggestion()
+
+    def next_suggestion(self) -> None:
+        """Show the next suggestion (after an accept: the one that moved into its place)."""
+        self.state.next_suggestion(0 if self._accepted else 1)
+        self._accepted = False
+        self._show_suggestion()
+
+    def accept_suggestion(self, positive: bool) -> None:
+        """Add the suggestion shown as a tile; a positive's mask starts from the prediction."""
+        try:
+            tile = self.state.accept_suggestion(positive)
+        except TomosegError as error:
+            self.status.value = f"<b>Not done:</b> {html.escape(str(error))}"
+            return
+        if tile is None:
+            self.status.value = "no suggestion: press Suggest tiles"
+            return
+        self._accepted = True
+        left = len(self.state.suggestions)
+        then = "correct its mask in the painter, then " if positive else ""
+        self.status.value = f"added {_describe(tile)}; {then}Next ({left} left)"
+        self.refresh()
+        self.select(tile.id)
+
+    def _show_suggestion(self) -> None:
+        suggestion = self.state.suggestion
+        self._update_suggestion_buttons()
+        if suggestion is None:
+            self.status.value = "no tile to suggest: every place is annotated or near the edge"
+            self.viewer.redraw_marks()
+            return
+        number = self.state.suggestion_index + 1
+        self.status.value = (
+            f"suggestion {number} / {len(self.state.suggestions)}: z {suggestion.z}, "
+            f"y {suggestion.y}, x {suggestion.x} - {html.escape(suggestion.reason)} "
+            f"(score {suggestion.score:.2f}); Accept + / Accept - / Next"
+        )
+        self.viewer.go_to(suggestion.z, suggestion.y, suggestion.x)
+        self.viewer.redraw_marks()
+
+    def _update_suggestion_buttons(self) -> None:
+        self.suggest_button.disabled = self.state.feature not in self.predictions
+        none = self.state.suggestion is None
+        self.next_suggestion_button.disabled = none
+        self.accept_positive_button.disabled = self.accept_negative_button.disabled = none
+
     # callbacks -----------------------------------------------------------------------------------
     def _add_feature(self) -> None:
         try:
@@ -220,6 +327,8 @@ class TilePicker(widgets.VBox):
 
     def _feature_changed(self, change: dict) -> None:
         self.state.feature = change["new"]
+        self.state.suggestions = []  # they were the other feature's
+        self._update_suggestion_buttons()
         self.refresh()
 
     def _mode_changed(self, change: dict) -> None:
@@ -283,6 +392,19 @@ class TilePicker(widgets.VBox):
             layer.line_width = 3 if tile.id == self.state.selected else (2 if current else 1)
             layer.set_line_dash([] if tile.positive else NEGATIVE_DASH)
             layer.stroke_rect(left, top, side, side)
+        current_suggestion = self.state.suggestion
+        size = self.project.features[self.state.feature].tile_size if self.state.feature else 0
+        for suggestion in self.state.suggestions:
+            if suggestion.z != view.z:
+                continue
+            left, top = view.image_to_canvas(
+                suggestion.y - size // 2 - 0.5, suggestion.x - size // 2 - 0.5
+            )
+            layer.stroke_style = SUGGESTION_COLOUR
+            layer.global_alpha = 1.0
+            layer.line_width = 3 if suggestion == current_suggestion else 1
+            layer.set_line_dash(SUGGESTION_DASH)
+            layer.stroke_rect(left, top, size * view.scale, size * view.scale)
         layer.global_alpha = 1.0
         layer.set_line_dash([])
 
