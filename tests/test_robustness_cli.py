@@ -822,8 +822,31 @@ IMPORTS_AFTER = (
         (["--verbose", "segment", "tomo.mrc", "--model", "notes.txt", "--out", "o"], "notes.txt"),
         (["segment", "tomo.mrc", "--model", "good.keras", "--out", "o"], "output exists"),
         (["segment", "notes.txt", "--model", "good.keras", "--out", "o"], "unknown volume"),
+        (
+            [
+                "evaluate",
+                "--tomogram",
+                "tomo.mrc",
+                "--truth",
+                "tomo.mrc",
+                "--feature",
+                "a=1",
+                "--arch",
+                "fastt",
+                "--json",
+                "s.json",
+            ],
+            "unknown architecture 'fastt'",
+        ),
     ],
-    ids=["missing-model", "verbose-after", "verbose-before", "existing-map", "not-a-tomogram"],
+    ids=[
+        "missing-model",
+        "verbose-after",
+        "verbose-before",
+        "existing-map",
+        "not-a-tomogram",
+        "evaluate-unknown-arch",
+    ],
 )
 def test_a_user_error_is_one_stderr_line_before_keras_is_imported(argv, expected, files, tmp_path):
     (tmp_path / "notes.txt").write_text("not a tomogram\n")
@@ -843,7 +866,7 @@ def test_a_user_error_is_one_stderr_line_before_keras_is_imported(argv, expected
     )
     assert result.returncode == 2
     assert len(result.stderr.splitlines()) == 1, result.stderr
-    assert result.stderr.startswith("tomoseg-nb segment: error: "), result.stderr
+    assert result.stderr.startswith(f"tomoseg-nb {argv[argv[0] == '--verbose']}: error: ")
     assert expected in result.stderr
     assert result.stdout == "[]\n"  # neither Keras nor TensorFlow was loaded
     assert _snapshot(tmp_path) == before

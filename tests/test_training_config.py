@@ -112,3 +112,12 @@ def test_new_settings_keep_todays_defaults_and_are_recorded() -> None:
 def test_bad_new_settings_are_refused(changes: dict, message: str) -> None:
     with pytest.raises(BadInputError, match=message):
         TrainingConfig(**changes)
+
+
+def test_architecture_names_match_the_networks_models_builds() -> None:
+    from tomoseg_nb.models import ARCHITECTURES
+    from tomoseg_nb.training_config import ARCHITECTURE_NAMES
+
+    assert tuple(ARCHITECTURES) == ARCHITECTURE_NAMES
+    with pytest.raises(BadInputError, match="unknown architecture 'resnet'; choose one of eman2"):
+        TrainingConfig(arch="resnet")

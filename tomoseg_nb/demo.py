@@ -67,10 +67,6 @@ def run_demo(
     """
     out = Path(out)
     check_output_path(out / "report.md", overwrite)
-    from .models import get_architecture  # Keras: loaded once the output folder is known good
-
-    # Checked before the phantom is written, not after.
-    get_architecture(config.arch)
     stages = 2 + len(FEATURES) + 4
     done = 0
 

@@ -418,10 +418,6 @@ def evaluate(
             f"{', '.join(ROUND_SELECTIONS)}"
         )
     round_config = config if round_epochs is None else config.replace(epochs=round_epochs)
-    if method == "cnn":  # an unknown name is reported before any tile is chosen or written
-        from .models import get_architecture
-
-        get_architecture(config.arch)
     for name in features:  # names become file names in ``keep``: no '../' escapes it
         validate_feature_name(name)
         if keep is not None:

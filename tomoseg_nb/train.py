@@ -450,7 +450,6 @@ def train_feature(
     (``info.training["config"]``). Save the result with
     ``models.save_model(model, info, "feature.keras")``.
     """
-    get_architecture(config.arch)  # an unknown name is reported before any tile is cut
     recipe = config.recipe
     tiles = collect_tiles(project, feature, volume, recipe)
     known = None

@@ -24,6 +24,9 @@ and 0.606 / 0.397 / 0.568 for "eman2" - better in five of six, at a fifth of its
 voxel. ``--arch eman2`` keeps the seed's network."""
 
 
+ARCHITECTURE_NAMES = ("eman2", "fast", "tiny")
+"""The networks ``models.ARCHITECTURES`` builds (a test keeps the two in step), known here without
+Keras so a misspelt ``--arch`` is refused at once."""
 AUGMENTATIONS = ("symmetries", "random-rotations")
 """Ways of making augmented copies of a tile (``dataset.augment``)."""
 
@@ -92,6 +95,10 @@ class TrainingConfig:
         ):
             raise BadInputError(
                 f"learning_rate must be a positive number, got {self.learning_rate}"
+            )
+        if self.arch not in ARCHITECTURE_NAMES:
+            raise BadInputError(
+                f"unknown architecture {self.arch!r}; choose one of {', '.join(ARCHITECTURE_NAMES)}"
             )
         if self.augmentation not in AUGMENTATIONS:
             raise BadInputError(
