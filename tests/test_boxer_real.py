@@ -30,12 +30,13 @@ BOX_PX = 1.5 * DIAMETER_PX
 def test_calibrated_threshold_sits_between_the_references():
     good = np.array([0.9, 0.8, 1.1, 0.85, 0.05])  # one good box the picker missed
     background = np.array([0.0, 0.1, 0.05, 0.9, 0.0])  # one background box with a particle in it
-    threshold = calibrated_threshold(good, background)
     # medians 0.85 and 0.05: the odd boxes do not move it
-    assert threshold == pytest.approx(0.45)
+    assert calibrated_threshold(good, background, fraction=0.5) == pytest.approx(0.45)
     assert calibrated_threshold(good, background, fraction=0.25) == pytest.approx(0.25)
-    # a picker that cannot tell them apart: the midpoint of its targets
-    assert calibrated_threshold(np.array([0.1]), np.array([0.2])) == 0.5
+    default = calibrated_threshold(good, background)
+    assert 0.05 < default < 0.45  # below the midpoint: new particles score lower than references
+    # a picker that cannot tell them apart: its ideal answers, 0 and 1
+    assert calibrated_threshold(np.array([0.1]), np.array([0.2]), fraction=0.5) == 0.5
 
 
 def test_threshold_for_count_keeps_that_many():
