@@ -375,7 +375,7 @@ class Project:
             )
         if self._masks_dirty:
             with atomic_output(self.folder / MASKS_FILE) as tmp, open(tmp, "wb") as handle:
-                np.savez(handle, **self._masks)
+                np.savez(handle, **self._masks)  # type: ignore[arg-type]  # keys are tile ids (8 hex digits), never savez's own keywords
                 handle.flush()
                 os.fsync(handle.fileno())
             self._masks_dirty = False
@@ -462,7 +462,7 @@ def _checked_shape(shape: Any, where: Path) -> tuple[int, int, int]:
         raise BadInputError(f"{where}: tomogram shape {shape!r} is not three integers") from error
     if len(values) != 3 or min(values) < 1:
         raise BadInputError(f"{where}: tomogram shape {shape!r} must be three positive integers")
-    return values  # type: ignore[return-value]
+    return values
 
 
 def _read_project_file(path: Path) -> dict[str, Any]:
@@ -526,9 +526,11 @@ def _resolve_tomogram(folder: Path, data: dict[str, Any]) -> str | None:
     relative, absolute = data.get("tomogram"), data.get("tomogram_absolute")
     if relative is None and absolute is None:
         return None
-    if relative is not None and (folder / relative).exists():
+    if relative is None:
+        return str(absolute)
+    if absolute is None or (folder / relative).exists():
         return str((folder / relative).resolve())
-    return str(absolute if absolute is not None else (folder / relative).resolve())
+    return str(absolute)
 
 
 def _read_masks(path: Path, tiles: list[Tile]) -> dict[str, np.ndarray]:

@@ -298,12 +298,14 @@ class MergePlan:
 
 
 def _thresholds(threshold: float | Sequence[float], n: int) -> tuple[float, ...]:
-    values = [threshold] * n if np.isscalar(threshold) else list(threshold)  # type: ignore[list-item]
+    if isinstance(threshold, Sequence | np.ndarray) and not isinstance(threshold, str):
+        values = [float(v) for v in threshold]
+    else:
+        values = [float(threshold)] * n
     if len(values) != n:
         raise BadInputError(
             f"{len(values)} thresholds given for {n} maps; give one, or one per map"
         )
-    values = [float(v) for v in values]
     if not all(math.isfinite(v) and v >= 0 for v in values):
         raise BadInputError(
             f"thresholds are probabilities, finite and >= 0 (e.g. 0.8), got {values}"

@@ -18,6 +18,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -28,6 +29,9 @@ from .preprocess import Recipe, preprocess_slab, upsample_to
 from .progress import ProgressCallback, progress_bar
 from .volume import Volume, create_volume, open_volume
 
+if TYPE_CHECKING:
+    from .models import ModelInfo
+
 VOXEL_SIZE_TOLERANCE = 0.05  # relative; tomograms reconstructed by different tools disagree by ~1%
 
 
@@ -35,8 +39,8 @@ VOXEL_SIZE_TOLERANCE = 0.05  # relative; tomograms reconstructed by different to
 class FeatureNetwork:
     """A trained network with what is needed to apply it: its metadata and preprocessing."""
 
-    model: object  # keras.Model
-    info: object  # models.ModelInfo
+    model: Any  # keras.Model: Keras is imported only when a network is built or loaded
+    info: ModelInfo
 
     @property
     def feature(self) -> str:
@@ -63,7 +67,7 @@ def as_networks(models: Sequence[FeatureNetwork | str | os.PathLike]) -> list[Fe
     return networks
 
 
-def input_binning(info: object, voxel_size: float) -> int:
+def input_binning(info: ModelInfo, voxel_size: float) -> int:
     """How much to bin a tomogram of ``voxel_size`` so it matches what the network was trained on.
 
     A model trained at 20 A/voxel applied to a 10 A/voxel tomogram bins by 2 (with a warning); a

@@ -42,7 +42,7 @@ def read_micrograph(path: str | os.PathLike, *, pixel_size: float | None = None)
     path = Path(path)
     with open_volume(path, ndim=2, voxel_size=pixel_size) as volume:
         image = volume.read()
-        size = volume.voxel_size
+        size: float | None = volume.voxel_size
         name = volume.name
     if pixel_size is None and (path.suffix.lower() in IMAGE_SUFFIXES or size == 1.0):
         size = None
@@ -68,26 +68,26 @@ def coordinates_per_micrograph(
     kind : str
         ``"good"``, ``"background"`` or ``"bad"``, for messages.
     """
-    files = [Path(f) for f in files]
-    if len(files) == len(micrographs):
-        return [read_picks(f).coordinates for f in files]
-    if len(files) == 1 and files[0].suffix.lower() == ".star":
+    paths = [Path(f) for f in files]
+    if len(paths) == len(micrographs):
+        return [read_picks(f).coordinates for f in paths]
+    if len(paths) == 1 and paths[0].suffix.lower() == ".star":
         coordinates = []
         for micrograph in micrographs:
             for name in _names(micrograph):
                 try:
-                    coordinates.append(read_picks(files[0], tomogram=name).coordinates)
+                    coordinates.append(read_picks(paths[0], tomogram=name).coordinates)
                     break
                 except BadInputError:
                     continue
             else:
                 raise BadInputError(
-                    f"{files[0]}: no {kind} coordinates for micrograph {micrograph.path} (looked for "
+                    f"{paths[0]}: no {kind} coordinates for micrograph {micrograph.path} (looked for "
                     f"rlnMicrographName {', '.join(repr(n) for n in _names(micrograph))})"
                 )
         return coordinates
     raise BadInputError(
-        f"{len(files)} {kind} coordinate file(s) for {len(micrographs)} micrographs: give one file per "
+        f"{len(paths)} {kind} coordinate file(s) for {len(micrographs)} micrographs: give one file per "
         "micrograph in the same order, or one STAR file with rlnMicrographName"
     )
 

@@ -56,7 +56,11 @@ def find_peaks(
     score_map = np.asarray(score_map, dtype=np.float32)
     if (threshold_sigma is None) == (min_score is None):
         raise ValueError("give threshold_sigma or min_score, not both")
-    threshold = map_threshold(score_map, threshold_sigma) if min_score is None else min_score
+    if min_score is None:
+        assert threshold_sigma is not None  # exactly one of them was given (checked above)
+        threshold = map_threshold(score_map, threshold_sigma)
+    else:
+        threshold = min_score
     radius = max(1, int(np.floor(min_distance_px)))
     window = ndimage.maximum_filter(score_map, size=2 * radius + 1, mode="nearest")
     candidates = np.argwhere((score_map == window) & (score_map > threshold))

@@ -216,6 +216,7 @@ def autopick(
         info.classifier_threshold if classifier_threshold is None else float(classifier_threshold)
     )
     given = threshold if threshold is not None else score_threshold
+    assert given is not None  # from the call, or the model's calibrated or sigma threshold
     if not np.isfinite(given) or not 0 <= classifier_threshold <= 1:
         raise BadInputError(
             f"picker threshold {given:g} must be a finite number and the classifier threshold "
@@ -234,6 +235,7 @@ def autopick(
         stride = 1
     if threshold is not None:
         score_threshold = map_threshold(score_map, float(threshold))
+    assert score_threshold is not None  # given, calibrated, or from the sigma threshold above
     score_threshold = float(score_threshold)
     # Every peak above the map's mean is kept for the histogram and the count readout: below the
     # mean there is nothing a threshold would sensibly keep.
@@ -321,14 +323,6 @@ def autopick_micrographs(
     """
     from .files import read_micrograph
 
-    options = dict(
-        threshold=threshold,
-        score_threshold=score_threshold,
-        classifier_threshold=classifier_threshold,
-        min_distance_px=min_distance_px,
-        method=method,
-        engine=engine,
-    )
     with progress_bar(len(micrographs), "autopicking", progress) as advance:
         for index, item in enumerate(micrographs):
             if isinstance(item, np.ndarray):
@@ -336,5 +330,16 @@ def autopick_micrographs(
             else:
                 micrograph = read_micrograph(item, pixel_size=pixel_size)
                 image, size, name = micrograph.image, micrograph.pixel_size, micrograph.name
-            yield autopick(model, image, pixel_size=size, name=name, **options)
+            yield autopick(
+                model,
+                image,
+                pixel_size=size,
+                name=name,
+                threshold=threshold,
+                score_threshold=score_threshold,
+                classifier_threshold=classifier_threshold,
+                min_distance_px=min_distance_px,
+                method=method,
+                engine=engine,
+            )
             advance(1)

@@ -152,7 +152,7 @@ def collect_references(
     count = len(micrographs)
     sizes = (
         [float(pixel_sizes)] * count
-        if np.isscalar(pixel_sizes)
+        if isinstance(pixel_sizes, (int, float, np.number))
         else [float(p) for p in pixel_sizes]
     )
     names = list(names) if names is not None else [f"micrograph {i + 1}" for i in range(count)]

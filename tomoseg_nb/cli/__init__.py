@@ -67,7 +67,7 @@ def _describe_os_error(error: OSError) -> str:
         errno.EACCES: "choose a folder you can write to, or fix its permissions",
         errno.EPERM: "choose a folder you can write to, or fix its permissions",
         errno.EROFS: "choose a folder on a writable disk",
-    }.get(error.errno, "check the path and try again")
+    }.get(error.errno or 0, "check the path and try again")
     return f"{where}{what}; {advice}"
 
 

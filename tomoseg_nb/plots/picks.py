@@ -260,7 +260,7 @@ def plot_label_overlay(
     handles = []
     features = [(value, name) for value, name in sorted(names.items()) if value != 0]
     for (value, name), colour in zip(
-        features, colours * (len(features) // len(colours) + 1), strict=False
+        features, list(colours) * (len(features) // len(colours) + 1), strict=False
     ):
         shown = labels == value
         overlay[shown, :3] = to_rgb(colour)

@@ -133,7 +133,7 @@ def plot_probability_histogram(
     probabilities = np.asarray(probabilities, dtype=np.float32).ravel()
     figure = Figure(figsize=(5.5, 3.5), layout="constrained")
     axes = figure.subplots()
-    edges = np.linspace(0, 1, bins + 1)
+    edges = np.linspace(0, 1, bins + 1).tolist()
     if truth is None:
         axes.hist(probabilities, bins=edges, color="0.4", label="all voxels")
     else:

@@ -42,7 +42,11 @@ def notebook_scheduler() -> Scheduler:
         loop = asyncio.get_running_loop()
     except RuntimeError:
         return lambda function: function()
-    return loop.call_soon_threadsafe
+
+    def schedule(function: Callable[[], None]) -> None:
+        loop.call_soon_threadsafe(function)
+
+    return schedule
 
 
 def preview_probability(
