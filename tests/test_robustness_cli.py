@@ -591,7 +591,7 @@ CASES: dict[str, tuple[str, str, tuple[str, ...]]] = {
     ),
     "boxer-pick-nan-threshold": (
         "boxer pick {mic} --model {boxer} --out {out} --threshold nan",
-        "finite number of standard deviations",
+        "picker threshold nan must be a finite number",
         (),
     ),
     "boxer-pick-classifier-threshold": (
