@@ -30,16 +30,15 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _suite_runs import add_suite_arguments, run_over_suite, suite_setup
 
-from tomoseg_nb.atomic import write_json_atomic
 from tomoseg_nb.evaluate import evaluate
-from tomoseg_nb.synthetic.suite import DEFAULT_SHAPE, HALVES, PhantomSpec
+from tomoseg_nb.synthetic.suite import PhantomSpec
 from tomoseg_nb.training_config import DEFAULT_TRAINING, EMAN2_RECIPE, TrainingConfig
 from tomoseg_nb.volume import write_volume
 
@@ -144,54 +143,27 @@ def format_table(summary: dict[str, Any]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--half", choices=sorted(HALVES), default="development")
-    parser.add_argument(
-        "--shape",
-        type=int,
-        nargs=3,
-        default=list(DEFAULT_SHAPE),
-        metavar=("Z", "Y", "X"),
-        help="largest phantom shape; z shrinks to a thinner slab's thickness",
-    )
-    parser.add_argument("--phantoms", type=int, help="only the first N phantoms of the half")
+    add_suite_arguments(parser)
     parser.add_argument("--methods", nargs="+", choices=list(METHODS), default=list(METHODS))
-    parser.add_argument("--n-positive", type=int, default=10)
-    parser.add_argument("--n-negative", type=int, default=100)
     parser.add_argument(
         "--epochs", type=int, help="override every network's epochs (a quick look only)"
     )
-    parser.add_argument("--json", type=Path, help="write every score and the summary here")
     args = parser.parse_args(argv)
-    specs = HALVES[args.half][: args.phantoms]
-    shape = (args.shape[0], args.shape[1], args.shape[2])
-    setup = {
-        "half": args.half,
-        "max_shape": list(shape),
-        "n_positive": args.n_positive,
-        "n_negative": args.n_negative,
-        "epochs_override": args.epochs,
-        "methods": args.methods,
-    }
-    print(f"bench_accuracy: {len(specs)} phantom(s), {setup}", flush=True)
-    phantoms: list[dict[str, Any]] = []
-    start = time.perf_counter()
-    for spec in specs:
-        print(f"{spec.name} ({time.perf_counter() - start:.0f} s)", flush=True)
-        phantoms.append(
-            run_phantom(
-                spec,
-                args.methods,
-                shape=shape,
-                n_positive=args.n_positive,
-                n_negative=args.n_negative,
-                epochs=args.epochs,
-            )
-        )
-        summary = summarise(phantoms, args.methods)
-        if args.json is not None:  # after each phantom, so a long run leaves what it measured
-            record = {"setup": setup, "summary": summary, "phantoms": phantoms}
-            write_json_atomic(args.json, record, overwrite=True)
-    print(f"\n{len(specs)} phantom(s), {time.perf_counter() - start:.0f} s wall")
+    setup = {**suite_setup(args), "epochs_override": args.epochs, "methods": args.methods}
+    phantoms, _ = run_over_suite(
+        "bench_accuracy",
+        args,
+        setup,
+        lambda spec, shape: run_phantom(
+            spec,
+            args.methods,
+            shape=shape,
+            n_positive=args.n_positive,
+            n_negative=args.n_negative,
+            epochs=args.epochs,
+        ),
+        lambda done: summarise(done, args.methods),
+    )
     print(format_table(summarise(phantoms, args.methods)))
     return 0
 

@@ -27,17 +27,16 @@ import argparse
 import shutil
 import sys
 import tempfile
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _suite_runs import add_suite_arguments, run_over_suite, suite_setup
 
 from tomoseg_nb.annotations import Project
-from tomoseg_nb.atomic import write_json_atomic
 from tomoseg_nb.evaluate import PROJECT_NAME, ROUND_SELECTIONS, correction_round, evaluate
-from tomoseg_nb.synthetic.suite import DEFAULT_SHAPE, HALVES, PhantomSpec
+from tomoseg_nb.synthetic.suite import PhantomSpec
 from tomoseg_nb.training_config import DEFAULT_TRAINING, TrainingConfig
 from tomoseg_nb.volume import open_volume, write_volume
 
@@ -177,13 +176,7 @@ def format_table(summary: dict[str, Any]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--half", choices=sorted(HALVES), default="development")
-    parser.add_argument(
-        "--shape", type=int, nargs=3, default=list(DEFAULT_SHAPE), metavar=("Z", "Y", "X")
-    )
-    parser.add_argument("--phantoms", type=int, help="only the first N phantoms of the half")
-    parser.add_argument("--n-positive", type=int, default=10)
-    parser.add_argument("--n-negative", type=int, default=100)
+    add_suite_arguments(parser)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--round-tiles", type=int, default=5)
     parser.add_argument("--epochs", type=int, help="first training's epochs (a quick look only)")
@@ -191,7 +184,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--round-epochs", type=int, help="fine-tuning epochs per round (default: --epochs)"
     )
     parser.add_argument("--arch", help="network architecture (default: the project's)")
-    parser.add_argument("--json", type=Path, help="write every score and the summary here")
     args = parser.parse_args(argv)
     config = DEFAULT_TRAINING
     if args.arch is not None:
@@ -201,43 +193,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     round_config = config
     if args.round_epochs is not None:
         round_config = config.replace(epochs=args.round_epochs)
-    specs = HALVES[args.half][: args.phantoms]
-    shape = (args.shape[0], args.shape[1], args.shape[2])
     setup = {
-        "half": args.half,
-        "max_shape": list(shape),
-        "n_positive": args.n_positive,
-        "n_negative": args.n_negative,
+        **suite_setup(args),
         "rounds": args.rounds,
         "round_tiles": args.round_tiles,
         "config": config.to_dict(),
         "round_epochs": round_config.epochs,
     }
-    print(f"bench_rounds: {len(specs)} phantom(s), {setup}", flush=True)
-    phantoms: list[dict[str, Any]] = []
-    start = time.perf_counter()
-    for spec in specs:
-        print(f"{spec.name} ({time.perf_counter() - start:.0f} s)", flush=True)
-        phantoms.append(
-            run_phantom(
-                spec,
-                shape=shape,
-                n_positive=args.n_positive,
-                n_negative=args.n_negative,
-                config=config,
-                round_config=round_config,
-                rounds=args.rounds,
-                round_tiles=args.round_tiles,
-            )
-        )
-        if args.json is not None:  # after each phantom, so a long run leaves what it measured
-            record = {
-                "setup": setup,
-                "summary": summarise(phantoms, args.rounds),
-                "phantoms": phantoms,
-            }
-            write_json_atomic(args.json, record, overwrite=True)
-    print(f"\n{len(specs)} phantom(s), {time.perf_counter() - start:.0f} s wall")
+    phantoms, _ = run_over_suite(
+        "bench_rounds",
+        args,
+        setup,
+        lambda spec, shape: run_phantom(
+            spec,
+            shape=shape,
+            n_positive=args.n_positive,
+            n_negative=args.n_negative,
+            config=config,
+            round_config=round_config,
+            rounds=args.rounds,
+            round_tiles=args.round_tiles,
+        ),
+        lambda done: summarise(done, args.rounds),
+    )
     print(format_table(summarise(phantoms, args.rounds)))
     return 0
 

@@ -1,0 +1,68 @@
+"""What the phantom-suite benchmarks share: their options, and the loop over one half of the suite.
+
+``bench_accuracy`` and ``bench_rounds`` differ only in what they do with each phantom and how they
+summarise; the options, progress lines and the JSON written after every phantom (so a long run
+keeps what it measured) live here once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from tomoseg_nb.atomic import write_json_atomic
+from tomoseg_nb.synthetic.suite import DEFAULT_SHAPE, HALVES, PhantomSpec
+
+
+def add_suite_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--half --shape --phantoms --n-positive --n-negative --json``."""
+    parser.add_argument("--half", choices=sorted(HALVES), default="development")
+    parser.add_argument(
+        "--shape",
+        type=int,
+        nargs=3,
+        default=list(DEFAULT_SHAPE),
+        metavar=("Z", "Y", "X"),
+        help="largest phantom shape; z shrinks to a thinner slab's thickness",
+    )
+    parser.add_argument("--phantoms", type=int, help="only the first N phantoms of the half")
+    parser.add_argument("--n-positive", type=int, default=10)
+    parser.add_argument("--n-negative", type=int, default=100)
+    parser.add_argument("--json", type=Path, help="write every score and the summary here")
+
+
+def suite_setup(args: argparse.Namespace) -> dict[str, Any]:
+    """The suite options of a run, as recorded in its JSON."""
+    return {
+        "half": args.half,
+        "max_shape": list(args.shape),
+        "n_positive": args.n_positive,
+        "n_negative": args.n_negative,
+    }
+
+
+def run_over_suite(
+    name: str,
+    args: argparse.Namespace,
+    setup: dict[str, Any],
+    run_phantom: Callable[[PhantomSpec, tuple[int, int, int]], dict[str, Any]],
+    summarise: Callable[[list[dict[str, Any]]], dict[str, Any]],
+) -> tuple[list[dict[str, Any]], float]:
+    """Run ``run_phantom(spec, shape)`` on each phantom of the chosen half; (results, seconds)."""
+    specs = HALVES[args.half][: args.phantoms]
+    shape = (args.shape[0], args.shape[1], args.shape[2])
+    print(f"{name}: {len(specs)} phantom(s), {setup}", flush=True)
+    phantoms: list[dict[str, Any]] = []
+    start = time.perf_counter()
+    for spec in specs:
+        print(f"{spec.name} ({time.perf_counter() - start:.0f} s)", flush=True)
+        phantoms.append(run_phantom(spec, shape))
+        if args.json is not None:  # after each phantom, so a long run leaves what it measured
+            record = {"setup": setup, "summary": summarise(phantoms), "phantoms": phantoms}
+            write_json_atomic(args.json, record, overwrite=True)
+    seconds = time.perf_counter() - start
+    print(f"\n{len(specs)} phantom(s), {seconds:.0f} s wall")
+    return phantoms, seconds
