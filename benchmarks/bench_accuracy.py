@@ -9,7 +9,10 @@ the mean training seconds per feature. Methods, all on the very same tiles of ea
 - ``default``: ``TrainingConfig()`` as it stands (the project's default architecture and recipe);
 - ``eman2-arch``: the same with ``arch="eman2"`` (the seed's network, the project's recipe);
 - ``rf``: the random-forest pixel classifier baseline;
-- ``eman2-recipe``: ``EMAN2_RECIPE``, EMAN2 tomoseg's training recipe followed exactly - the floor.
+- ``eman2-recipe``: ``EMAN2_RECIPE``, EMAN2 tomoseg's training recipe followed exactly - the floor;
+- ``default-z1``, ``default-z2``: the default with z context 1 or 2 (``TrainingConfig.z_context``:
+  3 or 5 neighbouring slices as input channels, "2.5D"). Candidates, run only when named in
+  ``--methods``.
 
 Choose defaults on ``--half development`` only. ``--half held-back`` is for reporting how the
 chosen defaults generalise, never for choosing them (see ``synthetic.suite``).
@@ -23,6 +26,11 @@ the full protocol's)::
 
     .venv/bin/python benchmarks/bench_accuracy.py --shape 48 256 256 --phantoms 2 \\
         --n-negative 40 --epochs 5 --json small.json
+
+The default with z context against the default, on the development half::
+
+    .venv/bin/python benchmarks/bench_accuracy.py --half development \\
+        --methods default default-z2 --json dev-z2.json
 """
 
 from __future__ import annotations
@@ -48,7 +56,11 @@ METHODS: dict[str, tuple[str, TrainingConfig]] = {
     "eman2-arch": ("cnn", DEFAULT_TRAINING.replace(arch="eman2")),
     "rf": ("rf", DEFAULT_TRAINING),
     "eman2-recipe": ("cnn", EMAN2_RECIPE),
+    "default-z1": ("cnn", DEFAULT_TRAINING.replace(z_context=1)),
+    "default-z2": ("cnn", DEFAULT_TRAINING.replace(z_context=2)),
 }
+DEFAULT_METHODS = ("default", "eman2-arch", "rf", "eman2-recipe")
+"""What runs when ``--methods`` is not given: the issue's table; candidates are asked for by name."""
 
 
 def run_phantom(
@@ -144,7 +156,9 @@ def format_table(summary: dict[str, Any]) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     add_suite_arguments(parser)
-    parser.add_argument("--methods", nargs="+", choices=list(METHODS), default=list(METHODS))
+    parser.add_argument(
+        "--methods", nargs="+", choices=list(METHODS), default=list(DEFAULT_METHODS)
+    )
     parser.add_argument(
         "--epochs", type=int, help="override every network's epochs (a quick look only)"
     )

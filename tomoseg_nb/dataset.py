@@ -15,6 +15,12 @@ every copy is the tile rotated by a uniform random angle in [0, 360) degrees, im
 bilinear, the corners that the rotation brings in filled with 0 (the normalised image's mean, and
 "not the feature") - no flips, and the first copy is not the tile as it is.
 
+With z context (``TrainingConfig.z_context = k``, "2.5D") a tile's image is the stack of slices
+``z - k .. z + k`` (mirrored at the tomogram's ends, ``preprocess.context_indices``), each
+preprocessed whole as a slice on its own, cut at the same place and kept as ``2 k + 1`` channels
+(channels last); the mask stays the painted slice's. Every in-plane transform above is applied to
+all channels alike.
+
 Pixels painted for *other* features are known not to be this one (a voxel holds one feature):
 ``collect_known_negatives`` cuts them and ``build_known_negative_set`` labels them 0 and every
 other pixel of those tiles ``models.IGNORE``, which the loss leaves out.
@@ -31,7 +37,7 @@ from scipy import ndimage
 
 from .annotations import Project, Tile, tile_bounds
 from .errors import BadInputError, MissingInputError
-from .preprocess import DEFAULT_RECIPE, Recipe, bin_slices, preprocess_slice
+from .preprocess import DEFAULT_RECIPE, Recipe, bin_slices, context_indices, preprocess_slice
 from .training_config import AUGMENTATIONS
 from .volume import Volume, open_volume
 
@@ -45,7 +51,8 @@ class TileSet:
     Attributes
     ----------
     images : ndarray
-        ``(N, s, s)`` float32 preprocessed image tiles.
+        ``(N, s, s)`` float32 preprocessed image tiles; ``(N, s, s, 2k + 1)`` with z context ``k``
+        (slices ``z - k .. z + k``, the tile's own slice in the middle channel).
     masks : ndarray
         ``(N, s, s)`` bool painted masks (all False for negative tiles).
     positive : ndarray
@@ -66,13 +73,15 @@ class TileSet:
 def extract_tile(preprocessed_slice: np.ndarray, y: int, x: int, size: int) -> np.ndarray:
     """The ``(size, size)`` tile centred at ``(y, x)`` (pixels of ``preprocessed_slice``), a copy.
 
+    A ``(y, x, c)`` stack of slices gives the ``(size, size, c)`` tile of every channel.
+
     Raises
     ------
     BadInputError
         The tile does not lie fully inside the slice.
     """
     y0, y1, x0, x1 = tile_bounds(y, x, size)
-    ny, nx = preprocessed_slice.shape
+    ny, nx = preprocessed_slice.shape[:2]
     if y0 < 0 or x0 < 0 or y1 > ny or x1 > nx:
         raise BadInputError(
             f"a {size} px tile centred at y={y}, x={x} reaches outside the {ny}x{nx} slice"
@@ -104,10 +113,13 @@ def collect_tiles(
     feature: str,
     volume: Volume | str | os.PathLike | None = None,
     recipe: Recipe = DEFAULT_RECIPE,
+    *,
+    z_context: int = 0,
 ) -> TileSet:
     """Cut every annotated tile of ``feature`` from its preprocessed slice.
 
-    Each slice holding tiles is read once and preprocessed whole with ``recipe``.
+    Each slice holding tiles (or, with ``z_context``, neighbouring them) is read once and
+    preprocessed whole with ``recipe``.
 
     Parameters
     ----------
@@ -119,6 +131,9 @@ def collect_tiles(
         The tomogram; the project's own tomogram when omitted.
     recipe : Recipe
         Preprocessing (and binning) to apply.
+    z_context : int
+        Neighbouring slices on each side as extra channels (see the module docstring); 0 cuts
+        plain ``(N, s, s)`` tiles.
 
     Raises
     ------
@@ -148,7 +163,7 @@ def collect_tiles(
                 f"tile size {tile.size} px is not divisible by the binning {recipe.binning}"
             )
     images, masks = _cut_tiles(
-        project, [(tile, project.mask(tile.id)) for tile in tiles], volume, recipe
+        project, [(tile, project.mask(tile.id)) for tile in tiles], volume, recipe, z_context
     )
     return TileSet(
         images=images,
@@ -163,6 +178,8 @@ def collect_known_negatives(
     feature: str,
     volume: Volume | str | os.PathLike | None = None,
     recipe: Recipe = DEFAULT_RECIPE,
+    *,
+    z_context: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Tiles whose painted pixels are known *not* to be ``feature``: other features' positive tiles.
 
@@ -175,7 +192,8 @@ def collect_known_negatives(
     Returns
     -------
     images, masks : ndarray
-        ``(K, s, s)`` preprocessed tiles and bool masks (``K`` may be 0), in network input pixels.
+        ``(K, s, s)`` preprocessed tiles (``(K, s, s, 2k + 1)`` with ``z_context`` k, as
+        ``collect_tiles``) and ``(K, s, s)`` bool masks (``K`` may be 0), in network input pixels.
     """
     size = project.features[feature].tile_size
     shape = project.tomogram_shape or _volume_shape(project, volume)
@@ -189,8 +207,9 @@ def collect_known_negatives(
                 frames.append(_reframe(tile, painted, size, shape))
     if not frames:
         empty = (0, size // recipe.binning, size // recipe.binning)
-        return np.zeros(empty, np.float32), np.zeros(empty, bool)
-    return _cut_tiles(project, frames, volume, recipe)
+        channels = (2 * z_context + 1,) if z_context else ()
+        return np.zeros(empty + channels, np.float32), np.zeros(empty, bool)
+    return _cut_tiles(project, frames, volume, recipe, z_context)
 
 
 def _volume_shape(project: Project, volume: Volume | str | os.PathLike | None) -> tuple[int, ...]:
@@ -229,8 +248,15 @@ def _cut_tiles(
     frames: list[tuple[Tile, np.ndarray]],
     volume: Volume | str | os.PathLike | None,
     recipe: Recipe,
+    z_context: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Images and masks of ``(tile, mask)`` frames, each slice read and preprocessed once."""
+    """Images and masks of ``(tile, mask)`` frames, each slice read and preprocessed once.
+
+    With ``z_context`` each image is ``(s, s, 2k + 1)``: the tile cut from every slice of
+    ``preprocess.context_indices``, each slice preprocessed on its own, as in ``segment``.
+    """
+    if isinstance(z_context, bool) or not isinstance(z_context, int) or z_context < 0:
+        raise BadInputError(f"z context must be a whole number >= 0, got {z_context!r}")
     owned = not isinstance(volume, Volume)
     if volume is None:
         if project.tomogram is None:
@@ -251,11 +277,24 @@ def _cut_tiles(
             by_slice[tile.z].append(index)
         images: dict[int, np.ndarray] = {}
         masks: dict[int, np.ndarray] = {}
+        prepared: dict[int, np.ndarray] = {}  # preprocessed slices still needed, by z
+        depth = volume.shape[0]
         for z, indices in sorted(by_slice.items()):
-            prepared = preprocess_slice(volume.slice(z), recipe)
+            wanted = [int(i) for i in context_indices(z, z_context, depth)]
+            for needed in wanted:
+                if needed not in prepared:
+                    prepared[needed] = preprocess_slice(volume.slice(needed), recipe)
+            image = (
+                prepared[z]
+                if not z_context
+                else np.stack([prepared[needed] for needed in wanted], axis=-1)
+            )
             for index in indices:
                 tile, mask = frames[index]
-                images[index], masks[index] = _binned_tile(prepared, mask, tile, recipe.binning)
+                images[index], masks[index] = _binned_tile(image, mask, tile, recipe.binning)
+            low = z - z_context  # slices are visited in order: those below are done with
+            for old in [key for key in prepared if key < low and key not in wanted]:
+                del prepared[old]
     finally:
         if owned:
             volume.close()
@@ -268,6 +307,8 @@ def check_tiles(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Validate and convert training tiles: ``(N, s, s)`` images/masks, ``(N,)`` positive flags.
 
+    Images with z context are ``(N, s, s, c)`` (channels last); their masks stay ``(N, s, s)``.
+
     Raises
     ------
     BadInputError
@@ -277,9 +318,12 @@ def check_tiles(
     images = np.asarray(images, dtype=np.float32)
     masks = np.asarray(masks).astype(bool)
     positive = np.asarray(positive).astype(bool)
-    if images.ndim != 3 or images.shape[1] != images.shape[2]:
-        raise BadInputError(f"tiles must be (N, s, s) square images, got shape {images.shape}")
-    if masks.shape != images.shape or positive.shape != images.shape[:1]:
+    if images.ndim not in (3, 4) or images.shape[1] != images.shape[2]:
+        raise BadInputError(
+            f"tiles must be (N, s, s) square images, or (N, s, s, c) with z context, got shape "
+            f"{images.shape}"
+        )
+    if masks.shape != images.shape[:3] or positive.shape != images.shape[:1]:
         raise BadInputError(
             f"masks {masks.shape} and positive flags {positive.shape} do not match the "
             f"{images.shape} tiles"
@@ -316,9 +360,13 @@ def copies_per_tile(positive: np.ndarray, copies: int = 10) -> np.ndarray:
 
 
 def dihedral(image: np.ndarray, index: int) -> np.ndarray:
-    """The ``index``-th (0..7) symmetry of the square: ``index % 4`` quarter turns, then a flip if >= 4."""
-    out = np.rot90(image, index % 4, axes=(-2, -1))
-    return np.flip(out, axis=-1) if index >= 4 else out
+    """The ``index``-th (0..7) symmetry of the square: ``index % 4`` quarter turns, then a flip if >= 4.
+
+    ``image`` is ``(y, x)`` or ``(y, x, c)``: the transform acts on y and x, the same for every
+    channel (the z-context slices of a tile turn together).
+    """
+    out = np.rot90(image, index % 4, axes=(0, 1))
+    return np.flip(out, axis=1) if index >= 4 else out
 
 
 def shrink_labels(masks: np.ndarray, stride: int) -> np.ndarray:
@@ -345,7 +393,8 @@ def build_training_set(
     Parameters
     ----------
     images, masks, positive
-        ``(N, s, s)`` preprocessed tiles, their painted masks and ``(N,)`` positive flags.
+        ``(N, s, s)`` (or ``(N, s, s, c)`` with z context) preprocessed tiles, their ``(N, s, s)``
+        painted masks and ``(N,)`` positive flags.
     output_stride : int
         The network's output stride; labels are mean-shrunk by it (``s`` must be divisible by it).
     copies : int
@@ -361,7 +410,7 @@ def build_training_set(
     Returns
     -------
     x : ndarray
-        ``(M, s, s, 1)`` float32 network input.
+        ``(M, s, s, c)`` float32 network input (``c = 1`` for ``(N, s, s)`` tiles).
     y : ndarray
         ``(M, s / stride, s / stride, 1)`` float32 labels in [0, 1].
     """
@@ -378,7 +427,12 @@ def build_training_set(
         augmentation=augmentation,
         seed=seed,
     )
-    return x[..., None], shrink_labels(y, output_stride)[..., None]
+    return _with_channels(x), shrink_labels(y, output_stride)[..., None]
+
+
+def _with_channels(x: np.ndarray) -> np.ndarray:
+    """Network input ``(M, s, s, c)``: plain ``(M, s, s)`` tiles get their one channel."""
+    return x[..., None] if x.ndim == 3 else x
 
 
 def _check_stride(size: int, output_stride: int) -> None:
@@ -402,7 +456,7 @@ def augment(
     "symmetries": copies cycle through the 8 symmetries of the square; those beyond the 8th also
     get a random rotation by -45..45 degrees when ``rotate``. "random-rotations" with ``rotate``:
     every copy is rotated by a uniform random angle, corners filled with 0. Angles are seeded by
-    ``seed``.
+    ``seed``. ``(N, s, s, c)`` images (z context) get the same in-plane transform on every channel.
     """
     if augmentation not in AUGMENTATIONS:
         raise BadInputError(
@@ -411,9 +465,9 @@ def augment(
     if rotate and augmentation == "random-rotations":
         return _randomly_rotated(images, masks, counts, np.random.default_rng(seed))
     rng = np.random.default_rng(seed)
-    size = images.shape[1]
-    x = np.empty((int(np.sum(counts)), size, size), dtype=np.float32)
-    y = np.empty_like(x)
+    total = int(np.sum(counts))
+    x = np.empty((total, *images.shape[1:]), dtype=np.float32)
+    y = np.empty((total, *masks.shape[1:]), dtype=np.float32)
     row = 0
     for image, mask, count in zip(images, masks, counts, strict=True):
         for k in range(count):
@@ -431,9 +485,9 @@ def _randomly_rotated(
     images: np.ndarray, masks: np.ndarray, counts: np.ndarray, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:
     """EMAN2's copies: each a rotation by a uniform random angle, bilinear, zero-filled corners."""
-    size = images.shape[1]
-    x = np.empty((int(np.sum(counts)), size, size), dtype=np.float32)
-    y = np.empty_like(x)
+    total = int(np.sum(counts))
+    x = np.empty((total, *images.shape[1:]), dtype=np.float32)
+    y = np.empty((total, *masks.shape[1:]), dtype=np.float32)
     row = 0
     for image, mask, count in zip(images, masks, counts, strict=True):
         for angle in rng.uniform(0.0, 360.0, size=int(count)):
@@ -465,7 +519,7 @@ def build_known_negative_set(
     Returns
     -------
     x : ndarray
-        ``(M, s, s, 1)`` float32 network input.
+        ``(M, s, s, c)`` float32 network input (``c`` > 1 for z-context tiles ``(N, s, s, c)``).
     y : ndarray
         ``(M, s / stride, s / stride, 1)`` float32 labels, 0 or ``models.IGNORE``.
     """
@@ -473,10 +527,10 @@ def build_known_negative_set(
 
     images = np.asarray(images, dtype=np.float32)
     masks = np.asarray(masks).astype(bool)
-    if images.ndim != 3 or masks.shape != images.shape:
+    if images.ndim not in (3, 4) or masks.ndim != 3 or masks.shape != images.shape[:3]:
         raise BadInputError(
-            f"known-negative tiles must be (N, s, s) images with masks of the same shape, got "
-            f"{images.shape} and {masks.shape}"
+            f"known-negative tiles must be (N, s, s) images with masks of the same shape (images "
+            f"(N, s, s, c) with z context), got {images.shape} and {masks.shape}"
         )
     _check_stride(images.shape[1], output_stride)
     counts = np.full(len(images), copies)
@@ -490,4 +544,4 @@ def build_known_negative_set(
     )
     known = shrink_labels(y, output_stride) >= 0.5
     labels = np.where(known, np.float32(0.0), np.float32(IGNORE))
-    return x[..., None], labels[..., None]
+    return _with_channels(x), labels[..., None]

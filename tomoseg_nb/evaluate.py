@@ -296,8 +296,7 @@ def evaluate_feature(
     the random forest learns from the feature's own tiles, preprocessed with ``config.recipe`` and
     seeded with ``config.seed``.
     """
-    if method not in METHODS:
-        raise BadInputError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    _check_method(method, config)
     map_path = Path(workdir) / f"{feature}.mrc"
     if method == "cnn":
         timings, threshold = _run_network(
@@ -314,6 +313,17 @@ def evaluate_feature(
         "n_positive": len(project.tiles_of(feature, positive=True)),
         "n_negative": len(project.tiles_of(feature, positive=False)),
     }
+
+
+def _check_method(method: str, config: TrainingConfig) -> None:
+    """Refuse an unknown method, and z context for the 2D random forest (before any work)."""
+    if method not in METHODS:
+        raise BadInputError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    if method == "rf" and config.z_context:
+        raise BadInputError(
+            f"z context {config.z_context} is a network option: the random-forest baseline "
+            "classifies single slices; use --method cnn, or z context 0 for the forest"
+        )
 
 
 def _run_network(
@@ -404,8 +414,7 @@ def evaluate(
 
     if not features:
         raise BadInputError("name at least one feature to evaluate, e.g. --feature ribosome=3")
-    if method not in METHODS:
-        raise BadInputError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    _check_method(method, config)
     if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 0:
         raise BadInputError(f"rounds must be a whole number >= 0, got {rounds!r}")
     if rounds and (

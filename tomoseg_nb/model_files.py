@@ -60,3 +60,18 @@ def sidecar_feature(path: str | os.PathLike) -> str | None:
         return validate_feature_name(feature) if isinstance(feature, str) else None
     except (OSError, UnicodeDecodeError, ValueError, AttributeError, RecursionError):
         return None
+
+
+def sidecar_z_context(path: str | os.PathLike) -> int:
+    """The z context a model was trained with, read from its sidecar without Keras.
+
+    ``training["config"]["z_context"]`` (``TrainingConfig.z_context``); 0 for a sidecar written
+    before the option existed, or one that cannot be read (``models.load_model`` then says what
+    is wrong with it). Lets a command refuse what it cannot do with such a model before Keras loads.
+    """
+    try:
+        data = json.loads(sidecar_path(path).read_text(encoding="utf-8"))
+        value = data.get("training", {}).get("config", {}).get("z_context", 0)
+    except (OSError, UnicodeDecodeError, ValueError, AttributeError, RecursionError):
+        return 0
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0

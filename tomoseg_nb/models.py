@@ -1,6 +1,7 @@
 """Per-feature networks: the architectures, the EMAN2 loss, and saving with a JSON sidecar.
 
-Every architecture is fully convolutional (input ``(None, None, 1)``), built only from ``Conv2D``
+Every architecture is fully convolutional (input ``(None, None, c)``: one channel, or ``2k + 1``
+for a network trained with z context ``k``, the slices ``z - k .. z + k``), built only from ``Conv2D``
 (ReLU or linear) and ``MaxPooling2D`` layers, so the convolution engine can run it by FFT or in
 tiles. A saved model is two files: ``MODEL.keras`` (Keras format, loaded with ``safe_mode=True``)
 and ``MODEL.json``, the sidecar that says what the network segments and how its input must be
@@ -60,16 +61,19 @@ def eman2_loss(y_true: Any, y_pred: Any) -> Any:
 class Architecture:
     """A named network design: a builder plus the training settings that suit it.
 
-    Calling it builds a fresh model: ``ARCHITECTURES["eman2"](seed=0)``.
+    Calling it builds a fresh model: ``ARCHITECTURES["eman2"](seed=0)``; ``channels`` input
+    channels (``2k + 1`` with z context ``k``) change only the first layer's kernels.
     """
 
     name: str
     description: str
     learning_rate: float
-    builder: Callable[[int | None], keras.Model]
+    builder: Callable[[int | None, int], keras.Model]
 
-    def __call__(self, seed: int | None = None) -> keras.Model:
-        return self.builder(seed)
+    def __call__(self, seed: int | None = None, channels: int = 1) -> keras.Model:
+        if isinstance(channels, bool) or not isinstance(channels, int) or channels < 1:
+            raise BadInputError(f"input channels must be a whole number >= 1, got {channels!r}")
+        return self.builder(seed, channels)
 
 
 def _stack(
@@ -78,9 +82,10 @@ def _stack(
     pool_after: int,
     initializer: Callable[[int | None], keras.initializers.Initializer],
     seed: int | None,
+    channels: int = 1,
 ) -> keras.Model:
     """``(filters, kernel)`` ReLU convolutions with one 2x2 max-pool, then a linear 1-channel conv."""
-    inputs = keras.Input((None, None, 1), name="slice")
+    inputs = keras.Input((None, None, channels), name="slice")
     x = inputs
     for index, (filters, kernel) in enumerate(convolutions):
         last = index == len(convolutions) - 1
@@ -98,19 +103,20 @@ def _stack(
     return keras.Model(inputs, x, name=name)
 
 
-def _build_eman2(seed: int | None) -> keras.Model:
+def _build_eman2(seed: int | None, channels: int = 1) -> keras.Model:
     def initializer(s: int | None) -> keras.initializers.Initializer:
         return keras.initializers.TruncatedNormal(stddev=0.01, seed=s)
 
-    return _stack("eman2", [(40, 15), (40, 15), (1, 15)], 0, initializer, seed)
+    return _stack("eman2", [(40, 15), (40, 15), (1, 15)], 0, initializer, seed, channels)
 
 
-def _build_fast(seed: int | None) -> keras.Model:
-    return _stack("fast", [(16, 7), (32, 7), (32, 7), (1, 7)], 0, keras.initializers.HeNormal, seed)
+def _build_fast(seed: int | None, channels: int = 1) -> keras.Model:
+    he = keras.initializers.HeNormal
+    return _stack("fast", [(16, 7), (32, 7), (32, 7), (1, 7)], 0, he, seed, channels)
 
 
-def _build_tiny(seed: int | None) -> keras.Model:
-    return _stack("tiny", [(8, 5), (16, 5), (1, 5)], 0, keras.initializers.HeNormal, seed)
+def _build_tiny(seed: int | None, channels: int = 1) -> keras.Model:
+    return _stack("tiny", [(8, 5), (16, 5), (1, 5)], 0, keras.initializers.HeNormal, seed, channels)
 
 
 ARCHITECTURES: dict[str, Architecture] = {
@@ -148,9 +154,20 @@ def get_architecture(arch: str) -> Architecture:
     return ARCHITECTURES[arch]
 
 
-def build_model(arch: str = DEFAULT_ARCH, *, seed: int | None = None) -> keras.Model:
-    """A freshly initialised network of architecture ``arch`` (same seed, same weights)."""
-    return get_architecture(arch)(seed)
+def build_model(
+    arch: str = DEFAULT_ARCH, *, seed: int | None = None, channels: int = 1
+) -> keras.Model:
+    """A freshly initialised network of architecture ``arch`` (same seed, same weights).
+
+    ``channels`` is the number of input channels: 1 for single slices, ``2k + 1`` for a network
+    with z context ``k`` (``TrainingConfig.input_channels``).
+    """
+    return get_architecture(arch)(seed, channels)
+
+
+def input_channels(model: keras.Model) -> int:
+    """Input channels a network expects: 1, or ``2k + 1`` for one trained with z context ``k``."""
+    return int(model.input_shape[-1])
 
 
 def output_stride(model: keras.Model) -> int:
@@ -242,6 +259,19 @@ class ModelInfo:
     tomoseg_nb_version: str = __version__
     format_version: int = FORMAT_VERSION
 
+    @property
+    def z_context(self) -> int:
+        """Neighbouring slices on each side the network sees (``TrainingConfig.z_context``).
+
+        Read from the recorded training config (``training["config"]["z_context"]``), so
+        ``segment`` feeds a saved network the stacks it was trained on without being told; a
+        sidecar written before the option existed (or without a config) means 0, the plain 2D
+        network.
+        """
+        config = self.training.get("config") if isinstance(self.training, dict) else None
+        value = config.get("z_context", 0) if isinstance(config, dict) else 0
+        return int(value or 0)
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict with the ``format`` marker."""
         return {"format": FORMAT, **asdict(self)}
@@ -267,10 +297,13 @@ class ModelInfo:
             info.threshold = float(info.threshold)
             info.output_stride = int(info.output_stride)
             info.tile_size = int(info.tile_size)
-        except (TypeError, ValueError) as error:
+            z_context = info.z_context
+        except (TypeError, ValueError, AttributeError) as error:
             raise BadInputError(f"{source}: malformed model sidecar ({error})") from error
         if not isinstance(info.recipe, dict) or not info.feature or not info.voxel_size > 0:
             raise BadInputError(f"{source}: sidecar lacks a feature, voxel size or recipe")
+        if z_context < 0:
+            raise BadInputError(f"{source}: z context {z_context} in the sidecar is negative")
         # The feature names output files (DIR/<tomogram>__<feature>.mrc): no '../' may escape DIR.
         try:
             validate_feature_name(info.feature)
@@ -357,5 +390,11 @@ def load_model(path: str | os.PathLike) -> tuple[keras.Model, ModelInfo]:
         raise BadInputError(
             f"{path}: the network has output stride {output_stride(model)} but its sidecar says "
             f"{info.output_stride}; the two files do not belong together"
+        )
+    if input_channels(model) != 2 * info.z_context + 1:
+        raise BadInputError(
+            f"{path}: the network takes {input_channels(model)} input channel(s) but its sidecar "
+            f"says z context {info.z_context} ({2 * info.z_context + 1} channels); the two files "
+            "do not belong together"
         )
     return model, info

@@ -3,6 +3,10 @@
 Trained on exactly the tiles a network would be trained on (painted pixels of the positive tiles are
 the feature, every other tile pixel is background), applied slice by slice. It is the yardstick the
 CNN has to beat in ``tomoseg-nb evaluate --method rf``.
+
+It stays a single-slice (2D) baseline: z context ("2.5D", ``TrainingConfig.z_context``) is a
+network option and is refused here rather than approximated, so the yardstick does not change
+with a setting it does not implement.
 """
 
 from __future__ import annotations
@@ -72,10 +76,21 @@ def train_pixel_classifier(
         ``(n, size, size)`` painted masks; ignored (all background) for negative tiles.
     positive : ndarray
         ``(n,)`` bool, which tiles contain the feature.
+
+    Raises
+    ------
+    BadInputError
+        No painted pixel, or tiles with z context (``(n, size, size, c)``), which this 2D
+        baseline does not use.
     """
     from sklearn.ensemble import RandomForestClassifier
 
     images = np.asarray(images, np.float32)
+    if images.ndim != 3:
+        raise BadInputError(
+            f"the random forest takes single-slice (n, size, size) tiles, got shape "
+            f"{images.shape}; it has no z context (cut the tiles with z_context=0)"
+        )
     labels = np.asarray(masks, bool) & np.asarray(positive, bool)[:, None, None]
     if not labels.any():
         raise BadInputError(

@@ -189,3 +189,57 @@ def preprocess_slice(image: np.ndarray, recipe: Recipe = DEFAULT_RECIPE) -> np.n
     if image.ndim != 2:
         raise BadInputError(f"a slice must be 2D (y, x), got shape {image.shape}")
     return preprocess_slab(image[None], recipe)[0]
+
+
+def context_indices(z: int, z_context: int, depth: int) -> np.ndarray:
+    """Slices ``z - z_context .. z + z_context`` of a ``depth``-slice tomogram, mirrored at its ends.
+
+    The network input of slice ``z`` with z context ("2.5D", ``TrainingConfig.z_context``) is
+    these slices as channels. Beyond an end the slices are reflected without repeating the end one
+    (``-1 -> 1``, ``depth -> depth - 2``, numpy's "reflect"), rather than clamped: a mirrored
+    neighbour at distance ``d`` is still a distinct slice at distance ``d``, with its own noise,
+    as every input inside the tomogram has; clamping would feed identical copies of the end slice,
+    an input the network never saw in training. A one-slice tomogram repeats its only slice.
+
+    >>> context_indices(0, 2, 10).tolist(), context_indices(9, 1, 10).tolist()
+    ([2, 1, 0, 1, 2], [8, 9, 8])
+    """
+    return z_window(z, z + 1, z_context, depth)
+
+
+def z_window(start: int, stop: int, z_context: int, depth: int) -> np.ndarray:
+    """Slices ``start - z_context .. stop - 1 + z_context``, mirrored as ``context_indices`` says.
+
+    What a slab ``[start, stop)`` of a z-context network's input is made from: read these, then
+    ``stack_z_context`` them.
+
+    >>> z_window(0, 3, 1, 10).tolist()
+    [1, 0, 1, 2, 3]
+    """
+    if depth < 1:
+        raise BadInputError(f"a tomogram needs at least one slice, got depth {depth}")
+    if isinstance(z_context, bool) or not isinstance(z_context, (int, np.integer)) or z_context < 0:
+        raise BadInputError(f"z context must be a whole number >= 0, got {z_context!r}")
+    offsets = np.arange(start - z_context, stop + z_context)
+    if depth == 1:
+        return np.zeros_like(offsets)
+    period = 2 * (depth - 1)
+    folded = np.abs(offsets) % period
+    return np.where(folded >= depth, period - folded, folded)
+
+
+def stack_z_context(slab: np.ndarray, z_context: int) -> np.ndarray:
+    """``(n + 2k, y, x)`` consecutive slices -> ``(n, y, x, 2k + 1)``: each slice with its neighbours.
+
+    Channel ``j`` of output slice ``i`` is input slice ``i + j``, so channels run from ``z - k`` to
+    ``z + k`` and the slice itself is the middle channel. ``z_context == 0`` gives ``(n, y, x, 1)``.
+    """
+    slab = np.asarray(slab, dtype=np.float32)
+    width = 2 * z_context + 1
+    if slab.ndim != 3 or slab.shape[0] < width:
+        raise BadInputError(
+            f"z context {z_context} needs a (n + {2 * z_context}, y, x) stack of at least "
+            f"{width} slices, got shape {slab.shape}"
+        )
+    windows = np.lib.stride_tricks.sliding_window_view(slab, width, axis=0)
+    return np.ascontiguousarray(windows)

@@ -6,6 +6,12 @@ with enough overlap that the result equals whole-slice application), clipped to 
 upsampled back to the tomogram's full size. Outputs are streamed into memory-mapped MRC files that
 appear only when complete, carrying the source voxel size and origin. Peak memory is a few slabs of
 slices plus the engine's per-slice working set, independent of the tomogram's depth.
+
+A network trained with z context ``k`` (its sidecar's ``training["config"]["z_context"]``) gets,
+for each slice, the stack of slices ``z - k .. z + k`` as channels, each preprocessed on its own,
+mirrored at the tomogram's ends exactly as its training tiles were (``preprocess.context_indices``);
+each slab is read with ``k`` extra slices on either side for that. The user never repeats the
+option: it travels with the model.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ import numpy as np
 from .atomic import check_output_path
 from .errors import BadInputError, CancelledError
 from .maps import check_stored_dtype, encode_probabilities, map_path
-from .preprocess import Recipe, preprocess_slab, upsample_to
+from .preprocess import Recipe, preprocess_slab, stack_z_context, upsample_to, z_window
 from .progress import ProgressCallback, progress_bar
 from .volume import Volume, create_volume, open_volume
 
@@ -45,6 +51,11 @@ class FeatureNetwork:
     @property
     def feature(self) -> str:
         return self.info.feature
+
+    @property
+    def z_context(self) -> int:
+        """Neighbouring slices on each side the network takes as channels (0: a 2D network)."""
+        return self.info.z_context
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> FeatureNetwork:
@@ -98,29 +109,58 @@ def probability_slices(
     *,
     voxel_size: float,
     engine: str = "auto",
+    context: int = 0,
 ) -> list[np.ndarray]:
     """Probability maps ``(n, y, x)`` in [0, 1] of each network on raw (unfiltered) slices.
 
-    Networks that share a preprocessing recipe and binning share the preprocessed input, and the
-    engine shares the input's transform between them.
+    Networks that share a preprocessing recipe, binning and z context share the preprocessed
+    input, and the engine shares the input's transform between them.
+
+    ``slices`` holds ``context`` extra slices on each side of the ``n`` to segment (``n + 2
+    context`` in all; ``z_window`` says which, mirrored at the tomogram's ends): a network with z
+    context ``k`` needs ``k <= context``. Maps are of the ``n`` middle slices.
+
+    Raises
+    ------
+    BadInputError
+        A network needs more neighbouring slices than ``context`` gives.
     """
     from . import engine as engine_module
     from .models import output_stride, probability
 
     slices = np.asarray(slices, dtype=np.float32)
+    if isinstance(context, bool) or not isinstance(context, int) or context < 0:
+        raise BadInputError(f"context must be a whole number >= 0, got {context!r}")
+    count = slices.shape[0] - 2 * context if slices.ndim == 3 else 0
+    if count < 1:
+        raise BadInputError(
+            f"slices of shape {slices.shape} do not hold {context} context slice(s) on each "
+            "side of at least one slice to segment"
+        )
+    for network in networks:
+        if network.z_context > context:
+            raise BadInputError(
+                f"model '{network.feature}' was trained with z context {network.z_context}: it "
+                f"needs {network.z_context} neighbouring slice(s) on each side, and only "
+                f"{context} were given; pass them (context=...) or use segment_volume / "
+                "segment_array, which read them"
+            )
     shape = slices.shape[-2:]
     groups: dict[tuple, list[int]] = {}
     for index, network in enumerate(networks):
         recipe = Recipe.from_dict(network.info.recipe)
         extra = input_binning(network.info, voxel_size * recipe.binning)
-        key = (tuple(sorted(recipe.to_dict().items())), extra)
+        key = (tuple(sorted(recipe.to_dict().items())), extra, network.z_context)
         groups.setdefault(key, []).append(index)
     results: list[np.ndarray | None] = [None] * len(networks)
-    for (recipe_items, extra), members in groups.items():
+    for (recipe_items, extra, z_context), members in groups.items():
         recipe = Recipe.from_dict(dict(recipe_items))
         if extra > 1:
             recipe = Recipe.from_dict({**recipe.to_dict(), "binning": recipe.binning * extra})
-        prepared = preprocess_slab(slices, recipe)
+        window = slices[context - z_context : context + count + z_context]
+        prepared = preprocess_slab(window, recipe)
+        if z_context:
+            prepared = stack_z_context(prepared, z_context)
         models = [networks[i].model for i in members]
         raw_maps = engine_module.predict_slices(models, prepared, engine=engine)
         for i, raw in zip(members, raw_maps, strict=True):
@@ -186,7 +226,14 @@ def segment_volume(
             out_paths = [map_path(out_dir, volume.name, n.feature) for n in networks]
         if len(out_paths) != len(networks):
             raise BadInputError(f"{len(out_paths)} output paths for {len(networks)} models")
-        compute = partial(probability_slices, networks, voxel_size=volume.voxel_size, engine=engine)
+        context = max(network.z_context for network in networks)
+        compute = partial(
+            probability_slices,
+            networks,
+            voxel_size=volume.voxel_size,
+            engine=engine,
+            context=context,
+        )
         return write_probability_maps(
             volume,
             out_paths,
@@ -197,6 +244,7 @@ def segment_volume(
             progress=progress,
             cancel=cancel,
             description=f"segmenting {volume.name} ({', '.join(n.feature for n in networks)})",
+            z_context=context,
         )
 
 
@@ -211,12 +259,15 @@ def write_probability_maps(
     progress: ProgressCallback | None = None,
     cancel: threading.Event | None = None,
     description: str | None = None,
+    z_context: int = 0,
 ) -> list[Path]:
     """Stream ``compute(slab) -> [map per output]`` over a tomogram into probability-map files.
 
     Any pixel classifier (a network, the random-forest baseline) goes through this one writer, so
     every output has the same frame, dtype handling, atomicity and cancellation. ``description``
-    is what the progress bar says (default: the tomogram's name).
+    is what the progress bar says (default: the tomogram's name). With ``z_context`` k, each slab
+    given to ``compute`` has k more slices on either side (``preprocess.z_window``: mirrored at
+    the tomogram's ends), and ``compute`` returns maps of the slab's middle slices only.
     """
     check_stored_dtype(dtype)
     if slab_size < 1:
@@ -246,11 +297,21 @@ def write_probability_maps(
                         f"segmentation of {volume.name} cancelled; no output was kept"
                     )
                 stop = min(depth, start + slab_size)
-                computed = compute(volume.slab(start, stop))
+                computed = compute(_slab_with_context(volume, start, stop, z_context))
                 for output, probabilities in zip(outputs, computed, strict=True):
                     output[start:stop] = encode_probabilities(probabilities, dtype)
                 advance(stop - start)
     return paths
+
+
+def _slab_with_context(volume: Volume, start: int, stop: int, z_context: int) -> np.ndarray:
+    """Slices ``[start, stop)`` with ``z_context`` neighbours on each side, mirrored at the ends."""
+    if not z_context:
+        return volume.slab(start, stop)
+    indices = z_window(start, stop, z_context, volume.shape[0])
+    low = int(indices.min())
+    read = np.asarray(volume.slab(low, int(indices.max()) + 1))
+    return read[indices - low]
 
 
 def segment_array(
@@ -264,20 +325,26 @@ def segment_array(
     """In-memory twin of ``segment_volume``: float32 probability maps of a small array."""
     networks = as_networks(models)
     tomogram = np.asarray(tomogram, dtype=np.float32)
-    if tomogram.ndim == 2:
+    context = max(network.z_context for network in networks)
+    if tomogram.ndim == 2:  # one slice: a z-context network sees it mirrored, i.e. repeated
+        window = tomogram[None][z_window(0, 1, context, 1)]
         return [
             m[0]
             for m in probability_slices(
-                networks, tomogram[None], voxel_size=voxel_size, engine=engine
+                networks, window, voxel_size=voxel_size, engine=engine, context=context
             )
         ]
     outputs = [np.empty(tomogram.shape, np.float32) for _ in networks]
-    for start in range(0, tomogram.shape[0], slab_size):
-        slab = tomogram[start : start + slab_size]
+    depth = tomogram.shape[0]
+    for start in range(0, depth, slab_size):
+        stop = min(depth, start + slab_size)
+        window = tomogram[z_window(start, stop, context, depth)]
         for output, maps in zip(
             outputs,
-            probability_slices(networks, slab, voxel_size=voxel_size, engine=engine),
+            probability_slices(
+                networks, window, voxel_size=voxel_size, engine=engine, context=context
+            ),
             strict=True,
         ):
-            output[start : start + slab.shape[0]] = maps
+            output[start:stop] = maps
     return outputs

@@ -34,6 +34,9 @@ What happens, and why:
   and tiles over-represent the feature compared with a whole tomogram.
 - ``seed`` makes runs repeatable: ``keras.utils.set_random_seed`` (weights, shuffling) and a numpy
   ``Generator`` (split, augmentation).
+- ``config.z_context = k`` ("2.5D") trains on tiles of ``2k + 1`` neighbouring slices as channels
+  (``dataset.collect_tiles``) with a network whose first layer takes them; the value is recorded
+  in the sidecar (``training["config"]``), and ``segment`` reads it back from there.
 - ``initial_model`` fine-tunes: training starts from a copy of that network's weights (the one
   trained before a correction round) instead of new random ones, so a round of a few added tiles
   need not relearn everything; the given network itself is left unchanged. A fine-tuned network
@@ -217,8 +220,13 @@ def _fit(
 
 
 def predict_tiles(model: keras.Model, images: np.ndarray, *, batch_size: int = 32) -> np.ndarray:
-    """Probabilities ``(N, s / stride, s / stride)`` of a network on ``(N, s, s)`` preprocessed tiles."""
-    images = np.asarray(images, dtype=np.float32)[..., None]
+    """Probabilities ``(N, s / stride, s / stride)`` of a network on ``(N, s, s)`` preprocessed tiles.
+
+    ``(N, s, s, c)`` tiles (z context) are fed as they are.
+    """
+    images = np.asarray(images, dtype=np.float32)
+    if images.ndim == 3:
+        images = images[..., None]
     # Plain calls, as engine.predict_slices makes: model.predict compiles a function for every
     # network, and after a few networks (one per feature) TensorFlow warns about retracing.
     raw = [
@@ -263,7 +271,8 @@ def train_on_tiles(
     Parameters
     ----------
     images, masks, positive
-        ``(N, s, s)`` preprocessed tiles, painted masks, ``(N,)`` positive flags (``TileSet``).
+        ``(N, s, s)`` preprocessed tiles, painted masks, ``(N,)`` positive flags (``TileSet``);
+        with ``config.z_context`` k the tiles are ``(N, s, s, 2k + 1)`` (``collect_tiles``).
     config : TrainingConfig
         Architecture, epochs, batch size, learning rate, held-out fraction, patience, copies,
         seed and engine (``recipe`` and ``other_features_as_negatives`` are ``train_feature``'s).
@@ -286,19 +295,34 @@ def train_on_tiles(
     ------
     BadInputError
         No positive tile, an empty mask on a positive tile, too few tiles to hold some out, a tile
-        size the network's stride does not divide, an unknown architecture or engine, or an
-        ``initial_model`` of another architecture.
+        size the network's stride does not divide, an unknown architecture or engine, tiles whose
+        channels do not match ``config.z_context``, or an ``initial_model`` of another
+        architecture.
     CancelledError
         ``cancel`` was set.
     """
     images, masks, positive = check_tiles(images, masks, positive)
+    channels = 1 if images.ndim == 3 else images.shape[-1]
+    if channels != config.input_channels:
+        raise BadInputError(
+            f"the tiles have {channels} channel(s) but z context {config.z_context} needs "
+            f"{config.input_channels}; cut them with dataset.collect_tiles(..., "
+            f"z_context={config.z_context})"
+        )
+    if known_negatives is not None and len(known_negatives[0]):
+        known_channels = 1 if np.ndim(known_negatives[0]) == 3 else np.shape(known_negatives[0])[-1]
+        if known_channels != channels:
+            raise BadInputError(
+                f"the other features' tiles have {known_channels} channel(s), the feature's "
+                f"{channels}; cut both with the same z context"
+            )
     arch, epochs, batch_size, seed = config.arch, config.epochs, config.batch_size, config.seed
     architecture = get_architecture(arch)
     start = time.perf_counter()
     keras.utils.set_random_seed(seed)
     rng = np.random.default_rng(seed)
     train_idx, held_idx = split_tiles(positive, config.validation_fraction, rng)
-    model = build_model(arch, seed=seed)
+    model = build_model(arch, seed=seed, channels=channels)
     if initial_model is not None:
         _copy_initial_weights(initial_model, model, arch)
     stride = output_stride(model)
@@ -371,7 +395,7 @@ def train_on_tiles(
             stacklevel=2,
         )
         keras.utils.set_random_seed(seed + RESTART_SEED_STEP * restarts)
-        model = build_model(arch, seed=seed + RESTART_SEED_STEP * restarts)
+        model = build_model(arch, seed=seed + RESTART_SEED_STEP * restarts, channels=channels)
     validation_threshold = None
     if held_idx.size:
         held_labels = shrink_labels(masks[held_idx], stride)
@@ -446,15 +470,18 @@ def train_feature(
     weights; the sidecar's ``training["fine_tuned"]`` says so) are those of ``train_on_tiles``. With
     ``config.other_features_as_negatives`` the pixels painted for the project's other features
     are trained on as "not this feature" (``dataset.collect_known_negatives``), so networks learn
-    to tell touching features apart. The sidecar records ``config`` whole
-    (``info.training["config"]``). Save the result with
+    to tell touching features apart. With ``config.z_context`` the tiles are stacks of
+    neighbouring slices. The sidecar records ``config`` whole (``info.training["config"]``, so
+    ``info.z_context`` is known when the model is applied). Save the result with
     ``models.save_model(model, info, "feature.keras")``.
     """
     recipe = config.recipe
-    tiles = collect_tiles(project, feature, volume, recipe)
+    tiles = collect_tiles(project, feature, volume, recipe, z_context=config.z_context)
     known = None
     if config.other_features_as_negatives:
-        known = collect_known_negatives(project, feature, volume, recipe)
+        known = collect_known_negatives(
+            project, feature, volume, recipe, z_context=config.z_context
+        )
     result = train_on_tiles(
         tiles.images,
         tiles.masks,

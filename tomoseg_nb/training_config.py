@@ -62,6 +62,12 @@ class TrainingConfig:
         Makes a run repeatable (weights, split, augmentation).
     engine : str
         Convolution engine for training: "auto", "keras" or "fft".
+    z_context : int
+        Neighbouring slices on *each* side given to the network as extra input channels ("2.5D"):
+        the input at slice ``z`` is slices ``z - k .. z + k`` (``2 k + 1`` channels, mirrored at
+        the tomogram's ends, see ``preprocess.context_indices``), so a thin feature that is faint
+        in one slice (a membrane bilayer, a microtubule wall) can be followed through its
+        neighbours. 0 (the default, and EMAN2's single-slice tiles) is the plain 2D network.
     recipe : Recipe
         Preprocessing of the tiles (and later of every slice the network is applied to).
     """
@@ -78,12 +84,14 @@ class TrainingConfig:
     threshold: float = 0.5
     seed: int = 0
     engine: str = "auto"
+    z_context: int = 0
     recipe: Recipe = field(default=DEFAULT_RECIPE)
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "copies"):
             _check_whole(name, getattr(self, name), 1)
         _check_whole("seed", self.seed, 0)
+        _check_whole("z_context", self.z_context, 0)
         if self.patience is not None:
             _check_whole("patience", self.patience, 1)
         if not 0 <= self.validation_fraction < 1:
@@ -135,6 +143,11 @@ class TrainingConfig:
             values["recipe"] = Recipe.from_dict(values["recipe"])
         return cls().replace(**values)
 
+    @property
+    def input_channels(self) -> int:
+        """Channels of the network input: the slice and ``z_context`` neighbours on each side."""
+        return 2 * self.z_context + 1
+
 
 def _check_whole(name: str, value: Any, minimum: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
@@ -154,6 +167,7 @@ EMAN2_RECIPE = TrainingConfig(
     augmentation="random-rotations",
     other_features_as_negatives=False,
     threshold=0.8,
+    z_context=0,
     recipe=DEFAULT_RECIPE,
 )
 """EMAN2 tomoseg's training recipe (``e2tomoseg_convnet``), as ``reference/ANCHORS.md`` reads it.
@@ -161,10 +175,10 @@ EMAN2_RECIPE = TrainingConfig(
 The 40/40/1 x 15x15 network with one 2x2 max-pool and TruncatedNormal(0.01) weights; EMAN2's
 preprocessing (Gaussian lowpass 0.25, highpass 5 px, mean 0 / sigma 1, clamp at 3 sigma, / 3);
 10 randomly rotated copies per negative tile and ``10 n_neg / n_pos`` per positive tile so the
-classes balance; labels mean-shrunk by 2; log-MSE loss; Adam 1e-4, batches of 20, 20 epochs; every
-tile trained on (no validation, no early stop); no other feature's pixels as negatives; and
-0.8, the level of the "nothing" map in EMAN2's competitive merge, as the threshold. Where the
-project trains differently (its default architecture, symmetries, held-out tiles, other features
-as negatives, 0.5), this restores EMAN2's choice, so the seed's method can be measured as the
-floor the project's defaults must beat. Training still restarts a collapsed network (see
-``train``), which EMAN2 does not."""
+classes balance; single-slice tiles (no z context); labels mean-shrunk by 2; log-MSE loss;
+Adam 1e-4, batches of 20, 20 epochs; every tile trained on (no validation, no early stop); no
+other feature's pixels as negatives; and 0.8, the level of the "nothing" map in EMAN2's
+competitive merge, as the threshold. Where the project trains differently (its default
+architecture, symmetries, held-out tiles, other features as negatives, 0.5), this restores
+EMAN2's choice, so the seed's method can be measured as the floor the project's defaults must
+beat. Training still restarts a collapsed network (see ``train``), which EMAN2 does not."""

@@ -22,6 +22,21 @@ def add_other_features_switch(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_z_context(parser: argparse.ArgumentParser) -> None:
+    """``--z-context K``: neighbouring slices on each side as extra network input channels."""
+    from ..training_config import DEFAULT_TRAINING
+
+    parser.add_argument(
+        "--z-context",
+        type=whole_number(0),
+        default=DEFAULT_TRAINING.z_context,
+        metavar="K",
+        help="give the network K neighbouring slices on each side of a slice as extra input "
+        f"channels (2.5D; default {DEFAULT_TRAINING.z_context}: single slices); saved with the "
+        "model, so 'segment' applies it without being told",
+    )
+
+
 def whole_number(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
     """An argparse ``type``: a whole number in ``minimum..maximum`` (seeds, epochs, counts, ports).
 

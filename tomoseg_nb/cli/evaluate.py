@@ -5,7 +5,13 @@ from __future__ import annotations
 import argparse
 
 from ..training_config import DEFAULT_TRAINING
-from ._common import add_other_features_switch, add_overwrite, parse_feature_ids, whole_number
+from ._common import (
+    add_other_features_switch,
+    add_overwrite,
+    add_z_context,
+    parse_feature_ids,
+    whole_number,
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -98,6 +104,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--json", required=True, metavar="OUT.json", help="where to write the scores"
     )
+    add_z_context(parser)
     add_other_features_switch(parser)
     add_overwrite(parser)
     parser.set_defaults(func=run)
@@ -112,6 +119,7 @@ def run(args: argparse.Namespace) -> int:
         engine=args.engine,
         seed=args.seed,
         other_features_as_negatives=not args.ignore_other_features,
+        z_context=args.z_context,
     )
     if args.arch is not None:
         config = config.replace(arch=args.arch)

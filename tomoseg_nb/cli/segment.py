@@ -12,7 +12,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "segment",
         help="apply trained networks to tomograms",
-        description="Write one probability map per tomogram and model: DIR/<tomogram>__<feature>.mrc",
+        description="Write one probability map per tomogram and model: "
+        "DIR/<tomogram>__<feature>.mrc. A model trained with --z-context is given its "
+        "neighbouring slices as it was trained (read from its sidecar).",
     )
     parser.add_argument(
         "tomograms", nargs="+", metavar="TOMO", help="tomogram files (MRC, TIFF, OME-Zarr)"
@@ -98,6 +100,15 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run_on_cluster(args: argparse.Namespace) -> int:
+    from ..errors import BadInputError
+    from ..model_files import sidecar_z_context
+
+    for path in args.model:
+        if sidecar_z_context(path):
+            raise BadInputError(
+                f"{path}: trained with z context {sidecar_z_context(path)}; --cluster work units "
+                "do not read neighbouring slices yet: segment it without --cluster"
+            )
     from ..distributed import open_cluster, segment_volumes
 
     with open_cluster(args.cluster) as client:

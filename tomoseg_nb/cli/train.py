@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..training_config import DEFAULT_TRAINING
-from ._common import add_other_features_switch, add_overwrite, whole_number
+from ._common import add_other_features_switch, add_overwrite, add_z_context, whole_number
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -53,6 +53,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=DEFAULT_TRAINING.engine,
         help=f"convolution engine for training (default: {DEFAULT_TRAINING.engine})",
     )
+    add_z_context(parser)
     add_other_features_switch(parser)
     add_overwrite(parser)
     parser.set_defaults(func=run)
@@ -74,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         engine=args.engine,
         other_features_as_negatives=not args.ignore_other_features,
+        z_context=args.z_context,
         recipe=Recipe(binning=args.binning),
     )
     if args.arch is not None:
@@ -91,8 +93,9 @@ def run(args: argparse.Namespace) -> int:
     validation = (
         f", validation loss {min(history['val_loss']):.3f}" if "val_loss" in history else ""
     )
+    z_note = f", z context {info.z_context}" if info.z_context else ""
     print(
-        f"{path}: '{info.feature}' ({info.arch}), {len(history['loss'])} epochs, "
+        f"{path}: '{info.feature}' ({info.arch}{z_note}), {len(history['loss'])} epochs, "
         f"training loss {history['loss'][-1]:.3f}{validation}, threshold {info.threshold:g}"
     )
     return 0

@@ -520,12 +520,25 @@ def run_networks(networks: list[Network], tiles: np.ndarray) -> list[np.ndarray]
     """Raw outputs ``(n, ty / stride, tx / stride)`` of each network on tiles ``(n, ty, tx)``.
 
     Tile sides must be multiples of each network's stride. Outputs equal the Keras model applied
-    to each tile with "same" zero padding at the tile edges.
+    to each tile with "same" zero padding at the tile edges. Tiles ``(n, ty, tx, c)`` feed
+    networks with ``c`` input channels (z context): their first layer mixes the channels per
+    frequency like any later layer (``_run_mixing``).
     """
+    tiles = np.asarray(tiles, dtype=np.float32)
+    channels = 1 if tiles.ndim == 3 else tiles.shape[-1]
+    for network in networks:
+        if network.in_channels != channels:
+            raise ValueError(
+                f"a network takes {network.in_channels} input channel(s); the tiles have {channels}"
+            )
     # One BLAS thread per worker: OpenBLAS's own threads on 40 x 40 products cost more than
     # they save (7x slower measured on 2 cores); parallelism comes from the work items instead.
     with _blas.limit(limits=1, user_api="blas"):
-        image = np.ascontiguousarray(np.moveaxis(tiles, 0, -1)[..., None], dtype=np.float32)
+        # (y, x, tile, channel): the layout of every layer's input
+        layout = (
+            np.moveaxis(tiles, 0, -1)[..., None] if tiles.ndim == 3 else tiles.transpose(1, 2, 0, 3)
+        )
+        image = np.ascontiguousarray(layout, dtype=np.float32)
         shared: dict = {}  # first-layer input transforms, reused by networks with the same blocks
         outputs = []
         for network in networks:

@@ -2,8 +2,8 @@
 
 The engine supports any sequential stack of ``Conv2D`` ("same" padding, stride 1, no dilation,
 linear or ReLU activation), ``MaxPooling2D`` (square pool, stride equal to the pool, "valid"
-padding), ``ReLU`` and ``Activation("relu" | "linear")`` layers, channels last, one input channel
-and one output channel. Anything else is refused with a message naming the layer, because running
+padding), ``ReLU`` and ``Activation("relu" | "linear")`` layers, channels last, one output
+channel, and one input channel or several (a network with z context takes ``2k + 1`` slices). Anything else is refused with a message naming the layer, because running
 it by FFT or in tiles would silently give a different answer.
 """
 
@@ -108,6 +108,11 @@ class Network:
     def convolutions(self) -> list[Conv]:
         return [step for step in self.steps if isinstance(step, Conv)]
 
+    @property
+    def in_channels(self) -> int:
+        """Input channels: 1, or ``2k + 1`` slices for a network with z context ``k``."""
+        return self.convolutions[0].channels[0]
+
 
 def _conv_step(layer: Any) -> Conv:
     config = layer.get_config()
@@ -164,7 +169,7 @@ def describe_network(model: Any) -> Network:
     Parameters
     ----------
     model : keras.Model
-        A sequential stack of Conv2D / MaxPooling2D / ReLU layers, one input and output channel.
+        A sequential stack of Conv2D / MaxPooling2D / ReLU layers, one output channel.
 
     Raises
     ------
@@ -211,9 +216,9 @@ def _network(steps: list[Step]) -> Network:
     if not convolutions:
         raise BadInputError("the network has no Conv2D layer; nothing for the engine to run")
     channels = (convolutions[0].channels[0], convolutions[-1].channels[1])
-    if channels != (1, 1):
+    if channels[1] != 1:
         raise BadInputError(
-            f"the engine applies networks with one input and one output channel; this one has "
+            f"the engine applies networks with one output channel; this one has "
             f"{channels[0]} in and {channels[1]} out"
         )
     for before, after in itertools.pairwise(convolutions):

@@ -5,7 +5,8 @@ multiple of its stride (so a max-pool keeps every pixel; Keras alone would drop 
 with its layers' own "same" zero padding at the slice edges only. The output of a network with
 stride ``s`` on a ``(y, x)`` slice is therefore ``(ceil(y / s), ceil(x / s))``, equal to
 ``model.predict`` on the padded slice. Large slices are cut into tiles that overlap by the
-network's reach, so the result does not depend on the tiling.
+network's reach, so the result does not depend on the tiling. A network with z context takes
+``(n, y, x, c)`` stacks (each slice with its neighbours as channels) tiled the same way in y and x.
 """
 
 from __future__ import annotations
@@ -42,9 +43,11 @@ def predict_slices(
     Parameters
     ----------
     models : keras.Model or sequence of keras.Model
-        Networks of Conv2D / MaxPooling2D / ReLU layers with one input and one output channel.
-    slices : ndarray, shape (n, y, x)
-        Preprocessed float32 slices.
+        Networks of Conv2D / MaxPooling2D / ReLU layers with one output channel, all taking the
+        input channels ``slices`` has.
+    slices : ndarray, shape (n, y, x) or (n, y, x, c)
+        Preprocessed float32 slices; ``(n, y, x, c)`` for networks with ``c`` input channels
+        (z context: ``preprocess.stack_z_context``).
     engine : {"auto", "keras", "fft"}
         ``"keras"`` calls the Keras model on batches of tiles; ``"fft"`` the FFT engine, which computes the
         input's transform once for all models; ``"auto"`` asks ``choose_engine``.
@@ -70,10 +73,10 @@ def predict_slices(
     if not models:
         raise BadInputError("no models given; pass at least one Keras model")
     slices = np.asarray(slices, dtype=np.float32)
-    if slices.ndim != 3 or 0 in slices.shape:
+    if slices.ndim not in (3, 4) or 0 in slices.shape:
         raise BadInputError(
-            f"slices must be a non-empty (n, y, x) stack; got shape {slices.shape} "
-            "(add an axis with image[None] for a single slice)"
+            f"slices must be a non-empty (n, y, x) stack, or (n, y, x, c) for networks with z "
+            f"context; got shape {slices.shape} (add an axis with image[None] for a single slice)"
         )
     if not np.isfinite(slices).all():
         raise BadInputError("slices contain NaN or Inf; check the tomogram and preprocessing")
@@ -82,6 +85,14 @@ def predict_slices(
     if engine == "auto":
         engine = choose_engine(models)
     networks = [describe_network(model) for model in models]
+    channels = 1 if slices.ndim == 3 else slices.shape[-1]
+    for network in networks:
+        if network.in_channels != channels:
+            raise BadInputError(
+                f"a network takes {network.in_channels} input channel(s) but the slices have "
+                f"{channels}; a network with z context k takes (n, y, x, 2k + 1) stacks "
+                "(segment.probability_slices builds them from the model's sidecar)"
+            )
     outputs: dict[int, np.ndarray] = {}
     for stride in sorted({network.stride for network in networks}):
         members = [i for i, network in enumerate(networks) if network.stride == stride]
@@ -110,10 +121,10 @@ def _predict_group(
     import keras
 
     stride = networks[0].stride
-    count, height, width = slices.shape
+    count, height, width = slices.shape[:3]
     padded_shape = (-(-height // stride) * stride, -(-width // stride) * stride)
     if padded_shape != (height, width):
-        padded = np.zeros((count, *padded_shape), np.float32)
+        padded = np.zeros((count, *padded_shape, *slices.shape[3:]), np.float32)
         padded[:, :height, :width] = slices
         slices = padded
     margin = max(network.margin_px for network in networks)
@@ -131,8 +142,9 @@ def _predict_group(
             results = run_networks(networks, batch)
         else:
             # a plain call: no compiled predict function to retrace for every new tile shape
+            inputs = batch[..., None] if batch.ndim == 3 else batch
             results = [
-                keras.ops.convert_to_numpy(model(batch[..., None], training=False))[..., 0]
+                keras.ops.convert_to_numpy(model(inputs, training=False))[..., 0]
                 for model in models
             ]
         for output, result in zip(outputs, results, strict=True):
