@@ -2,6 +2,7 @@
 
 import json
 import threading
+from types import SimpleNamespace
 
 import pytest
 
@@ -118,3 +119,46 @@ def test_real_training_updates_loss_preview_and_saves(phantom_project, tmp_path)
     assert monitor.status.value == f"saved {tmp_path / 'ribosome.keras'}"
     monitor.save_button.click()  # exists: refused unless "overwrite" is ticked
     assert "Not saved" in monitor.status.value
+
+
+def test_retrain_continues_from_the_current_network_or_starts_again(phantom_project):
+    """Once a feature has a network, Train becomes Retrain: fine-tune it or start from scratch."""
+    calls = []
+    fake = fake_training([])
+
+    def train(project, feature, config, **options):
+        calls.append((feature, config.arch, options.get("initial_model")))
+        model, _ = fake(project, feature, config, **options)
+        fine_tuned = options.get("initial_model") is not None
+        return model, SimpleNamespace(
+            threshold=0.4, arch=config.arch, training={"fine_tuned": fine_tuned}
+        )
+
+    monitor = TrainingMonitor(phantom_project, run=TrainingRun(train), feature="ribosome")
+    trained = []
+    monitor.on_trained(lambda model, info: trained.append((model, info)))
+    assert monitor.start_button.description == "Train"
+    assert monitor.start_from.layout.display == "none"  # nothing to continue from yet
+    monitor.arch_dropdown.value = "tiny"
+    monitor.epochs.value = 1
+    monitor.start_button.click()
+    assert monitor.run.wait(30) and monitor.run.status == "done"
+    first = monitor.run.model
+    assert calls[-1] == ("ribosome", "tiny", None)  # a new network
+    assert trained == [(first, monitor.run.info)] and monitor.networks["ribosome"][0] is first
+    assert monitor.start_button.description == "Retrain"
+    assert monitor.start_from.layout.display != "none" and monitor.start_from.value == "continue"
+
+    monitor.arch_dropdown.value = "fast"  # fine-tuning keeps the current network's architecture
+    monitor.start_button.click()
+    assert monitor.run.wait(30) and monitor.run.status == "done"
+    assert calls[-1] == ("ribosome", "tiny", first)  # continued from the current weights
+    assert "fine-tuned" in monitor.status.value and monitor.arch_dropdown.value == "tiny"
+    second = monitor.run.model
+    assert second is not first and monitor.networks["ribosome"][0] is second
+
+    monitor.start_from.value = "scratch"
+    monitor.start_button.click()
+    assert monitor.run.wait(30) and monitor.run.status == "done"
+    assert calls[-1] == ("ribosome", "tiny", None)  # started again
+    assert len(trained) == 3

@@ -327,3 +327,41 @@ def test_picker_suggest_button_jumps_to_the_suggestion_and_accepts_it(project):
     assert picker.suggest_button.disabled and picker.accept_positive_button.disabled
     picker.suggest()
     assert "train it first" in picker.status.value
+
+
+def test_a_slab_prediction_suggests_in_tomogram_slices_and_masks_from_its_own_slice(project):
+    """A map of slices 4-7 only (``z_start=4``): suggestions, exclusion and masks in tomogram z."""
+    slab = np.full((4, 128, 160), 0.02, np.float32)
+    slab[1, 60:80, 90:110] = 0.6  # unsure on tomogram slice 5
+    slab[3, 20:40, 20:40] = 0.7  # and, less so, on tomogram slice 7
+    picker = TilePicker(project, SliceViewer(project.tomogram, view_shape=(128, 160)))
+    picker.set_prediction("membrane", slab, threshold=0.5, z_start=4)
+    assert "press Suggest tiles" in picker.status.value
+    picker.suggest(k=2)
+    first = picker.state.suggestion
+    assert first.z == 5 and picker.viewer.z == 5  # slab slice 1 is tomogram slice 5
+    assert {s.z for s in picker.state.suggestions} <= set(range(4, 8))
+    picker.accept_suggestion(True)
+    (tile,) = project.tiles
+    y0, y1, x0, x1 = tile.bounds
+    np.testing.assert_array_equal(project.mask(tile.id), slab[1, y0:y1, x0:x1] >= 0.5)
+    assert project.mask(tile.id).any()
+    # An annotated tile (tomogram z) keeps suggestions away: none overlaps it in the slab again.
+    picker.suggest(k=5)
+    assert all(
+        not (abs(s.y - tile.y) < 32 and abs(s.x - tile.x) < 32) for s in picker.state.suggestions
+    )
+
+
+def test_other_features_maps_of_other_slices_are_not_compared(project):
+    """The disagreement term compares maps of the same slices only (else it would mis-align)."""
+    picker = TilePicker(project, SliceViewer(project.tomogram, view_shape=(128, 160)))
+    mine = np.full((4, 128, 160), 0.9, np.float32)  # sure everywhere: no uncertainty
+    theirs = np.full((4, 128, 160), 0.9, np.float32)  # also claims everything
+    picker.set_prediction("ribosome", theirs, z_start=0)
+    picker.set_prediction("membrane", mine, z_start=4)
+    picker.suggest(k=1)
+    assert picker.state.suggestion.reason == "uncertain"  # slices 0-3 vs 4-7: not compared
+    picker.set_prediction("ribosome", theirs, z_start=4)
+    picker.suggest(k=1)
+    assert picker.state.suggestion.reason == "also claimed by ribosome"

@@ -4,6 +4,12 @@ For workshops and tutorials: one cell, ``WorkflowApp.from_folder("my_project")``
 Notebook 7 and Voila (plain ipywidgets and ipycanvas, no notebook-only display tricks). Each tab is
 built the first time it is opened, so the app starts fast and Keras is loaded only for training.
 Every tab shares the project and one tomogram reader.
+
+A correction round runs through the tabs: a training in Train ends with a prediction of a slab of
+slices around the slice on show (``prediction.PredictionPanel``); it goes to the Annotate tab's
+tile picker, whose *Suggest tiles* then shows where the network is least sure. A positive
+suggestion accepted there opens in the mask painter with the thresholded prediction as its
+mask, to correct; *Retrain* in Train fine-tunes the network on the grown set of tiles.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from ..errors import MissingInputError
 from ._source import SliceSource
 from .monitor import Scheduler, TrainingMonitor
 from .painter import MaskPainter
+from .prediction import PredictionPanel, SlabPrediction
 from .steps import MergePanel, PickPanel, SegmentPanel
 from .tiles import TilePicker
 from .viewer import SliceViewer
@@ -61,6 +68,9 @@ class WorkflowApp(widgets.VBox):
         self.results_dir = Path(results_dir) if results_dir else project.folder / "results"
         self.models_dir = Path(models_dir) if models_dir else project.folder / "models"
         self._schedule = schedule
+        self.predictions: dict[str, SlabPrediction] = {}
+        """The latest slab prediction of each feature (what the tile picker suggests from)."""
+        self.tile_picker: TilePicker | None = None
         self._builders: dict[int, Callable[[], widgets.Widget]] = {
             0: self._browse,
             1: self._annotate,
@@ -115,6 +125,8 @@ class WorkflowApp(widgets.VBox):
         def paint(tile: Tile | None) -> None:
             if tile is not None and tile.positive:
                 painter.show(tile.id)
+            elif painter.tile is not None and painter.tile not in self.project.tiles:
+                painter.show(None)  # the tile on show was removed (or its adding undone)
 
         def follow_feature(change: dict) -> None:
             if change["new"] is not None:
@@ -124,6 +136,8 @@ class WorkflowApp(widgets.VBox):
         painter.on_save(lambda _: picker.refresh())
         picker.feature_dropdown.observe(follow_feature, names="value")
         self.tile_picker, self.mask_painter = picker, painter
+        for prediction in self.predictions.values():
+            self._give_picker(prediction)
         return widgets.HBox(
             [picker, painter], layout=widgets.Layout(flex_flow="row wrap", align_items="flex-start")
         )
@@ -133,9 +147,29 @@ class WorkflowApp(widgets.VBox):
         monitor = TrainingMonitor(
             self.project, viewer=viewer, models_dir=self.models_dir, schedule=self._schedule
         )
+        panel = PredictionPanel(self.source, viewer=viewer, schedule=self._schedule)
+        monitor.on_trained(panel.trained)
+        panel.on_prediction(self._prediction_ready)
+        self.training_monitor, self.prediction_panel = monitor, panel
         return widgets.HBox(
-            [monitor, viewer], layout=widgets.Layout(flex_flow="row wrap", align_items="flex-start")
+            [widgets.VBox([monitor, panel]), viewer],
+            layout=widgets.Layout(flex_flow="row wrap", align_items="flex-start"),
         )
+
+    def _prediction_ready(self, prediction: SlabPrediction) -> None:
+        self.predictions[prediction.feature] = prediction
+        if self.tile_picker is not None:
+            self._give_picker(prediction)
+
+    def _give_picker(self, prediction: SlabPrediction) -> None:
+        assert self.tile_picker is not None
+        if prediction.feature in self.project.features:
+            self.tile_picker.set_prediction(
+                prediction.feature,
+                prediction.probability,
+                prediction.threshold,
+                z_start=prediction.z_start,
+            )
 
     def _apply(self) -> widgets.Widget:
         return SegmentPanel(

@@ -5,6 +5,11 @@ monitor shows a progress bar over all batches, the loss curves (``plots.training
 every epoch, a cancel button, and - with a viewer - a preview of the half-trained network on the
 part of the viewer's current slice that is on screen (``segment.probability_slices``). Drawing
 happens on the notebook's own thread: the training thread computes, then hands the update over.
+
+Once a feature has a network from this session, the button reads *Retrain* and the person
+chooses: continue from the current weights (fine-tune, ``train_feature(initial_model=...)``: a
+correction round after adding tiles) or start again from new weights. ``on_trained`` listeners
+get each finished network (the app predicts a slab with it for tile suggestions).
 """
 
 from __future__ import annotations
@@ -31,6 +36,9 @@ PREVIEW_PX = 256
 """Largest preview square (slice pixels): a CPU-trained network is applied to it every epoch."""
 
 Scheduler = Callable[[Callable[[], None]], None]
+TrainedListener = Callable[[Any, Any], None]
+START_FROM = (("continue (fine-tune)", "continue"), ("start again", "scratch"))
+"""Retrain from the feature's current network, or from new random weights."""
 
 
 def notebook_scheduler() -> Scheduler:
@@ -105,6 +113,9 @@ class TrainingMonitor(widgets.VBox):
         self.preview_px = preview_px
         self.config = config
         self._schedule = schedule or notebook_scheduler()
+        self.networks: dict[str, tuple[Any, Any]] = {}
+        """The last network trained in this session for each feature: ``(model, info)``."""
+        self._trained_listeners: list[TrainedListener] = []
 
         features = list(project.features)
         self.feature_dropdown = widgets.Dropdown(
@@ -124,6 +135,15 @@ class TrainingMonitor(widgets.VBox):
             description="preview on the viewer after each epoch",
             indent=False,
         )
+        self.start_from = widgets.ToggleButtons(
+            options=START_FROM,
+            value="continue",
+            tooltips=[
+                "Fine-tune the feature's current network on all its tiles (a correction round)",
+                "Train a new network from random weights",
+            ],
+            layout=widgets.Layout(display="none"),
+        )
         self.start_button = widgets.Button(description="Train", button_style="primary")
         self.cancel_button = widgets.Button(description="Cancel", disabled=True)
         self.progress = widgets.IntProgress(value=0, min=0, max=1, description="batches")
@@ -136,7 +156,7 @@ class TrainingMonitor(widgets.VBox):
         self.overwrite = widgets.Checkbox(value=False, description="overwrite", indent=False)
         self.save_button = widgets.Button(description="Save model", disabled=True)
 
-        self.feature_dropdown.observe(lambda _: self._default_save_path(), names="value")
+        self.feature_dropdown.observe(lambda _: self._feature_changed(), names="value")
         self.start_button.on_click(lambda _: self.start())
         self.cancel_button.on_click(lambda _: self.cancel())
         self.save_button.on_click(lambda _: self._save_clicked())
@@ -149,6 +169,7 @@ class TrainingMonitor(widgets.VBox):
             [
                 widgets.HBox([self.feature_dropdown, self.arch_dropdown, self.epochs]),
                 self.preview,
+                self.start_from,
                 widgets.HBox([self.start_button, self.cancel_button, self.progress]),
                 self.status,
                 self.loss_plot,
@@ -170,9 +191,21 @@ class TrainingMonitor(widgets.VBox):
         self.start_button.disabled = self.save_button.disabled = True
         self.cancel_button.disabled = False
         self.progress.value, self.progress.max = 0, 1
-        self.status.value = f"training <b>{feature}</b>..."
+        options = {}
+        current = self.networks.get(feature)
+        if current is not None and self.start_from.value == "continue":
+            model, info = current
+            self.arch_dropdown.value = info.arch  # fine-tuning keeps the network's architecture
+            options["initial_model"] = model
+            self.status.value = f"fine-tuning <b>{feature}</b> from its current network..."
+        else:
+            self.status.value = f"training <b>{feature}</b>..."
         config = self.config.replace(arch=self.arch_dropdown.value, epochs=int(self.epochs.value))
-        self.run.start_training(self.project, feature, config)
+        self.run.start_training(self.project, feature, config, **options)
+
+    def on_trained(self, listener: TrainedListener) -> None:
+        """``listener(model, info)`` after each successful training (on the notebook's thread)."""
+        self._trained_listeners.append(listener)
 
     def cancel(self) -> None:
         """Stop the run after the current batch."""
@@ -248,15 +281,29 @@ class TrainingMonitor(widgets.VBox):
         self.cancel_button.disabled = True
         if run.status == "done":
             history = run.history.get("val_loss") or run.history.get("loss") or [float("nan")]
+            fine_tuned = (getattr(run.info, "training", None) or {}).get("fine_tuned")
+            how = "fine-tuned" if fine_tuned else "trained"
             self.status.value = (
-                f"<b>{run.feature}</b> trained: {run.epochs_done} epochs, final loss "
+                f"<b>{run.feature}</b> {how}: {run.epochs_done} epochs, final loss "
                 f"{history[-1]:.3f}, threshold {run.info.threshold:.2f}. Save it below."
             )
             self.save_button.disabled = False
+            if run.feature is not None:
+                self.networks[run.feature] = (run.model, run.info)
+            self._feature_changed()
+            for listener in self._trained_listeners:
+                listener(run.model, run.info)
         elif run.status == "cancelled":
             self.status.value = "cancelled: no network was kept"
         else:
             self.status.value = f"<b>Training failed:</b> {run.error}"
+
+    def _feature_changed(self) -> None:
+        """Offer *Retrain* (continue or start again) once the feature has a network."""
+        self._default_save_path()
+        retrain = self.feature_dropdown.value in self.networks
+        self.start_button.description = "Retrain" if retrain else "Train"
+        self.start_from.layout.display = None if retrain else "none"
 
     def _default_save_path(self) -> None:
         feature = self.feature_dropdown.value

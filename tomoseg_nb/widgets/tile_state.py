@@ -15,6 +15,7 @@ start its mask from the prediction (thresholded), so correcting it with the pain
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 
 import numpy as np
 
@@ -74,7 +75,7 @@ class TileState:
         self._redo: list[tuple[str, Tile, np.ndarray | None]] = []
         self.suggestions: list[Suggestion] = []
         self.suggestion_index = 0
-        self._prediction: tuple[np.ndarray, float] | None = None
+        self._prediction: tuple[np.ndarray, float, int] | None = None
 
     @property
     def feature(self) -> str | None:
@@ -143,26 +144,30 @@ class TileState:
         k: int = 5,
         others: Mapping[str, np.ndarray] | None = None,
         other_thresholds: Mapping[str, float] | None = None,
+        z_start: int = 0,
     ) -> list[Suggestion]:
         """Tiles to annotate next for the current feature, from its ``(z, y, x)`` probability map.
 
         ``suggest.suggest_tiles`` ranks them (the feature's annotated tiles excluded; ``others``
-        are the other features' maps for its disagreement term). The map is kept so that
-        ``accept_suggestion`` can start a positive tile's mask from it.
+        are the other features' maps for its disagreement term). A map of a slab of slices
+        starts at slice ``z_start`` of the tomogram (``others`` cover the same slab); the
+        suggestions are in tomogram slices. The map is kept so that ``accept_suggestion`` can
+        start a positive tile's mask from it.
         """
         feature = self._require_feature()
         probability = np.asarray(probability)
-        self.suggestions = suggest_tiles(
+        found = suggest_tiles(
             probability,
             k=k,
             tile_size=self.project.features[feature].tile_size,
             threshold=threshold,
             others=others,
             other_thresholds=other_thresholds,
-            exclude=[(t.z, t.y, t.x) for t in self.project.tiles_of(feature)],
+            exclude=[(t.z - z_start, t.y, t.x) for t in self.project.tiles_of(feature)],
         )
+        self.suggestions = [replace(s, z=s.z + z_start) for s in found]
         self.suggestion_index = 0
-        self._prediction = (probability, threshold)
+        self._prediction = (probability, threshold, z_start)
         return self.suggestions
 
     @property
@@ -190,10 +195,10 @@ class TileState:
             return None
         mask = None
         if positive and from_prediction and self._prediction is not None:
-            probability, threshold = self._prediction
+            probability, threshold, z_start = self._prediction
             size = self.project.features[feature].tile_size
             y0, x0 = suggestion.y - size // 2, suggestion.x - size // 2
-            box = probability[suggestion.z, y0 : y0 + size, x0 : x0 + size] >= threshold
+            box = probability[suggestion.z - z_start, y0 : y0 + size, x0 : x0 + size] >= threshold
             mask = box if box.any() else None
         tile = self._add(feature, suggestion.z, suggestion.y, suggestion.x, positive, mask)
         self.suggestions.remove(suggestion)

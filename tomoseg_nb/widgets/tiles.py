@@ -97,7 +97,7 @@ class TilePicker(widgets.VBox):
         self.undo_button = widgets.Button(description="Undo (z)")
         self.redo_button = widgets.Button(description="Redo (y)")
         self.status = widgets.HTML()
-        self.predictions: dict[str, tuple[np.ndarray, float]] = {}
+        self.predictions: dict[str, tuple[np.ndarray, float, int]] = {}
         self._accepted = False  # the list moved on by itself: Next shows the current one first
         self.suggest_button = widgets.Button(
             description="Suggest tiles",
@@ -239,10 +239,17 @@ class TilePicker(widgets.VBox):
         self.feature_dropdown.options = list(self.project.features)
         self.feature_dropdown.value = name
 
-    def set_prediction(self, feature: str, probability: np.ndarray, threshold: float = 0.5) -> None:
-        """Give the picker a feature's ``(z, y, x)`` probability map (after a training)."""
-        self.predictions[feature] = (np.asarray(probability), float(threshold))
+    def set_prediction(
+        self, feature: str, probability: np.ndarray, threshold: float = 0.5, *, z_start: int = 0
+    ) -> None:
+        """Give the picker a feature's ``(z, y, x)`` probability map (after a training).
+
+        A map of a slab of slices (``prediction.predict_slab``) starts at slice ``z_start``.
+        """
+        self.predictions[feature] = (np.asarray(probability), float(threshold), int(z_start))
         self._update_suggestion_buttons()
+        if feature == self.state.feature and not self.state.suggestions:
+            self.status.value = f"{html.escape(feature)} predicted: press Suggest tiles"
 
     def suggest(self, k: int = 5) -> None:
         """Rank the next tiles of the current feature on its prediction and show the first."""
@@ -250,15 +257,20 @@ class TilePicker(widgets.VBox):
         if feature not in self.predictions:
             self.status.value = "no prediction of this feature yet: train it first"
             return
-        probability, threshold = self.predictions[feature]
-        others = {n: p for n, (p, _) in self.predictions.items() if n != feature}
+        probability, threshold, z_start = self.predictions[feature]
+        others = {  # the disagreement term compares maps of the same slices only
+            n: p
+            for n, (p, _, start) in self.predictions.items()
+            if n != feature and start == z_start and p.shape == probability.shape
+        }
         try:
             self.state.suggest(
                 probability,
                 threshold=threshold,
                 k=k,
                 others=others,
-                other_thresholds={n: t for n, (_, t) in self.predictions.items()},
+                other_thresholds={n: t for n, (_, t, _) in self.predictions.items()},
+                z_start=z_start,
             )
         except TomosegError as error:
             self.status.value = f"<b>Not done:</b> {html.escape(str(error))}"
