@@ -281,3 +281,82 @@ def test_unknown_augmentation_is_refused():
     images, masks, positive = _toy_tiles()
     with pytest.raises(BadInputError, match="unknown augmentation 'flips'"):
         build_training_set(images, masks, positive, augmentation="flips")
+
+
+def _constant_slices_project(tmp_path, depth=6):
+    """Slice z of the tomogram is the constant 10 z; one positive tile at each end and the middle."""
+    data = np.repeat(10.0 * np.arange(depth, dtype=np.float32), 24 * 24).reshape(depth, 24, 24)
+    path = write_volume(tmp_path / "constant.mrc", data, voxel_size=10)
+    project = Project.create(tmp_path / "z", tomogram=path)
+    project.add_feature("f", tile_size=8)
+    mask = np.zeros((8, 8), bool)
+    mask[2:5, 3:6] = True
+    for z in (0, 2, depth - 1):
+        project.set_mask(project.add_tile("f", z, 12, 12).id, mask)
+    project.add_tile("f", 1, 6, 6, positive=False)
+    return project
+
+
+def test_z_context_tiles_hold_the_neighbouring_slices(tmp_path, monkeypatch):
+    """Each channel of a z-context tile is the right neighbour, mirrored at the tomogram's ends.
+
+    A constant slice normalises to zero, so the slices' identities are read with preprocessing
+    switched off here; the next test checks the channels against the real preprocessing.
+    """
+    import tomoseg_nb.dataset as dataset
+
+    monkeypatch.setattr(dataset, "preprocess_slice", lambda image, recipe: image.astype("f4"))
+    project = _constant_slices_project(tmp_path, depth=6)
+    plain = collect_tiles(project, "f")
+    assert plain.images.shape == (4, 8, 8)
+    tiles = collect_tiles(project, "f", z_context=2)
+    assert tiles.images.shape == (4, 8, 8, 5) and tiles.masks.shape == (4, 8, 8)
+    channels = {tile.z: tiles.images[i, 0, 0, :] / 10 for i, tile in enumerate(tiles.tiles)}
+    assert channels[2].tolist() == [0, 1, 2, 3, 4]
+    assert channels[0].tolist() == [2, 1, 0, 1, 2]  # mirrored below slice 0
+    assert channels[5].tolist() == [3, 4, 5, 4, 3]  # mirrored above the last slice
+    assert channels[1].tolist() == [1, 0, 1, 2, 3]
+    for i in range(4):  # each channel is constant over the tile, the middle one the tile's slice
+        assert (tiles.images[i] == tiles.images[i, :1, :1]).all()
+        np.testing.assert_array_equal(tiles.images[i, ..., 2], plain.images[i])
+    np.testing.assert_array_equal(tiles.masks, plain.masks)
+
+
+def test_z_context_channels_are_the_preprocessed_neighbours(project, scene):
+    path, _ = scene
+    recipe = Recipe()
+    tiles = collect_tiles(project, "square", recipe=recipe, z_context=1)
+    assert tiles.images.shape == (4, 16, 16, 3)
+    with open_volume(path) as volume:
+        prepared = [preprocess_slice(volume.slice(z), recipe) for z in range(SHAPE[0])]
+    for image, tile in zip(tiles.images, tiles.tiles, strict=True):
+        neighbours = {0: [1, 0, 1], 3: [2, 3, 2]}.get(tile.z, [tile.z - 1, tile.z, tile.z + 1])
+        for channel, z in enumerate(neighbours):
+            expected = extract_tile(prepared[z], tile.y, tile.x, 16)
+            np.testing.assert_array_equal(image[..., channel], expected)
+    known, masks = collect_known_negatives(project, "square", z_context=1)
+    assert known.shape == (0, 16, 16, 3) and masks.shape == (0, 16, 16)
+
+
+@pytest.mark.parametrize("augmentation", ["symmetries", "random-rotations"])
+def test_augmentation_turns_every_z_channel_alike(augmentation):
+    """Channels 2 and 3 are 2x and -1x channel 1: any in-plane transform applied to all channels
+    alike keeps that (rotation is linear in the image), and channel 1 moves with the mask."""
+    rng = np.random.default_rng(0)
+    base = rng.normal(size=(2, 16, 16)).astype(np.float32)
+    images = np.stack([base, 2 * base, -base], axis=-1)
+    masks = np.zeros((2, 16, 16), bool)
+    masks[0, 3:9, 5:7] = True
+    x, y = build_training_set(
+        images, masks, np.array([True, False]), copies=12, augmentation=augmentation, seed=1
+    )
+    plain_x, plain_y = build_training_set(
+        base, masks, np.array([True, False]), copies=12, augmentation=augmentation, seed=1
+    )
+    assert x.shape == (len(plain_x), 16, 16, 3) and y.shape == plain_y.shape
+    np.testing.assert_allclose(x[..., 1], 2 * x[..., 0], atol=1e-5)
+    np.testing.assert_allclose(x[..., 2], -x[..., 0], atol=1e-5)
+    np.testing.assert_allclose(x[..., :1], plain_x, atol=1e-6)  # same transforms as 2D tiles
+    np.testing.assert_array_equal(y, plain_y)
+    for k in range(8):
+        np.testing.assert_array_equal(dihedral(images[0], k)[..., 1], dihedral(images[0, ..., 1], k))

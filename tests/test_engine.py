@@ -16,6 +16,7 @@ from tomoseg_nb.engine.network import describe_network
 from tomoseg_nb.engine.tiling import plan_axis
 from tomoseg_nb.errors import BadInputError
 from tomoseg_nb.models import build_model
+from tomoseg_nb.preprocess import stack_z_context, z_window
 
 TOLERANCE = 1e-4  # relative to the output's largest magnitude, float32
 
@@ -226,8 +227,15 @@ def test_bad_inputs_are_refused(eman2):
     two_channels = keras.Sequential(
         [keras.Input((None, None, 2)), layers.Conv2D(1, 3, padding="same")]
     )
-    with pytest.raises(BadInputError, match="one input"):
+    with pytest.raises(BadInputError, match="takes 2 input channel"):
         predict_slices(two_channels, np.zeros((1, 16, 16), np.float32), engine="fft")
+    with pytest.raises(BadInputError, match="takes 1 input channel"):
+        predict_slices(eman2, np.zeros((1, 16, 16, 3), np.float32), engine="fft")
+    two_outputs = keras.Sequential(
+        [keras.Input((None, None, 1)), layers.Conv2D(2, 3, padding="same")]
+    )
+    with pytest.raises(BadInputError, match="one output channel"):
+        predict_slices(two_outputs, np.zeros((1, 16, 16), np.float32), engine="fft")
 
 
 def test_choose_engine():
@@ -288,3 +296,33 @@ def test_twin_trains_and_copies_back_to_conv2d(eman2):
     assert _relative(_numpy(model(x)), _numpy(twin(x))) < TOLERANCE
     with pytest.raises(BadInputError, match="differ"):
         copy_weights(build_model("tiny", seed=0), model)
+
+
+def _context_stack(volume: np.ndarray, z_context: int) -> np.ndarray:
+    """Every slice of ``volume`` with its mirrored neighbours as channels, as ``segment`` builds it."""
+    window = volume[z_window(0, len(volume), z_context, len(volume))]
+    return stack_z_context(window, z_context)
+
+
+@pytest.mark.parametrize(("arch", "z_context"), [("eman2", 1), ("fast", 2), ("tiny", 1)])
+def test_fft_engine_equals_keras_for_z_context_networks(arch, z_context):
+    """A network with z context has a multi-channel first layer; FFT and tiles must still equal
+    Keras's whole-slice predict on the same (n, y, x, 2k + 1) stacks of a random volume."""
+    model = _randomise(build_model(arch, seed=0, channels=2 * z_context + 1), seed=4)
+    volume = np.random.default_rng(5).normal(size=(3, 131, 120)).astype(np.float32)
+    stacks = _context_stack(volume, z_context)
+    assert stacks.shape == (3, 131, 120, 2 * z_context + 1)
+    padded = np.zeros((3, 132, 120, 2 * z_context + 1), np.float32)
+    padded[:, :131] = stacks
+    reference = model.predict(padded, verbose=0)[..., 0]
+    network = describe_network(model)
+    assert network.in_channels == 2 * z_context + 1
+    tile_px = 3 * network.margin_px  # smaller than the slice: several overlapping tiles
+    for engine in ("fft", "keras"):
+        (whole,) = predict_slices(model, stacks, engine=engine)
+        assert whole.shape == (3, 66, 60)
+        assert _relative(whole, reference) < TOLERANCE, engine
+        (tiled,) = predict_slices(model, stacks, engine=engine, tile_px=tile_px, batch_size=5)
+        assert _relative(tiled, reference) < TOLERANCE, engine
+    twin = as_fft_model(model)
+    assert _relative(_numpy(twin(padded[:2])), _numpy(model(padded[:2]))) < TOLERANCE

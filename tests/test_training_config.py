@@ -59,8 +59,9 @@ def test_bad_settings_are_refused_with_their_name(changes: dict, message: str) -
 
 def test_eman2_recipe_is_the_seed_recipe_of_anchors() -> None:
     """reference/ANCHORS.md, EMAN2 tomoseg: 40/40/1 x 15x15 network, lowpass 0.25, highpass 5 px,
-    clamp 3 sigma, / 3; 10 rotated copies per negative, balancing copies per positive; Adam 1e-4,
-    batch 20, 20 epochs, no validation; merge threshold 0.8."""
+    clamp 3 sigma, / 3; 64x64 single-slice tiles (no z context); 10 rotated copies per negative,
+    balancing copies per positive; Adam 1e-4, batch 20, 20 epochs, no validation; merge
+    threshold 0.8."""
     from tomoseg_nb.models import ARCHITECTURES, build_model
 
     recipe = EMAN2_RECIPE
@@ -73,6 +74,7 @@ def test_eman2_recipe_is_the_seed_recipe_of_anchors() -> None:
     assert (recipe.copies, recipe.augmentation) == (10, "random-rotations")
     assert recipe.validation_fraction == 0 and recipe.patience is None
     assert recipe.other_features_as_negatives is False and recipe.threshold == 0.8
+    assert recipe.z_context == 0 and recipe.input_channels == 1  # single-slice tiles
     assert (recipe.recipe.lowpass, recipe.recipe.highpass_px, recipe.recipe.clamp_sigma) == (
         0.25,
         5.0,
@@ -121,3 +123,22 @@ def test_architecture_names_match_the_networks_models_builds() -> None:
     assert tuple(ARCHITECTURES) == ARCHITECTURE_NAMES
     with pytest.raises(BadInputError, match="unknown architecture 'resnet'; choose one of eman2"):
         TrainingConfig(arch="resnet")
+
+
+def test_z_context_is_off_by_default_and_round_trips() -> None:
+    assert TrainingConfig().z_context == 0 and DEFAULT_TRAINING.input_channels == 1
+    config = TrainingConfig(arch="tiny", z_context=2)
+    assert config.input_channels == 5
+    recorded = json.loads(json.dumps(config.to_dict()))
+    assert recorded["z_context"] == 2
+    assert TrainingConfig.from_dict(recorded) == config
+    assert DEFAULT_TRAINING.replace(z_context=1).z_context == 1
+    # a config recorded before the option existed reads as today's 2D network
+    older = {k: v for k, v in DEFAULT_TRAINING.to_dict().items() if k != "z_context"}
+    assert TrainingConfig.from_dict(older).z_context == 0
+
+
+@pytest.mark.parametrize("value", [-1, 1.5, True, "2"])
+def test_bad_z_context_is_refused(value) -> None:
+    with pytest.raises(BadInputError, match="z_context must be a whole number >= 0"):
+        TrainingConfig(z_context=value)
