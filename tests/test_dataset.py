@@ -359,4 +359,6 @@ def test_augmentation_turns_every_z_channel_alike(augmentation):
     np.testing.assert_allclose(x[..., :1], plain_x, atol=1e-6)  # same transforms as 2D tiles
     np.testing.assert_array_equal(y, plain_y)
     for k in range(8):
-        np.testing.assert_array_equal(dihedral(images[0], k)[..., 1], dihedral(images[0, ..., 1], k))
+        np.testing.assert_array_equal(
+            dihedral(images[0], k)[..., 1], dihedral(images[0, ..., 1], k)
+        )
