@@ -129,3 +129,90 @@ def test_binned_network_output_comes_back_at_full_size(tomogram_path):
         (result,) = segment_array([network], volume.read(), voxel_size=VOXEL_SIZE, engine="keras")
     assert result.shape == (5, 70, 54)
     assert np.isfinite(result).all()
+
+
+def _z_network(feature: str, z_context: int, seed: int = 3) -> FeatureNetwork:
+    """A tiny network with z context, its sidecar recording the config as training does."""
+    from tomoseg_nb.training_config import TrainingConfig
+
+    model = build_model("tiny", seed=seed, channels=2 * z_context + 1)
+    rng = np.random.default_rng(seed)
+    for weight in model.weights:  # the initial weights give near-constant maps
+        weight.assign(rng.normal(0.0, 0.2, weight.shape).astype("float32"))
+    config = TrainingConfig(arch="tiny", z_context=z_context)
+    info = ModelInfo(
+        feature=feature,
+        arch="tiny",
+        voxel_size=VOXEL_SIZE,
+        recipe=Recipe().to_dict(),
+        training={"config": config.to_dict()},
+    )
+    return FeatureNetwork(model, info)
+
+
+def test_z_context_travels_with_the_saved_model(tmp_path):
+    """Saved with the model, read back at load time; a sidecar without it is a 2D network."""
+    import json
+
+    from tomoseg_nb.model_files import sidecar_path, sidecar_z_context
+    from tomoseg_nb.models import load_model, save_model
+
+    network = _z_network("membrane", 2)
+    path = save_model(network.model, network.info, tmp_path / "membrane.keras")
+    assert sidecar_z_context(path) == 2
+    loaded = FeatureNetwork.load(path)
+    assert loaded.z_context == 2 and loaded.model.input_shape[-1] == 5
+    # an older sidecar (no z_context in the recorded config) loads as z context 0
+    plain = _network("ribosome", 1)
+    old = save_model(plain.model, plain.info, tmp_path / "ribosome.keras")
+    data = json.loads(sidecar_path(old).read_text())
+    data["training"] = {"config": {"arch": "tiny", "epochs": 20}}
+    sidecar_path(old).write_text(json.dumps(data))
+    assert FeatureNetwork.load(old).z_context == 0 and sidecar_z_context(old) == 0
+    # a sidecar whose z context does not fit the network is refused
+    data["training"]["config"]["z_context"] = 1
+    sidecar_path(old).write_text(json.dumps(data))
+    with pytest.raises(BadInputError, match="1 input channel.*z context 1"):
+        load_model(old)
+
+
+def test_saved_z_context_model_segments_with_its_neighbouring_slices(tomogram_path, tmp_path):
+    """``segment`` reads z context from the sidecar: each slice is fed with its preprocessed,
+    mirrored neighbours, slab boundaries or not; Keras and the FFT engine agree."""
+    from tomoseg_nb.models import save_model
+    from tomoseg_nb.preprocess import context_indices, preprocess_slice, upsample_to
+
+    network = _z_network("membrane", 2)
+    path = save_model(network.model, network.info, tmp_path / "membrane.keras")
+    (keras_map,) = segment_volume(
+        [path], tomogram_path, tmp_path / "k", slab_size=2, engine="keras"
+    )
+    (fft_map,) = segment_volume([path], tomogram_path, tmp_path / "f", slab_size=3, engine="fft")
+    with open_volume(tomogram_path) as volume:
+        data = volume.read()
+    prepared = [preprocess_slice(image) for image in data]
+    expected = []
+    for z in range(len(data)):
+        stack = np.stack([prepared[i] for i in context_indices(z, 2, len(data))], axis=-1)
+        raw = network.model.predict(stack[None], verbose=0)[0, ..., 0]
+        expected.append(upsample_to(np.clip(raw, 0, 1)[None], 2, data.shape[1:])[0])
+    with open_volume(keras_map) as k, open_volume(fft_map) as f:
+        np.testing.assert_allclose(k.read(), np.stack(expected), atol=2e-5)
+        np.testing.assert_allclose(f.read(), k.read(), atol=2e-4)
+    in_memory = segment_array([path, _network("ribosome", 1)], data, voxel_size=VOXEL_SIZE)
+    np.testing.assert_allclose(in_memory[0], np.stack(expected), atol=2e-4)
+    (single,) = segment_array([network], data[2], voxel_size=VOXEL_SIZE, engine="keras")
+    assert single.shape == data.shape[1:] and np.isfinite(single).all()
+
+
+def test_slices_without_the_neighbours_a_network_needs_are_refused(tomogram_path):
+    from tomoseg_nb.segment import probability_slices
+
+    with open_volume(tomogram_path) as volume:
+        slab = volume.slab(0, 3)
+    with pytest.raises(BadInputError, match="trained with z context 1.*only 0 were given"):
+        probability_slices([_z_network("membrane", 1)], slab, voxel_size=VOXEL_SIZE)
+    (maps,) = probability_slices(
+        [_z_network("membrane", 1)], slab, voxel_size=VOXEL_SIZE, context=1, engine="keras"
+    )
+    assert maps.shape == (1, *slab.shape[1:])
