@@ -172,7 +172,7 @@ def test_z_context_travels_with_the_saved_model(tmp_path):
     # a sidecar whose z context does not fit the network is refused
     data["training"]["config"]["z_context"] = 1
     sidecar_path(old).write_text(json.dumps(data))
-    with pytest.raises(BadInputError, match="1 input channel.*z context 1"):
+    with pytest.raises(BadInputError, match=r"1 input channel.*z context 1"):
         load_model(old)
 
 
@@ -210,7 +210,7 @@ def test_slices_without_the_neighbours_a_network_needs_are_refused(tomogram_path
 
     with open_volume(tomogram_path) as volume:
         slab = volume.slab(0, 3)
-    with pytest.raises(BadInputError, match="trained with z context 1.*only 0 were given"):
+    with pytest.raises(BadInputError, match=r"trained with z context 1.*only 0 were given"):
         probability_slices([_z_network("membrane", 1)], slab, voxel_size=VOXEL_SIZE)
     (maps,) = probability_slices(
         [_z_network("membrane", 1)], slab, voxel_size=VOXEL_SIZE, context=1, engine="keras"
