@@ -237,3 +237,37 @@ def test_random_rounds_are_the_control_and_bad_round_settings_are_refused(
                 **options,
                 **bad,
             )
+
+
+def test_cli_z_context_reaches_the_config_and_the_forest_refuses_it(tmp_path, monkeypatch, capsys):
+    import tomoseg_nb.evaluate as evaluate_module
+
+    seen = {}
+
+    def spy(*args, **kwargs):
+        seen["config"] = kwargs["config"]
+        return {"features": {}}
+
+    argv = ["evaluate", "--tomogram", "t.mrc", "--truth", "l.mrc", "--feature", "membrane=1"]
+    monkeypatch.setattr(evaluate_module, "evaluate", spy)
+    assert main([*argv, "--z-context", "2", "--json", str(tmp_path / "a.json")]) == 0
+    assert seen["config"].z_context == 2
+    assert main([*argv, "--json", str(tmp_path / "b.json")]) == 0
+    assert seen["config"].z_context == 0  # the default is unchanged
+    monkeypatch.undo()
+    out = str(tmp_path / "rf.json")
+    assert main([*argv, "--method", "rf", "--z-context", "1", "--json", out]) == 2
+    assert "random-forest baseline classifies single slices" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as refused:
+        main([*argv, "--z-context", "-2", "--json", out])
+    assert refused.value.code == 2
+    assert "--z-context: must be a whole number >= 0, got -2" in capsys.readouterr().err
+
+
+def test_forest_refuses_z_context_tiles():
+    from tomoseg_nb.pixel_classifier import train_pixel_classifier
+
+    with pytest.raises(BadInputError, match="no z context"):
+        train_pixel_classifier(
+            np.zeros((2, 8, 8, 3)), np.ones((2, 8, 8), bool), np.array([True, False])
+        )

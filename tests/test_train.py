@@ -516,3 +516,61 @@ def test_predicting_with_many_networks_does_not_retrace():
     finally:
         logging.getLogger("tensorflow").removeHandler(handler)
     assert not [message for message in logged if "retracing" in message]
+
+
+def test_z_context_network_trains_and_segments_unseen_slices(scene, tmp_path):
+    """z context 1: tiles of 3 slices, a 3-channel network, the value in the sidecar, and
+    ``segment`` (not told) feeding each slice with its neighbours; it finds the membranes."""
+    from tomoseg_nb.models import save_model
+    from tomoseg_nb.segment import segment_volume
+    from tomoseg_nb.volume import open_volume
+
+    folder, path, _, truth = scene
+    project = Project.open(folder / "project", read_only=True)
+    config = TrainingConfig(arch="tiny", epochs=15, copies=4, seed=0, z_context=1)
+    model, info = train_feature(project, "membrane", config)
+    assert model.input_shape[-1] == 3 and info.z_context == 1
+    assert info.training["config"]["z_context"] == 1
+    saved = save_model(model, info, tmp_path / "membrane.keras")
+    (map_path,) = segment_volume([saved], path, tmp_path / "maps", engine="keras")
+    with open_volume(map_path) as volume:
+        probability = volume.read()
+    assert probability.shape == SHAPE and np.isfinite(probability).all()
+    unseen = slice(TRAIN_SLICES + 2, SHAPE[0])
+    chance = truth[unseen].mean()
+    iou = _iou(probability[unseen] >= info.threshold, truth[unseen])
+    print(f"z context 1: membrane IoU on unseen slices {iou:.2f} (chance {chance:.2f})")
+    assert iou > max(0.5, 4 * chance)
+
+
+def test_z_context_tiles_need_a_network_of_as_many_channels():
+    images, masks, positive = _small_tiles()
+    stacked = np.stack([images] * 3, axis=-1)
+    with pytest.raises(BadInputError, match="3 channel.*z context 0 needs 1"):
+        train_on_tiles(stacked, masks, positive, TINY.replace(epochs=1))
+    with pytest.raises(BadInputError, match="1 channel.*z context 1 needs 3"):
+        train_on_tiles(images, masks, positive, TINY.replace(epochs=1, z_context=1))
+    result = train_on_tiles(
+        stacked, masks, positive, TINY.replace(epochs=1, z_context=1, validation_fraction=0)
+    )
+    assert result.model.input_shape[-1] == 3
+
+
+def test_cli_z_context_is_saved_and_segment_reads_it(scene, tmp_path, capsys):
+    folder, path, _, _ = scene
+    out = tmp_path / "z.keras"
+    argv = ["train", "--project", str(folder / "project"), "--feature", "membrane"]
+    argv += ["--arch", "tiny", "--epochs", "1", "--engine", "keras"]
+    assert main([*argv, "--z-context", "1", "--out", str(out)]) == 0
+    assert "z context 1" in capsys.readouterr().out
+    _, info = load_model(out)
+    assert info.z_context == 1
+    assert main(["segment", "--model", str(out), str(path), "--out", str(tmp_path / "maps")]) == 0
+    assert (tmp_path / "maps").is_dir() and len(list((tmp_path / "maps").glob("*.mrc"))) == 1
+    with pytest.raises(SystemExit) as refused:
+        main([*argv, "--z-context", "-1", "--out", str(tmp_path / "neg.keras")])
+    error = capsys.readouterr().err
+    assert refused.value.code == 2
+    assert "--z-context: must be a whole number >= 0, got -1" in error
+    assert main(["segment", "--model", str(out), str(path), "--out", "x", "--cluster", "local:1"])
+    assert "z context 1" in capsys.readouterr().err
