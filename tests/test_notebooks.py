@@ -64,6 +64,8 @@ PARAMETERS = {
         **TINY_TOMOGRAM,
         **TINY_TRAINING,
         "OVERFIT_EPOCHS": 12,
+        "ROUND_TILES": 3,
+        "ROUND_EPOCHS": 2,
     },
     "03_apply_and_merge": {**TINY_TOMOGRAM, **TINY_TRAINING},
     # picking needs a ribosome map that reaches the 0.5 threshold: more tiles and epochs
@@ -251,12 +253,23 @@ def test_01_browse_and_annotate(workdir):
 def test_02_train(workdir):
     notebook = execute_twice("02_train", workdir)
     models = workdir / "phantom_24x160x160_seed7" / "models"
+    project = workdir / "phantom_24x160x160_seed7" / "project"
     sidecar = json.loads((models / "membrane.json").read_text())
     assert sidecar["feature"] == "membrane" and sidecar["arch"] == "tiny"
     assert len(sidecar["history"]["loss"]) == 2
     text = printed(notebook)
     assert "membrane: tiny network, 2 epochs" in text
     assert "under-fitted" in text and "over-fitted" in text and "well trained" in text
+    # the correction round: suggestions, the simulated annotator's corrections, IoU before / after
+    assert re.search(r"correction round: 3 tiles suggested in \S+ s, .* s in all", text)
+    assert re.search(r"membrane IoU \d\.\d{3} before the round, \d\.\d{3} after", text)
+    assert re.search(r"right on \d+% of the new positive tiles' pixels", text)
+    round_tiles = [
+        t
+        for t in json.loads((project / "project.json").read_text())["tiles"]
+        if t["feature"] == "membrane"
+    ]
+    assert len(round_tiles) == 16 + 2 * 3  # two runs, one round of 3 tiles each
     assert figures(notebook) >= 10 and widgets(notebook) >= 1
 
 
