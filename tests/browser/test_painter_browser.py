@@ -1,4 +1,5 @@
-"""Real browser: JupyterLab in Debian's chromium; select a tile, side views, paint, undo, delete.
+"""Real browser: JupyterLab in Debian's chromium; select a tile, side views, paint, undo, delete;
+and one correction-round suggestion: Suggest tiles, Accept +, the tile added with its mask.
 
 Starts JupyterLab on loopback (free port, random token, a temporary root holding
 ``paint_a_tile.ipynb``) and runs the notebook through the JupyterLab UI. Then, with the mouse and
@@ -6,8 +7,11 @@ keys: clicks the second tile on the tile picker's slice (which selects it; the p
 hovers the slice and reads back the exact pixels of the XZ and YZ side views, drags across the
 mask painter's canvas and checks that ``project/masks.npz`` changed exactly along the stroke,
 presses ``z`` (the undo key of every canvas widget) and checks the mask is empty on disk again,
-and finally selects the tile again, removes it with Delete and brings it back with Ctrl+Z. A
-screenshot goes to ``test-artifacts/``. Needs ``apt-get install -y chromium`` (no browser
+and finally selects the tile again, removes it with Delete and brings it back with Ctrl+Z. The
+second test clicks *Suggest tiles* and *Accept +* and checks the tile that lands in
+``project/project.json`` (where the notebook's made-up prediction is unsure) and its mask (the
+thresholded prediction) in ``masks.npz``, and that the tile list and the painter show it.
+Screenshots go to ``test-artifacts/``. Needs ``apt-get install -y chromium`` (no browser
 download is possible here); without it the test fails saying so.
 """
 
@@ -190,6 +194,25 @@ def read_block(canvas, block) -> tuple[np.ndarray, np.ndarray]:
     return np.reshape(red, shape), np.reshape(alpha, shape)
 
 
+def run_notebook(page, url: str, token: str) -> None:
+    """Open the helper notebook in JupyterLab, Run All, and wait until its widgets are drawn."""
+    page.set_default_timeout(STARTUP_S * 1000)
+    page.goto(f"{url}/lab/tree/{NOTEBOOK.name}?token={token}")
+    page.locator(".jp-Notebook .jp-Cell").first.wait_for()
+    choose_kernel = page.locator(".jp-Dialog .jp-mod-accept")
+    kernel_idle = page.get_by_text("| Idle")
+    # Should JupyterLab still ask which kernel to start, take the default.
+    kernel_idle.or_(choose_kernel).first.wait_for()
+    if choose_kernel.is_visible():
+        choose_kernel.click()
+    kernel_idle.first.wait_for()
+    page.get_by_role("menuitem", name="Run", exact=True).click()
+    page.locator("[data-command='runmenu:run-all']").click()
+    page.locator("canvas.tomoseg-slice").wait_for(state="visible")
+    page.get_by_text("tile 1 / 2").first.wait_for()
+    time.sleep(1.0)  # let the first images arrive before clicking over them
+
+
 def test_select_paint_undo_and_side_views_in_jupyterlab(chromium, jupyterlab):
     from playwright.sync_api import sync_playwright
 
@@ -198,23 +221,9 @@ def test_select_paint_undo_and_side_views_in_jupyterlab(chromium, jupyterlab):
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(chromium), args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1600})
-        page.set_default_timeout(STARTUP_S * 1000)
         try:
-            page.goto(f"{url}/lab/tree/{NOTEBOOK.name}?token={token}")
-            page.locator(".jp-Notebook .jp-Cell").first.wait_for()
-            choose_kernel = page.locator(".jp-Dialog .jp-mod-accept")
-            kernel_idle = page.get_by_text("| Idle")
-            # Should JupyterLab still ask which kernel to start, take the default.
-            kernel_idle.or_(choose_kernel).first.wait_for()
-            if choose_kernel.is_visible():
-                choose_kernel.click()
-            kernel_idle.first.wait_for()
-            page.get_by_role("menuitem", name="Run", exact=True).click()
-            page.locator("[data-command='runmenu:run-all']").click()
+            run_notebook(page, url, token)
             slice_canvas = page.locator("canvas.tomoseg-slice")
-            slice_canvas.wait_for(state="visible")
-            page.get_by_text("tile 1 / 2").first.wait_for()
-            time.sleep(1.0)  # let the first images arrive before clicking over them
 
             # Select the second tile by clicking it on the slice: the painter follows.
             slice_canvas.scroll_into_view_if_needed()
@@ -311,3 +320,53 @@ def test_select_paint_undo_and_side_views_in_jupyterlab(chromium, jupyterlab):
     outside = np.ones_like(mask)
     outside[STROKE_ROW - reach : STROKE_ROW + reach + 1, c0 - reach : c1 + reach + 1] = False
     assert not mask[outside].any()
+
+
+def test_suggestion_walk_in_jupyterlab(chromium, jupyterlab):
+    """Suggest tiles, Accept +: the suggested tile is added, its mask the thresholded prediction."""
+    from playwright.sync_api import sync_playwright
+
+    url, token, root = jupyterlab
+    ARTIFACTS.mkdir(exist_ok=True)
+
+    def tiles() -> list[dict]:
+        try:
+            return json.loads((root / "project" / "project.json").read_text())["tiles"]
+        except (OSError, ValueError, KeyError):
+            return []
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(chromium), args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1600})
+        try:
+            run_notebook(page, url, token)
+            assert len(tiles()) == 2
+            page.get_by_role("button", name="Suggest tiles").click()
+            page.get_by_text("suggestion 1 / ").first.wait_for()
+            page.get_by_role("button", name="Accept +").click()
+            added = wait_for(
+                lambda: len(found := tiles()) == 3 and found[2],
+                "Accept + did not add the suggested tile to project/project.json",
+            )
+            label = f"+ membrane z {added['z']}, y {added['y']}, x {added['x']} (painted)"
+            page.get_by_text(label).first.wait_for()  # in the tile list, its mask already there
+            page.get_by_text("tile 3 / 3").first.wait_for()  # and open in the painter
+            saved = wait_for(
+                lambda: (
+                    (found := saved_mask(root, 2)) is not None and found[1] is not None and found
+                ),
+                "the accepted tile's mask was not saved in project/masks.npz",
+            )
+        finally:
+            page.screenshot(path=str(ARTIFACTS / "browser_suggestion.png"), full_page=True)
+            browser.close()
+
+    prediction = np.load(root / "prediction.npy")
+    assert added["positive"] and added["z"] == 4
+    # the suggestion covers the one unsure place, away from the two tiles already there
+    assert added["y"] - 16 <= 24 and 40 <= added["y"] + 16
+    assert added["x"] - 16 <= 56 and 72 <= added["x"] + 16
+    y0, x0 = added["y"] - 16, added["x"] - 16
+    expected = prediction[4, y0 : y0 + 32, x0 : x0 + 32] >= 0.5
+    assert saved[0] == added["id"] and expected.sum() == 16 * 16
+    np.testing.assert_array_equal(saved[1], expected)
