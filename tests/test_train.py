@@ -457,8 +457,8 @@ def test_a_dead_network_is_trained_again_from_new_weights(monkeypatch):
     built = []
 
     def dying_network(first_dead: int):
-        def build(arch, seed=None):
-            model = build_model(arch, seed=seed)
+        def build(arch, seed=None, channels=1):
+            model = build_model(arch, seed=seed, channels=channels)
             built.append(seed)
             if len(built) <= first_dead:
                 last = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
@@ -546,9 +546,9 @@ def test_z_context_network_trains_and_segments_unseen_slices(scene, tmp_path):
 def test_z_context_tiles_need_a_network_of_as_many_channels():
     images, masks, positive = _small_tiles()
     stacked = np.stack([images] * 3, axis=-1)
-    with pytest.raises(BadInputError, match="3 channel.*z context 0 needs 1"):
+    with pytest.raises(BadInputError, match=r"3 channel.*z context 0 needs 1"):
         train_on_tiles(stacked, masks, positive, TINY.replace(epochs=1))
-    with pytest.raises(BadInputError, match="1 channel.*z context 1 needs 3"):
+    with pytest.raises(BadInputError, match=r"1 channel.*z context 1 needs 3"):
         train_on_tiles(images, masks, positive, TINY.replace(epochs=1, z_context=1))
     result = train_on_tiles(
         stacked, masks, positive, TINY.replace(epochs=1, z_context=1, validation_fraction=0)
