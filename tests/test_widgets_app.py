@@ -191,10 +191,14 @@ def test_a_training_in_the_app_reaches_the_tile_picker_and_retrain_fine_tunes(tr
     monitor, panel = app.training_monitor, app.prediction_panel
     panel.slices.value = 8
     z = panel.viewer.z
+    # The project has a saved ribosome network: Retrain offers to continue from it; start again.
+    assert monitor.start_button.description == "Retrain" and monitor.start_from.value == "continue"
+    monitor.start_from.value = "scratch"
     monitor.arch_dropdown.value = "tiny"
     monitor.epochs.value = 3
     monitor.start_button.click()
     assert monitor.run.wait(300) and monitor.run.status == "done", monitor.status.value
+    assert monitor.run.info.training["fine_tuned"] is False
     assert panel.task.wait(300) and panel.task.status == "done", panel.status.value
     model, info = monitor.run.model, monitor.run.info
     prediction = app.predictions["ribosome"]
@@ -222,13 +226,23 @@ def test_a_training_in_the_app_reaches_the_tile_picker_and_retrain_fine_tunes(tr
     )
 
     # Retrain: continue from the network just trained, on the grown set of tiles.
-    assert monitor.start_button.description == "Retrain" and monitor.start_from.value == "continue"
+    monitor.start_from.value = "continue"
     if not app.project.mask(
         tile.id
     ).any():  # an empty prediction: paint a little, as a person would
         app.mask_painter.show(tile.id)
         painter_drag(app.mask_painter, (16, 10), (16, 20))
+    handed = []
+    train = monitor.run._train  # see what the run gives the training function
+
+    def recording(*args, **options):
+        handed.append(options.get("initial_model"))
+        return train(*args, **options)
+
+    monitor.run._train = recording
     monitor.start_button.click()
+    assert "from its current network" in monitor.status.value
+    assert handed == [model]  # the weights just trained, not the saved file's
     assert monitor.run.wait(300) and monitor.run.status == "done", monitor.status.value
     assert monitor.run.info.training["fine_tuned"] is True
     assert monitor.run.info.training["n_positive"] == positives + 1

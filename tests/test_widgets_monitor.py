@@ -4,6 +4,7 @@ import json
 import threading
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 
 from tomoseg_nb.errors import CancelledError
@@ -162,3 +163,40 @@ def test_retrain_continues_from_the_current_network_or_starts_again(phantom_proj
     assert monitor.run.wait(30) and monitor.run.status == "done"
     assert calls[-1] == ("ribosome", "tiny", None)  # started again
     assert len(trained) == 3
+
+
+def test_retrain_offers_the_saved_network_of_the_feature(phantom_project, tmp_path):
+    """A network saved as <models>/<feature>.keras (an earlier session) can be fine-tuned."""
+    from tomoseg_nb.models import ModelInfo, build_model, save_model
+    from tomoseg_nb.preprocess import Recipe
+
+    calls = []
+    fake = fake_training([])
+
+    def train(project, feature, config, **options):
+        calls.append((config.arch, options.get("initial_model")))
+        model, _ = fake(project, feature, config, **options)
+        return model, SimpleNamespace(threshold=0.4, arch=config.arch, training={})
+
+    saved = build_model("tiny", seed=3)
+    info = ModelInfo(
+        feature="ribosome", arch="tiny", voxel_size=10.0, recipe=Recipe().to_dict(), threshold=0.5
+    )
+    save_model(saved, info, tmp_path / "ribosome.keras")
+    monitor = TrainingMonitor(
+        phantom_project, run=TrainingRun(train), feature="ribosome", models_dir=tmp_path
+    )
+    assert monitor.start_button.description == "Retrain" and monitor.has_network("ribosome")
+    monitor.arch_dropdown.value = "fast"
+    monitor.start_button.click()
+    assert "from the saved ribosome.keras" in monitor.status.value
+    assert monitor.run.wait(30) and monitor.run.status == "done"
+    arch, initial = calls[-1]
+    assert arch == "tiny" and initial is not None and initial is not saved  # loaded from the file
+    for loaded, original in zip(initial.get_weights(), saved.get_weights(), strict=True):
+        np.testing.assert_array_equal(loaded, original)
+
+    (tmp_path / "ribosome.keras").rename(tmp_path / "ribosome.keras.bak")
+    (tmp_path / "ribosome.json").write_text("{}")  # a sidecar without its network
+    other = TrainingMonitor(phantom_project, run=TrainingRun(train), models_dir=tmp_path)
+    assert other.start_button.description == "Train"  # nothing saved for this feature

@@ -6,15 +6,17 @@ every epoch, a cancel button, and - with a viewer - a preview of the half-traine
 part of the viewer's current slice that is on screen (``segment.probability_slices``). Drawing
 happens on the notebook's own thread: the training thread computes, then hands the update over.
 
-Once a feature has a network from this session, the button reads *Retrain* and the person
-chooses: continue from the current weights (fine-tune, ``train_feature(initial_model=...)``: a
-correction round after adding tiles) or start again from new weights. ``on_trained`` listeners
+Once a feature has a network - trained in this session, or saved as ``<models>/<feature>.keras`` -
+the button reads *Retrain* and the person chooses: continue from the current weights (fine-tune,
+``train_feature(initial_model=...)``: a correction round after adding tiles) or start again from
+new weights. ``on_trained`` listeners
 get each finished network (the app predicts a slab with it for tile suggestions).
 """
 
 from __future__ import annotations
 
 import asyncio
+import html
 import io
 import os
 from collections.abc import Callable
@@ -163,7 +165,7 @@ class TrainingMonitor(widgets.VBox):
         self.run.on_progress(self._progressed)
         self.run.on_epoch(self._epoch_ended)
         self.run.on_finish(self._finished)
-        self._default_save_path()
+        self._feature_changed()
 
         super().__init__(
             [
@@ -187,21 +189,43 @@ class TrainingMonitor(widgets.VBox):
         if self.run.running:
             self.status.value = "<b>Not started:</b> a training run is already going"
             return
+        options: dict[str, Any] = {}
+        status = f"training <b>{feature}</b>..."
+        if self.start_from.value == "continue" and self.has_network(feature):
+            try:
+                model, info, origin = self._current_network(feature)
+            except TomosegError as error:
+                self.status.value = f"<b>Not started:</b> {html.escape(str(error))}"
+                return
+            self.arch_dropdown.value = info.arch  # fine-tuning keeps the network's architecture
+            options["initial_model"] = model
+            status = f"fine-tuning <b>{feature}</b> from {html.escape(origin)}..."
         # The widgets are set before the thread starts: it may finish (and report) at once.
         self.start_button.disabled = self.save_button.disabled = True
         self.cancel_button.disabled = False
         self.progress.value, self.progress.max = 0, 1
-        options = {}
-        current = self.networks.get(feature)
-        if current is not None and self.start_from.value == "continue":
-            model, info = current
-            self.arch_dropdown.value = info.arch  # fine-tuning keeps the network's architecture
-            options["initial_model"] = model
-            self.status.value = f"fine-tuning <b>{feature}</b> from its current network..."
-        else:
-            self.status.value = f"training <b>{feature}</b>..."
+        self.status.value = status
         config = self.config.replace(arch=self.arch_dropdown.value, epochs=int(self.epochs.value))
         self.run.start_training(self.project, feature, config, **options)
+
+    def has_network(self, feature: str) -> bool:
+        """Whether ``feature`` has a network to fine-tune: from this session, or saved."""
+        return feature in self.networks or self._saved_path(feature).is_file()
+
+    def _current_network(self, feature: str) -> tuple[Any, Any, str]:
+        """``(model, info, where from)``: this session's last network, else the saved one."""
+        if feature in self.networks:
+            return (*self.networks[feature], "its current network")
+        from ..models import load_model
+
+        path = self._saved_path(feature)
+        model, info = load_model(path)
+        if info.feature != feature:
+            raise TomosegError(f"{path} is a network of {info.feature!r}, not of {feature!r}")
+        return model, info, f"the saved {path.name}"
+
+    def _saved_path(self, feature: str) -> Path:
+        return self.models_dir / f"{feature}.keras"
 
     def on_trained(self, listener: TrainedListener) -> None:
         """``listener(model, info)`` after each successful training (on the notebook's thread)."""
@@ -301,7 +325,8 @@ class TrainingMonitor(widgets.VBox):
     def _feature_changed(self) -> None:
         """Offer *Retrain* (continue or start again) once the feature has a network."""
         self._default_save_path()
-        retrain = self.feature_dropdown.value in self.networks
+        feature = self.feature_dropdown.value
+        retrain = feature is not None and self.has_network(feature)
         self.start_button.description = "Retrain" if retrain else "Train"
         self.start_from.layout.display = None if retrain else "none"
 
