@@ -428,9 +428,11 @@ def _copy_initial_weights(initial: keras.Model, model: keras.Model, arch: str) -
     weights = initial.get_weights()
     shapes = [w.shape for w in weights]
     if shapes != [w.shape for w in model.get_weights()]:
+        channels = model.input_shape[-1]
         raise BadInputError(
-            f"the network to fine-tune is not a {arch!r} network (weights {shapes}); train "
-            "from scratch or choose its architecture"
+            f"the network to fine-tune is not a {arch!r} network with {channels} input "
+            f"channel(s) (weights {shapes}); train from scratch or choose its architecture and "
+            "z context"
         )
     model.set_weights(weights)
 
