@@ -11,7 +11,14 @@ from tomoseg_nb.preprocess import Recipe
 from tomoseg_nb.segment import FeatureNetwork, segment_array
 from tomoseg_nb.volume import write_volume
 from tomoseg_nb.widgets._source import SliceSource
-from tomoseg_nb.widgets.prediction import PredictionPanel, predict_slab, slab_bounds
+from tomoseg_nb.widgets.prediction import (
+    MAX_SLICES,
+    VOXEL_BUDGET,
+    PredictionPanel,
+    default_slices,
+    predict_slab,
+    slab_bounds,
+)
 from tomoseg_nb.widgets.viewer import SliceViewer
 
 VOXEL_SIZE = 10.0
@@ -123,3 +130,11 @@ def test_panel_shows_a_failure(tomogram, network):
     assert panel.task.wait(60) and panel.task.status == "failed"
     assert "No prediction" in panel.status.value and "33" in panel.status.value
     assert received == [] and not panel.predict_button.disabled
+
+
+def test_default_slab_depth_keeps_the_prediction_small(tomogram):
+    assert default_slices((300, 512, 512)) == MAX_SLICES  # room for suggestions 8 slices apart
+    assert default_slices((300, 2048, 2048)) * 2048 * 2048 <= VOXEL_BUDGET
+    assert default_slices((5, 64, 64)) == 5 and default_slices((300, 8192, 8192)) == 1
+    panel = PredictionPanel(SliceSource(tomogram[1]))
+    assert panel.slices.value == 12  # the whole small tomogram

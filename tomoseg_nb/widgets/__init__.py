@@ -17,6 +17,7 @@ _PUBLIC = {
     "MaskPainter": "painter",
     "BoxPicker": "boxes",
     "TrainingMonitor": "monitor",
+    "PredictionPanel": "prediction",
     "LabelViewer": "results",
     "PickViewer": "results",
     "WorkflowApp": "app",

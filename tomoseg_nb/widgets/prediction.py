@@ -29,8 +29,10 @@ from .monitor import Scheduler, notebook_scheduler
 from .task_state import BackgroundTask
 from .viewer import SliceViewer
 
-DEFAULT_SLICES = 32
-"""Slab depth predicted after a training: room for suggestions 8 slices apart, seconds of work."""
+MAX_SLICES = 32
+"""Deepest default slab: room for suggestions ``suggest.MIN_Z_DISTANCE`` (8) slices apart."""
+VOXEL_BUDGET = 16 * 2**20
+"""Voxels predicted by default (64 MB of float32): 32 slices of 720 x 720, 4 of 2k x 2k."""
 CHUNK_SLICES = 4
 """Slices per network call; progress is reported and cancel checked between chunks."""
 
@@ -47,6 +49,16 @@ class SlabPrediction:
     @property
     def z_stop(self) -> int:
         return self.z_start + int(self.probability.shape[0])
+
+
+def default_slices(shape: tuple[int, ...], voxel_budget: int = VOXEL_BUDGET) -> int:
+    """Slab depth for a tomogram of ``shape``: ``MAX_SLICES``, fewer where slices are large.
+
+    >>> default_slices((300, 512, 512)), default_slices((300, 2048, 2048))
+    (32, 4)
+    """
+    depth, height, width = (int(n) for n in shape)
+    return max(1, min(MAX_SLICES, depth, voxel_budget // max(1, height * width)))
 
 
 def slab_bounds(depth: int, z: int, slices: int) -> tuple[int, int]:
@@ -101,8 +113,8 @@ class PredictionPanel(widgets.VBox):
         The tomogram.
     viewer : SliceViewer, optional
         The slab is centred on its current slice (default the middle slice).
-    slices : int
-        Slab depth to start with (a widget changes it).
+    slices : int, optional
+        Slab depth to start with (a widget changes it); default ``default_slices``.
     """
 
     def __init__(
@@ -110,7 +122,7 @@ class PredictionPanel(widgets.VBox):
         source: SliceSource,
         *,
         viewer: SliceViewer | None = None,
-        slices: int = DEFAULT_SLICES,
+        slices: int | None = None,
         engine: str = "auto",
         schedule: Scheduler | None = None,
     ):
@@ -127,7 +139,7 @@ class PredictionPanel(widgets.VBox):
             layout=widgets.Layout(width="330px"),
         )
         self.slices = widgets.BoundedIntText(
-            value=slices,
+            value=default_slices(source.shape) if slices is None else slices,
             min=1,
             max=source.shape[0],
             description="slices",
