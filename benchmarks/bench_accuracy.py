@@ -60,7 +60,7 @@ METHODS: dict[str, tuple[str, TrainingConfig]] = {
     "default-z2": ("cnn", DEFAULT_TRAINING.replace(z_context=2)),
 }
 DEFAULT_METHODS = ("default", "eman2-arch", "rf", "eman2-recipe")
-"""What runs when ``--methods`` is not given: the issue's table; candidates are asked for by name."""
+"""What runs without ``--methods``: the issue's table; candidates are asked for by name."""
 
 
 def run_phantom(

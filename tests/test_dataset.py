@@ -284,7 +284,7 @@ def test_unknown_augmentation_is_refused():
 
 
 def _constant_slices_project(tmp_path, depth=6):
-    """Slice z of the tomogram is the constant 10 z; one positive tile at each end and the middle."""
+    """Slice z of the tomogram is the constant 10 z; positive tiles at both ends and inside."""
     data = np.repeat(10.0 * np.arange(depth, dtype=np.float32), 24 * 24).reshape(depth, 24, 24)
     path = write_volume(tmp_path / "constant.mrc", data, voxel_size=10)
     project = Project.create(tmp_path / "z", tomogram=path)

@@ -299,7 +299,7 @@ def test_twin_trains_and_copies_back_to_conv2d(eman2):
 
 
 def _context_stack(volume: np.ndarray, z_context: int) -> np.ndarray:
-    """Every slice of ``volume`` with its mirrored neighbours as channels, as ``segment`` builds it."""
+    """Each slice of ``volume`` with its mirrored neighbours as channels, as ``segment`` does."""
     window = volume[z_window(0, len(volume), z_context, len(volume))]
     return stack_z_context(window, z_context)
 

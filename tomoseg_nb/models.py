@@ -1,11 +1,11 @@
 """Per-feature networks: the architectures, the EMAN2 loss, and saving with a JSON sidecar.
 
 Every architecture is fully convolutional (input ``(None, None, c)``: one channel, or ``2k + 1``
-for a network trained with z context ``k``, the slices ``z - k .. z + k``), built only from ``Conv2D``
-(ReLU or linear) and ``MaxPooling2D`` layers, so the convolution engine can run it by FFT or in
-tiles. A saved model is two files: ``MODEL.keras`` (Keras format, loaded with ``safe_mode=True``)
-and ``MODEL.json``, the sidecar that says what the network segments and how its input must be
-prepared::
+for a network trained with z context ``k``, the slices ``z - k .. z + k``), built only from
+``Conv2D`` (ReLU or linear) and ``MaxPooling2D`` layers, so the convolution engine can run it by
+FFT or in tiles. A saved model is two files: ``MODEL.keras`` (Keras format, loaded with
+``safe_mode=True``) and ``MODEL.json``, the sidecar that says what the network segments and how
+its input must be prepared (a network's z context is in ``training["config"]``)::
 
     {"format": "tomoseg_nb.model", "format_version": 1, "feature": "membrane", "arch": "eman2",
      "voxel_size": 10.0, "recipe": {...}, "threshold": 0.5, "tile_size": 64, "output_stride": 2,

@@ -192,7 +192,7 @@ def preprocess_slice(image: np.ndarray, recipe: Recipe = DEFAULT_RECIPE) -> np.n
 
 
 def context_indices(z: int, z_context: int, depth: int) -> np.ndarray:
-    """Slices ``z - z_context .. z + z_context`` of a ``depth``-slice tomogram, mirrored at its ends.
+    """Slices ``z - z_context .. z + z_context`` of a tomogram of ``depth`` slices, mirrored.
 
     The network input of slice ``z`` with z context ("2.5D", ``TrainingConfig.z_context``) is
     these slices as channels. Beyond an end the slices are reflected without repeating the end one
@@ -229,7 +229,7 @@ def z_window(start: int, stop: int, z_context: int, depth: int) -> np.ndarray:
 
 
 def stack_z_context(slab: np.ndarray, z_context: int) -> np.ndarray:
-    """``(n + 2k, y, x)`` consecutive slices -> ``(n, y, x, 2k + 1)``: each slice with its neighbours.
+    """``(n + 2k, y, x)`` consecutive slices -> ``(n, y, x, 2k + 1)``: slices with their neighbours.
 
     Channel ``j`` of output slice ``i`` is input slice ``i + j``, so channels run from ``z - k`` to
     ``z + k`` and the slice itself is the middle channel. ``z_context == 0`` gives ``(n, y, x, 1)``.

@@ -3,7 +3,8 @@
 The engine supports any sequential stack of ``Conv2D`` ("same" padding, stride 1, no dilation,
 linear or ReLU activation), ``MaxPooling2D`` (square pool, stride equal to the pool, "valid"
 padding), ``ReLU`` and ``Activation("relu" | "linear")`` layers, channels last, one output
-channel, and one input channel or several (a network with z context takes ``2k + 1`` slices). Anything else is refused with a message naming the layer, because running
+channel, and one input channel or several (a network with z context takes ``2k + 1`` slices).
+Anything else is refused with a message naming the layer, because running
 it by FFT or in tiles would silently give a different answer.
 """
 
