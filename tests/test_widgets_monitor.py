@@ -200,3 +200,16 @@ def test_retrain_offers_the_saved_network_of_the_feature(phantom_project, tmp_pa
     (tmp_path / "ribosome.json").write_text("{}")  # a sidecar without its network
     other = TrainingMonitor(phantom_project, run=TrainingRun(train), models_dir=tmp_path)
     assert other.start_button.description == "Train"  # nothing saved for this feature
+
+
+def test_preview_of_a_z_context_network_sees_the_neighbouring_slices(phantom_project, tmp_path):
+    viewer = SliceViewer(phantom_project.tomogram, view_shape=(128, 128))
+    config = TrainingConfig(engine="keras", arch="tiny", epochs=1, z_context=1)
+    monitor = TrainingMonitor(phantom_project, viewer=viewer, models_dir=tmp_path, config=config)
+    monitor.arch_dropdown.value, monitor.epochs.value = "tiny", 1
+    viewer.go_to(0, 64, 64)  # the first slice: its missing neighbour is mirrored
+    monitor.start()
+    assert monitor.run.wait(300) and monitor.run.status == "done", monitor.status.value
+    assert monitor.run.info.z_context == 1
+    preview = viewer.overlays["preview ribosome"]  # drawn: no "no preview" on the way
+    assert preview.z == 0 and preview.source.slice(0).shape == (128, 128)

@@ -84,6 +84,29 @@ def test_slab_prediction_equals_segmentation_of_those_slices(tomogram, network):
     assert reports == [(4, 6), (6, 6)]  # four slices at a time
 
 
+@pytest.mark.parametrize(("z_start", "z_stop"), [(0, 5), (7, 12)])
+def test_a_z_context_network_gets_its_neighbouring_slices_mirrored_at_the_ends(
+    tomogram, z_start, z_stop
+):
+    data, path = tomogram
+    info = ModelInfo(
+        feature="membrane",
+        arch="tiny",
+        voxel_size=VOXEL_SIZE * Recipe().binning,
+        recipe=Recipe().to_dict(),
+        training={"config": {"z_context": 1}},
+    )
+    model = build_model("tiny", seed=1, channels=3)
+    prediction = predict_slab(
+        model, info, SliceSource(path), z_start=z_start, z_stop=z_stop, engine="keras"
+    )
+    (whole,) = segment_array(
+        [FeatureNetwork(model, info)], data, voxel_size=VOXEL_SIZE, engine="keras"
+    )
+    assert info.z_context == 1 and prediction.probability.std() > 0
+    np.testing.assert_allclose(prediction.probability, whole[z_start:z_stop], atol=1e-5)
+
+
 def test_slab_prediction_stops_when_cancelled(tomogram, network):
     cancel = threading.Event()
     cancel.set()

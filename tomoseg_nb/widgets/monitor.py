@@ -29,6 +29,7 @@ import numpy as np
 from ..annotations import Project
 from ..errors import TomosegError
 from ..plots.training import plot_loss
+from ..preprocess import z_window
 from ..segment import FeatureNetwork, probability_slices
 from ..training_config import DEFAULT_TRAINING, TrainingConfig
 from .training_state import TrainingRun
@@ -60,9 +61,20 @@ def notebook_scheduler() -> Scheduler:
 
 
 def preview_probability(
-    model: Any, image: np.ndarray, *, feature: str, voxel_size: float, recipe: Any, arch: str
+    model: Any,
+    image: np.ndarray,
+    *,
+    feature: str,
+    voxel_size: float,
+    recipe: Any,
+    arch: str,
+    z_context: int = 0,
 ) -> np.ndarray:
-    """Probability map of a (possibly half-trained) network on a raw image block."""
+    """Probability map of a (possibly half-trained) network on a raw image block.
+
+    ``image`` is ``(y, x)``, or for a network with z context ``k`` the ``(2k + 1, y, x)`` stack of
+    the slice and its neighbours (``preprocess.z_window``).
+    """
     from ..models import ModelInfo  # Keras: loaded when a network is previewed
 
     info = ModelInfo(
@@ -70,9 +82,13 @@ def preview_probability(
         arch=arch,
         voxel_size=voxel_size * recipe.binning,
         recipe=recipe.to_dict(),
+        training={"config": {"z_context": z_context}},
     )
     network = FeatureNetwork(model, info)
-    (maps,) = probability_slices([network], image[None], voxel_size=voxel_size, engine="keras")
+    window = image[None] if image.ndim == 2 else image
+    (maps,) = probability_slices(
+        [network], window, voxel_size=voxel_size, engine="keras", context=z_context
+    )
     return maps[0]
 
 
@@ -272,7 +288,9 @@ class TrainingMonitor(widgets.VBox):
             return None
         z = viewer.z
         y0, y1, x0, x1 = viewer.visible_region(self.preview_px)
-        block = viewer.source.block(z, y0, y1, x0, x1)
+        context = self.config.z_context
+        window = z_window(z, z + 1, context, viewer.source.shape[0])
+        block = np.stack([viewer.source.block(int(i), y0, y1, x0, x1) for i in window])
         probability = preview_probability(
             model,
             block,
@@ -280,6 +298,7 @@ class TrainingMonitor(widgets.VBox):
             voxel_size=float(self.project.voxel_size),
             recipe=self.config.recipe,
             arch=self.arch_dropdown.value,
+            z_context=context,
         )
         full = np.zeros(viewer.state.slice_shape, dtype=np.float32)
         full[y0:y1, x0:x1] = probability

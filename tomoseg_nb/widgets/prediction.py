@@ -22,6 +22,7 @@ import ipywidgets as widgets
 import numpy as np
 
 from ..errors import CancelledError
+from ..preprocess import z_window
 from ..progress import ProgressCallback
 from ..segment import FeatureNetwork, probability_slices
 from ._source import SliceSource
@@ -86,18 +87,23 @@ def predict_slab(
     """Probability map of ``info.feature`` on slices ``z_start:z_stop`` of ``source``.
 
     ``model`` and ``info`` are what ``train.train_feature`` returns; the slices go through the
-    preprocessing the network was trained with, as in ``segment.segment_volume``.
+    preprocessing the network was trained with, as in ``segment.segment_volume``, a network with
+    z context with its neighbouring slices (``preprocess.z_window``).
     """
     network = FeatureNetwork(model, info)
-    _, height, width = source.shape
+    depth, height, width = source.shape
+    context = network.z_context
     total = z_stop - z_start
     probability = np.empty((total, height, width), np.float32)
     for start in range(z_start, z_stop, CHUNK_SLICES):
         if cancel is not None and cancel.is_set():
             raise CancelledError(f"prediction of {info.feature} cancelled")
         stop = min(z_stop, start + CHUNK_SLICES)
-        block = np.stack([source.block(z, 0, height, 0, width) for z in range(start, stop)])
-        (maps,) = probability_slices([network], block, voxel_size=source.voxel_size, engine=engine)
+        window = z_window(start, stop, context, depth)
+        block = np.stack([source.block(int(z), 0, height, 0, width) for z in window])
+        (maps,) = probability_slices(
+            [network], block, voxel_size=source.voxel_size, engine=engine, context=context
+        )
         probability[start - z_start : stop - z_start] = maps
         if progress is not None:
             progress(stop - z_start, total)
