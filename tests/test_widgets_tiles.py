@@ -329,6 +329,40 @@ def test_picker_suggest_button_jumps_to_the_suggestion_and_accepts_it(project):
     assert "train it first" in picker.status.value
 
 
+def test_undoing_an_accepted_suggestion_suggests_it_again_where_it_was(project):
+    viewer = SliceViewer(project.tomogram, view_shape=(128, 160))
+    picker = TilePicker(project, viewer)
+    picker.set_prediction("membrane", _unsure_membrane_map(), threshold=0.5)
+    picker.suggest_button.click()
+    suggested = list(picker.state.suggestions)
+    picker.next_suggestion_button.click()
+    picker.accept_positive_button.click()  # the second one
+    assert picker.state.suggestions == suggested[:1] + suggested[2:]
+    key(viewer, "z")
+    assert project.tiles == [] and picker.state.suggestions == suggested
+    assert picker.state.suggestion == suggested[1]  # looked at again, as before the accept
+    key(viewer, "y")  # redo: accepted again, out of the list again
+    (tile,) = project.tiles
+    assert (tile.z, tile.y, tile.x) == (suggested[1].z, suggested[1].y, suggested[1].x)
+    assert picker.state.suggestions == suggested[:1] + suggested[2:]
+    picker.next_suggestion_button.click()  # the one that moved into its place, as after accept
+    assert picker.state.suggestion == suggested[2] and "suggestion 2 / 4" in picker.status.value
+    # The last suggestion accepted leaves no buttons to press; undo brings it and them back.
+    picker.suggest(k=1)
+    (last,) = picker.state.suggestions
+    picker.accept_negative_button.click()
+    picker.next_suggestion_button.click()
+    assert picker.accept_positive_button.disabled and picker.next_suggestion_button.disabled
+    picker.undo_button.click()
+    assert picker.state.suggestions == [last] and not picker.accept_negative_button.disabled
+    picker.redo_button.click()
+    assert picker.state.suggestions == [] and picker.accept_negative_button.disabled
+    # Suggestions of another feature are another list: undo leaves it alone.
+    picker.feature_dropdown.value = "ribosome"
+    key(viewer, "z")
+    assert picker.state.suggestions == [] and len(project.tiles) == 1
+
+
 def test_a_slab_prediction_suggests_in_tomogram_slices_and_masks_from_its_own_slice(project):
     """A map of slices 4-7 only (``z_start=4``): suggestions, exclusion and masks in tomogram z."""
     slab = np.full((4, 128, 160), 0.02, np.float32)

@@ -10,6 +10,7 @@ After a training, ``suggest`` asks ``suggest.suggest_tiles`` where the current f
 probability map is least sure (or where two features' maps both claim voxels); the person steps
 through the suggestions and accepts each as a positive or a negative tile. A positive one can
 start its mask from the prediction (thresholded), so correcting it with the painter takes seconds.
+Undoing an accept puts the suggestion back where it was in the list; redoing takes it out again.
 """
 
 from __future__ import annotations
@@ -28,6 +29,11 @@ TARGET_NEGATIVE = 100
 HISTORY = 50
 MODES = ("select", "positive", "negative")
 """What a click on empty slice does: nothing, or place a positive or a negative tile."""
+
+Accepted = tuple[int, int, Suggestion]
+"""An accepted suggestion as history keeps it: the suggestion round, its index in the list, it."""
+Entry = tuple[str, Tile, np.ndarray | None, Accepted | None]
+"""One undo step: ``"added"`` or ``"removed"``, the tile, its mask, the suggestion it came from."""
 
 
 def persist(project: Project) -> None:
@@ -68,14 +74,16 @@ class TileState:
 
     def __init__(self, project: Project, feature: str | None = None, *, mode: str = "select"):
         self.project = project
+        self.suggestions: list[Suggestion] = []
+        self.suggestion_index = 0
+        self._suggestion_round = 0  # a new list (suggest, other feature): old ones stay out of it
+        self._prediction: tuple[np.ndarray, float, int] | None = None
+        self._feature: str | None = None
         self.feature = feature if feature is not None else next(iter(project.features), None)
         self.mode = mode
         self.selected: str | None = None
-        self._undo: list[tuple[str, Tile, np.ndarray | None]] = []
-        self._redo: list[tuple[str, Tile, np.ndarray | None]] = []
-        self.suggestions: list[Suggestion] = []
-        self.suggestion_index = 0
-        self._prediction: tuple[np.ndarray, float, int] | None = None
+        self._undo: list[Entry] = []
+        self._redo: list[Entry] = []
 
     @property
     def feature(self) -> str | None:
@@ -87,6 +95,10 @@ class TileState:
         if name is not None and name not in self.project.features:
             known = ", ".join(self.project.features) or "none yet"
             raise BadInputError(f"no feature '{name}' in the project (features: {known})")
+        if name != self._feature:  # suggestions are the old feature's
+            self.suggestions = []
+            self.suggestion_index = 0
+            self._suggestion_round += 1
         self._feature = name
 
     @property
@@ -123,7 +135,14 @@ class TileState:
         return "added", self._add(feature, z, y, x, self.mode == "positive")
 
     def _add(
-        self, feature: str, z: int, y: int, x: int, positive: bool, mask: np.ndarray | None = None
+        self,
+        feature: str,
+        z: int,
+        y: int,
+        x: int,
+        positive: bool,
+        mask: np.ndarray | None = None,
+        accepted: Accepted | None = None,
     ) -> Tile:
         check_open(self.project)
         size = self.project.features[feature].tile_size
@@ -132,7 +151,7 @@ class TileState:
         if mask is not None:
             self.project.set_mask(tile.id, mask)
         persist(self.project)
-        self._remember(("added", tile, None))
+        self._remember(("added", tile, None, accepted))
         self.selected = tile.id
         return tile
 
@@ -167,6 +186,7 @@ class TileState:
         )
         self.suggestions = [replace(s, z=s.z + z_start) for s in found]
         self.suggestion_index = 0
+        self._suggestion_round += 1
         self._prediction = (probability, threshold, z_start)
         return self.suggestions
 
@@ -188,7 +208,7 @@ class TileState:
 
         A positive tile's mask starts as the prediction (``probability >= threshold``) when
         ``from_prediction``, for the painter to correct; else it is left to paint. The accepted
-        suggestion leaves the list. None when there is no suggestion.
+        suggestion leaves the list (``undo`` puts it back). None when there is no suggestion.
         """
         suggestion, feature = self.suggestion, self._require_feature()
         if suggestion is None:
@@ -200,18 +220,41 @@ class TileState:
             y0, x0 = suggestion.y - size // 2, suggestion.x - size // 2
             box = probability[suggestion.z - z_start, y0 : y0 + size, x0 : x0 + size] >= threshold
             mask = box if box.any() else None
-        tile = self._add(feature, suggestion.z, suggestion.y, suggestion.x, positive, mask)
-        self.suggestions.remove(suggestion)
+        index = self.suggestion_index % len(self.suggestions)
+        accepted = (self._suggestion_round, index, suggestion)
+        tile = self._add(
+            feature, suggestion.z, suggestion.y, suggestion.x, positive, mask, accepted
+        )
+        self._take_suggestion(index)
+        return tile
+
+    def _take_suggestion(self, index: int) -> None:
+        del self.suggestions[index]
         if self.suggestions:
             self.suggestion_index %= len(self.suggestions)
-        return tile
+
+    def _restore_suggestion(self, accepted: Accepted | None, *, undo: bool) -> None:
+        """Put an accepted suggestion back where it was (undo), or take it out again (redo).
+
+        Only into the list it came from: after a new ``suggest`` or a change of feature the
+        list is another one, and the tile's undo leaves it alone.
+        """
+        if accepted is None or accepted[0] != self._suggestion_round:
+            return
+        _, index, suggestion = accepted
+        if undo:
+            index = min(index, len(self.suggestions))
+            self.suggestions.insert(index, suggestion)
+            self.suggestion_index = index  # looked at again, as before it was accepted
+        elif suggestion in self.suggestions:
+            self._take_suggestion(self.suggestions.index(suggestion))
 
     def remove(self, tile_id: str) -> Tile:
         """Remove a tile (and its mask); ``undo`` brings both back."""
         check_open(self.project)
         tile = next(t for t in self.project.tiles if t.id == tile_id)
         mask = self._take(tile)
-        self._remember(("removed", tile, mask))
+        self._remember(("removed", tile, mask, None))
         return tile
 
     def delete_selected(self) -> Tile | None:
@@ -232,10 +275,12 @@ class TileState:
         if not source:
             return None
         check_open(self.project)
-        action, tile, mask = source.pop()
+        action, tile, mask, accepted = source.pop()
+        if action == "added":
+            self._restore_suggestion(accepted, undo=undo)
         if (action == "added") == undo:  # take the tile away again, keeping what was painted
             mask = self._take(tile)
-            target.append((action, tile, mask))
+            target.append((action, tile, mask, accepted))
             return "removed", tile
         restored = self.project.add_tile(
             tile.feature, tile.z, tile.y, tile.x, positive=tile.positive
@@ -245,8 +290,8 @@ class TileState:
         persist(self.project)
         # The project gives the tile a new id; older history entries must find it under that.
         for stack in (self._undo, self._redo):
-            stack[:] = [(a, restored if t.id == tile.id else t, m) for a, t, m in stack]
-        target.append((action, restored, None))
+            stack[:] = [(a, restored if t.id == tile.id else t, m, s) for a, t, m, s in stack]
+        target.append((action, restored, None, accepted))
         return "added", restored
 
     def _take(self, tile: Tile) -> np.ndarray | None:
@@ -258,7 +303,7 @@ class TileState:
             self.selected = None
         return mask
 
-    def _remember(self, entry: tuple[str, Tile, np.ndarray | None]) -> None:
+    def _remember(self, entry: Entry) -> None:
         self._undo.append(entry)
         del self._undo[:-HISTORY]
         self._redo.clear()

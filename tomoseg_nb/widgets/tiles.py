@@ -11,7 +11,8 @@ protocol's ~10 positive and ~100 negative tiles; the list jumps to a tile.
 After a training, ``set_prediction`` hands the picker a feature's probability map; *Suggest tiles*
 then shows the places where it is least sure (``TileState.suggest``), outlined in yellow, and
 *Accept +* / *Accept -* adds the one shown (a positive starts its mask from the prediction, for
-the mask painter to correct), *Next* moves on. Accepting is an ordinary add: undo takes it back.
+the mask painter to correct), *Next* moves on. Accepting is an ordinary add: undo takes it back
+and shows the suggestion again, redo accepts it again.
 """
 
 from __future__ import annotations
@@ -186,7 +187,7 @@ class TilePicker(widgets.VBox):
         self._edit(self.state.delete_selected, "removed", "no tile selected: click one first")
 
     def undo(self) -> None:
-        """Reverse the last add or remove."""
+        """Reverse the last add or remove (an accepted suggestion is suggested again)."""
         self._edit(self.state.undo, "undo:", "nothing to undo", pair=True)
 
     def redo(self) -> None:
@@ -198,6 +199,7 @@ class TilePicker(widgets.VBox):
         self.mode_buttons.value = mode
 
     def _edit(self, action: Callable, done: str, nothing: str, *, pair: bool = False) -> None:
+        suggested = len(self.state.suggestions)
         try:
             result = action()
         except TomosegError as error:
@@ -208,6 +210,11 @@ class TilePicker(widgets.VBox):
             return
         what, tile = result if pair else ("", result)
         self.status.value = " ".join(part for part in (done, what, _describe(tile)) if part)
+        if len(self.state.suggestions) != suggested:  # an accept undone or redone
+            # Back in the list, the suggestion is the one looked at; out again, Next shows the
+            # one that moved into its place, as after the accept.
+            self._accepted = len(self.state.suggestions) < suggested
+            self._update_suggestion_buttons()
         self.refresh()
         self.select(self.state.selected)
 
@@ -338,8 +345,7 @@ class TilePicker(widgets.VBox):
         self.status.value = f"added feature {self.state.feature}"
 
     def _feature_changed(self, change: dict) -> None:
-        self.state.feature = change["new"]
-        self.state.suggestions = []  # they were the other feature's
+        self.state.feature = change["new"]  # which drops the other feature's suggestions
         self._update_suggestion_buttons()
         self.refresh()
 
