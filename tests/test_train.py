@@ -574,3 +574,33 @@ def test_cli_z_context_is_saved_and_segment_reads_it(scene, tmp_path, capsys):
     assert "--z-context: must be a whole number >= 0, got -1" in error
     assert main(["segment", "--model", str(out), str(path), "--out", "x", "--cluster", "local:1"])
     assert "z context 1" in capsys.readouterr().err
+
+
+def test_a_fine_tuning_that_collapses_and_restarts_is_not_called_fine_tuned(monkeypatch):
+    """A correction round fine-tunes the last network; if that training collapses, it restarts
+    from new random weights, and the result (and so the sidecar) must not claim it was fine-tuned."""
+    import tomoseg_nb.train as train_module
+
+    rng = np.random.default_rng(2)
+    disks, disk_masks = _disks_and_lines(rng, "disks", 6)
+    empty, empty_masks = _disks_and_lines(rng, "none", 6)
+    images, masks = np.concatenate([disks, empty]), np.concatenate([disk_masks, empty_masks])
+    positive = np.arange(len(images)) < len(disks)
+    config = TrainingConfig(arch="tiny", epochs=3, copies=2, seed=0, validation_fraction=0)
+    first = train_on_tiles(images, masks, positive, config)
+    assert not first.fine_tuned
+
+    tuned = train_on_tiles(images, masks, positive, config, initial_model=first.model)
+    assert tuned.fine_tuned and tuned.restarts == 0
+
+    real_recall = train_module._painted_recall
+    calls = []
+
+    def first_call_collapsed(*args, **kwargs):
+        calls.append(1)
+        return 0.0 if len(calls) == 1 else real_recall(*args, **kwargs)
+
+    monkeypatch.setattr(train_module, "_painted_recall", first_call_collapsed)
+    with pytest.warns(TrainingCollapsedWarning, match="restarting from new random weights"):
+        restarted = train_on_tiles(images, masks, positive, config, initial_model=first.model)
+    assert restarted.restarts == 1 and not restarted.fine_tuned

@@ -40,7 +40,8 @@ What happens, and why:
 - ``initial_model`` fine-tunes: training starts from a copy of that network's weights (the one
   trained before a correction round) instead of new random ones, so a round of a few added tiles
   need not relearn everything; the given network itself is left unchanged. A fine-tuned network
-  that collapses still restarts from random weights.
+  that collapses still restarts from random weights, and then it is no longer fine-tuned:
+  ``TrainingResult.fine_tuned`` (and the sidecar's ``training["fine_tuned"]``) say which it was.
 """
 
 from __future__ import annotations
@@ -112,6 +113,9 @@ class TrainingResult:
         training failed even after ``MAX_RESTARTS`` restarts.
     restarts : int
         How many times training started again from new weights because it had collapsed.
+    fine_tuned : bool
+        True when the network grew from ``initial_model``'s weights; False for new random weights,
+        including a fine-tuning that collapsed and restarted.
     """
 
     model: keras.Model
@@ -125,6 +129,7 @@ class TrainingResult:
     seconds: float = 0.0
     painted_recall: float | None = None
     restarts: int = 0
+    fine_tuned: bool = False
 
 
 def split_tiles(
@@ -420,6 +425,7 @@ def train_on_tiles(
         seconds=time.perf_counter() - start,
         painted_recall=painted_recall,
         restarts=restarts,
+        fine_tuned=initial_model is not None and restarts == 0,
     )
 
 
@@ -469,7 +475,7 @@ def train_feature(
 
     Tiles are cut from the project's tomogram (or ``volume``) preprocessed with ``config.recipe``;
     ``callbacks``, ``cancel``, ``progress`` and ``initial_model`` (fine-tune from that network's
-    weights; the sidecar's ``training["fine_tuned"]`` says so) are those of ``train_on_tiles``. With
+    weights; the sidecar's ``training["fine_tuned"]`` says whether it did) are those of ``train_on_tiles``. With
     ``config.other_features_as_negatives`` the pixels painted for the project's other features
     are trained on as "not this feature" (``dataset.collect_known_negatives``), so networks learn
     to tell touching features apart. With ``config.z_context`` the tiles are stacks of
@@ -518,7 +524,7 @@ def train_feature(
             "seconds": round(result.seconds, 2),
             "painted_recall": result.painted_recall,
             "restarts": result.restarts,
-            "fine_tuned": initial_model is not None,
+            "fine_tuned": result.fine_tuned,
             "project": str(project.folder),
             "config": config.to_dict(),
         },
