@@ -63,6 +63,36 @@ def reference(data):
 
 
 @pytest.fixture(scope="module")
+def z_data(data):
+    """Networks with z context 2 and 1 beside a 2D one, and their in-process maps (slab 2)."""
+    from tomoseg_nb.models import ModelInfo, build_model, save_model
+    from tomoseg_nb.preprocess import Recipe
+    from tomoseg_nb.segment import segment_volume
+    from tomoseg_nb.training_config import TrainingConfig
+
+    folder = data["folder"] / "z_context"
+    folder.mkdir()
+    models = [data["models"][1]]  # ribosome, z context 0
+    for seed, (feature, z_context) in enumerate((("membrane", 2), ("actin", 1))):
+        model = build_model("tiny", seed=seed, channels=2 * z_context + 1)
+        rng = np.random.default_rng(seed)
+        for weight in model.weights:  # the initial weights give near-constant maps
+            weight.assign(rng.normal(0.0, 0.2, weight.shape).astype("float32"))
+        info = ModelInfo(
+            feature=feature,
+            arch="tiny",
+            voxel_size=10.0,
+            recipe=Recipe().to_dict(),
+            training={"config": TrainingConfig(arch="tiny", z_context=z_context).to_dict()},
+        )
+        models.append(save_model(model, info, folder / f"{feature}.keras"))
+    reference = folder / "reference"
+    for tomogram in data["tomograms"]:
+        segment_volume(models, tomogram, reference, slab_size=2)
+    return {"models": models, "tomograms": data["tomograms"], "reference": reference}
+
+
+@pytest.fixture(scope="module")
 def client():
     with open_cluster("local:2") as client:
         yield client
@@ -157,6 +187,74 @@ def test_cli_runs_on_a_scheduler_address(data, reference, client, tmp_path, caps
     assert_same_maps(reference, tmp_path)
     printed = capsys.readouterr().out.split()
     assert sorted(printed) == sorted(str(tmp_path / p.name) for p in reference.glob("*.mrc"))
+
+
+Z_UNITS = [  # slab 2, units of 4 slices: boundaries inside TS_01 (12 deep) at 4 and 8
+    "z0000-0004:ribosome+membrane+actin",
+    "z0004-0008:ribosome+membrane+actin",
+    "z0008-0012:ribosome+membrane+actin",
+]
+
+
+def test_z_context_units_read_neighbours_across_their_boundaries(z_data, tmp_path):
+    """Each unit reads k slices beyond its ends (mirrored only past the tomogram's): the maps are
+    byte for byte ``segment_volume``'s, at the unit boundaries and at both ends of the tomogram."""
+    from tomoseg_nb.model_files import sidecar_z_context
+    from tomoseg_nb.segment import segment_array
+    from tomoseg_nb.volume import open_volume
+
+    assert [sidecar_z_context(m) for m in z_data["models"]] == [0, 2, 1]
+    run = segment(z_data, tmp_path)
+    assert (run.units_total, run.units_computed) == (6, 6)
+    assert sorted(manifest(tmp_path, "TS_01").units) == Z_UNITS
+    assert_same_maps(z_data["reference"], tmp_path)
+
+    # The comparison can tell: a unit mirrored at its own ends (segmented alone) gives other maps.
+    with open_volume(z_data["tomograms"][0]) as volume:
+        tomogram = volume.read()
+    with open_volume(tmp_path / "TS_01__membrane.mrc") as volume:
+        membrane = volume.read()
+    (alone,) = segment_array([z_data["models"][1]], tomogram[4:8], voxel_size=10.0, slab_size=2)
+    assert np.abs(alone[0] - membrane[4]).max() > 1e-3
+    assert np.abs(alone[3] - membrane[7]).max() > 1e-3
+
+
+def test_z_context_maps_do_not_depend_on_the_unit_layout(z_data, tmp_path):
+    """One-slice units, one network each: every slice is a unit boundary; the maps equal
+    ``segment_volume``'s (computed two slices at a time) within float32 rounding."""
+    from tomoseg_nb.volume import open_volume
+
+    run = segment(z_data, tmp_path, slab_size=1, unit_slices=1, features_per_unit=1)
+    assert run.units_total == 3 * (12 + 9)
+    assert "z0011-0012:membrane" in manifest(tmp_path, "TS_01").units
+    expected = sorted(p.name for p in z_data["reference"].glob("*.mrc"))
+    assert len(expected) == 6 and sorted(p.name for p in tmp_path.glob("*.mrc")) == expected
+    for name in expected:
+        with open_volume(z_data["reference"] / name) as a, open_volume(tmp_path / name) as b:
+            np.testing.assert_allclose(b.read(), a.read(), rtol=0, atol=1e-6, err_msg=name)
+
+
+def test_z_context_units_on_the_cluster_match_segment_volume(z_data, client, tmp_path):
+    run = segment(z_data, tmp_path, client=client)
+    assert run.units_computed == 6
+    records = manifest(tmp_path, "TS_01")
+    assert sorted(records.units) == Z_UNITS
+    assert all(unit["pid"] != os.getpid() for unit in records.units.values())
+    assert_same_maps(z_data["reference"], tmp_path)
+
+
+def test_cli_segments_z_context_models_on_the_cluster(z_data, client, tmp_path, capsys):
+    from tomoseg_nb.cli import main
+
+    argv = ["segment", *map(str, z_data["tomograms"]), "--out", str(tmp_path), "--slab", "2"]
+    for model in z_data["models"]:
+        argv += ["--model", str(model)]
+    assert main([*argv, "--cluster", client.scheduler.address]) == 0
+    assert_same_maps(z_data["reference"], tmp_path)
+    printed = capsys.readouterr().out.split()
+    assert sorted(printed) == sorted(
+        str(tmp_path / p.name) for p in z_data["reference"].glob("*.mrc")
+    )
 
 
 class KillAfterFirstUnit(distributed.WorkerPlugin):

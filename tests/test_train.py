@@ -572,8 +572,6 @@ def test_cli_z_context_is_saved_and_segment_reads_it(scene, tmp_path, capsys):
     error = capsys.readouterr().err
     assert refused.value.code == 2
     assert "--z-context: must be a whole number >= 0, got -1" in error
-    assert main(["segment", "--model", str(out), str(path), "--out", "x", "--cluster", "local:1"])
-    assert "z context 1" in capsys.readouterr().err
 
 
 def test_a_fine_tuning_that_collapses_and_restarts_is_not_called_fine_tuned(monkeypatch):

@@ -297,15 +297,19 @@ def write_probability_maps(
                         f"segmentation of {volume.name} cancelled; no output was kept"
                     )
                 stop = min(depth, start + slab_size)
-                computed = compute(_slab_with_context(volume, start, stop, z_context))
+                computed = compute(slab_with_context(volume, start, stop, z_context))
                 for output, probabilities in zip(outputs, computed, strict=True):
                     output[start:stop] = encode_probabilities(probabilities, dtype)
                 advance(stop - start)
     return paths
 
 
-def _slab_with_context(volume: Volume, start: int, stop: int, z_context: int) -> np.ndarray:
-    """Slices ``[start, stop)`` with ``z_context`` neighbours on each side, mirrored at the ends."""
+def slab_with_context(volume: Volume, start: int, stop: int, z_context: int) -> np.ndarray:
+    """Slices ``[start, stop)`` with ``z_context`` neighbours on each side, mirrored at the ends.
+
+    Reads only the slices ``preprocess.z_window`` names (clamped to the volume), so a slab's input
+    is the same whoever reads it: ``segment_volume`` in order, or a distributed work unit alone.
+    """
     if not z_context:
         return volume.slab(start, stop)
     indices = z_window(start, stop, z_context, volume.shape[0])

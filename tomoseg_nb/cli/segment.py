@@ -100,15 +100,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run_on_cluster(args: argparse.Namespace) -> int:
-    from ..errors import BadInputError
-    from ..model_files import sidecar_z_context
-
-    for path in args.model:
-        if sidecar_z_context(path):
-            raise BadInputError(
-                f"{path}: trained with z context {sidecar_z_context(path)}; --cluster work units "
-                "do not read neighbouring slices yet: segment it without --cluster"
-            )
     from ..distributed import open_cluster, segment_volumes
 
     with open_cluster(args.cluster) as client:

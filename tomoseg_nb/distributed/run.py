@@ -245,7 +245,9 @@ def segment_volumes(
     networks); each finished unit is recorded in ``DIR/<tomogram>.segment.json``, so calling this again
     after an interruption, a crash or a lost worker computes only what is missing, and a tomogram
     whose manifest says it is complete is not computed again. A changed tomogram or model file
-    (size or modification time) voids the record and that tomogram starts over.
+    (size or modification time) voids the record and that tomogram starts over. A network with z
+    context ``k`` (from its sidecar) gets its ``k`` neighbouring slices on each side across unit
+    boundaries, mirrored at the tomogram's ends, as in ``segment_volume``.
 
     Parameters
     ----------

@@ -6,6 +6,10 @@ probability maps slab by slab with exactly the calls the in-process ``segment_vo
 each slab straight into its place in the pre-allocated output file. Units touch disjoint byte ranges,
 so any number of them can write into the same file at once, and writing a unit twice (after a lost
 worker) writes the same bytes.
+
+Networks with z context ``k`` need ``k`` neighbouring slices on each side of every slice: a unit reads
+each of its slabs with them (``segment.slab_with_context``: from the neighbouring units' slices inside
+the tomogram, mirrored beyond its ends), so its maps do not depend on where the unit boundaries fall.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import numpy as np
 
 from ..errors import BadInputError, MissingInputError
 from ..maps import encode_probabilities
-from ..segment import FeatureNetwork, probability_slices
+from ..segment import FeatureNetwork, probability_slices, slab_with_context
 from ..volume import SlabWriter, open_volume
 
 Fingerprint = tuple[int, ...]
@@ -196,11 +200,16 @@ def run_unit(unit: WorkUnit) -> dict:
     _limit_threads()
     started = time.perf_counter()
     networks = [cached_network(model.path, model.fingerprint) for model in unit.models]
+    context = max(network.z_context for network in networks)
     with open_volume(unit.tomogram, ndim=3) as volume:
         for start in range(unit.z_start, unit.z_stop, unit.slab_size):
             stop = min(unit.z_stop, start + unit.slab_size)
             maps = probability_slices(
-                networks, volume.slab(start, stop), voxel_size=volume.voxel_size, engine=unit.engine
+                networks,
+                slab_with_context(volume, start, stop, context),
+                voxel_size=volume.voxel_size,
+                engine=unit.engine,
+                context=context,
             )
             for output, probabilities in zip(unit.outputs, maps, strict=True):
                 _write_slab(output, start, encode_probabilities(probabilities, unit.dtype))
