@@ -32,6 +32,13 @@ def test_every_public_name_resolves(package):
         package.not_a_name  # noqa: B018
 
 
+def test_z_context_helpers_are_public_beside_the_other_preprocessing():
+    from tomoseg_nb import preprocess
+
+    for name in ("preprocess_slab", "context_indices", "z_window", "stack_z_context"):
+        assert name in tomoseg_nb.__all__ and getattr(tomoseg_nb, name) is getattr(preprocess, name)
+
+
 def test_import_does_not_start_keras():
     code = "import sys, tomoseg_nb, tomoseg_nb.cli; print('keras' in sys.modules, 'tensorflow' in sys.modules)"
     output = subprocess.run(

@@ -7,7 +7,8 @@ The workflow, each step a plain function on arrays or files (the widgets and the
   ground truth (``simulate_tomogram``, ``simulate_micrograph``);
 - annotate: ``Project`` (features, tiles, painted masks; autosaved);
 - learn: ``Recipe`` (EMAN2 preprocessing), ``TrainingConfig`` (every training setting),
-  ``build_model``, ``train_feature``, ``save_model`` / ``load_model``;
+  ``build_model``, ``train_feature``, ``save_model`` / ``load_model``; a network's z context
+  (neighbouring slices as channels) from ``context_indices`` / ``z_window`` / ``stack_z_context``;
 - apply: ``segment_volume`` (slab-streamed, FFT engine), ``segment_volumes`` (Dask);
 - maps on disk: ``MapName``, ``encode_probabilities`` / ``decode_probabilities`` (``maps``);
 - after: ``merge_files`` / ``merge_competitive``, ``pick_map_file``, ``pick_particles``, ``pick_filaments``,
@@ -58,6 +59,9 @@ _PUBLIC = {
     "Recipe": "preprocess",
     "preprocess_slice": "preprocess",
     "preprocess_slab": "preprocess",
+    "context_indices": "preprocess",
+    "z_window": "preprocess",
+    "stack_z_context": "preprocess",
     "collect_tiles": "dataset",
     "build_training_set": "dataset",
     "ARCHITECTURES": "models",
