@@ -25,11 +25,13 @@ What it measures
 from __future__ import annotations
 
 import argparse
+import ast
 import os
 import statistics
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from scipy import ndimage
@@ -263,7 +265,7 @@ def real_score(picks_yx: np.ndarray, truth_yx: np.ndarray, shape) -> dict:
     )
 
 
-def run_real(folder: str, seed: int, epochs: int | None) -> None:
+def run_real(folder: str, seed: int, train_options: dict[str, Any]) -> None:
     cases = real_cases(folder)
     print(
         f"real micrographs: {len(cases)} from {folder}, particle diameter {REAL_DIAMETER_PX:g} px, "
@@ -274,11 +276,12 @@ def run_real(folder: str, seed: int, epochs: int | None) -> None:
     header = (
         f"  {'micrograph':<30} {'refs g/b/bad':>12} {'train s':>7} {'pick s':>6} "
         f"{'CNN F1':>6} {'P':>5} {'R':>5} {'picks':>5} {'truth':>5} {'thresh':>6} "
-        f"{'TM F1':>6} {'TM best':>7} {'margin':>6}"
+        f"{'CNN best':>8} {'TM F1':>6} {'TM best':>7} {'margin':>6} {'vs best':>7}"
     )
     print(header)
     rows = []
-    options = {} if epochs is None else {"epochs": epochs}
+    if train_options:
+        print(f"  train_boxer options: {train_options}")
     for index, case in enumerate(cases):
         refs = real_references(case, seed + index)
         half = case.image.shape[1] // 2
@@ -290,7 +293,7 @@ def run_real(folder: str, seed: int, epochs: int | None) -> None:
             box_px=REAL_BOX_PX,
         )
         start = time.perf_counter()
-        model = train_boxer(references, seed=seed, **options)
+        model = train_boxer(references, seed=seed, **train_options)
         train_seconds = time.perf_counter() - start
         right = case.image[:, half:]
         truth = case.truth_yx[case.truth_yx[:, 1] >= half] - [0, half]
@@ -312,6 +315,15 @@ def run_real(folder: str, seed: int, epochs: int | None) -> None:
             key=lambda s: s["f1"],
         )
         calibrated = result.score_threshold
+        # The CNN at its own best threshold (an oracle, as for template matching): how much of the
+        # gap is the calibrated threshold and how much the score map itself.
+        everything = autopick(model, right, name=case.name, score_threshold=0.0)
+        kept = everything.candidates.coordinates[everything.kept]
+        kept_scores = everything.candidates.scores[everything.kept]
+        cnn_best = max(
+            real_score(kept[kept_scores >= t], truth, right.shape)["f1"]
+            for t in np.arange(0.05, 1.0, 0.025)
+        )
         counts = references.counts()
         row = dict(name=case.name, cnn=cnn, tm=tm_default, tm_best=tm_best, train=train_seconds)
         rows.append(row)
@@ -319,23 +331,42 @@ def run_real(folder: str, seed: int, epochs: int | None) -> None:
             f"  {case.name:<30} {counts['good']:>4}/{counts['background']}/{counts['bad']:<3} "
             f"{train_seconds:7.1f} {pick_seconds:6.1f} {cnn['f1']:6.3f} {cnn['precision']:5.2f} "
             f"{cnn['recall']:5.2f} {cnn['picks']:5d} {cnn['truth']:5d} {calibrated:6.2f} "
-            f"{tm_default['f1']:6.3f} {tm_best['f1']:7.3f} {cnn['f1'] - tm_best['f1']:+6.3f}",
+            f"{cnn_best:8.3f} {tm_default['f1']:6.3f} {tm_best['f1']:7.3f} "
+            f"{cnn['f1'] - tm_default['f1']:+6.3f} {cnn['f1'] - tm_best['f1']:+7.3f}",
             flush=True,
         )
     f1 = np.array([r["cnn"]["f1"] for r in rows])
-    margins = np.array([r["cnn"]["f1"] - r["tm_best"]["f1"] for r in rows])
+    margins = np.array([r["cnn"]["f1"] - r["tm"]["f1"] for r in rows])
+    best_margins = np.array([r["cnn"]["f1"] - r["tm_best"]["f1"] for r in rows])
     worst = int(np.argmin(f1))
     print(
         f"  CNN F1 mean {f1.mean():.3f}, worst {f1[worst]:.3f} ({rows[worst]['name']}); "
         f"template matching F1 mean {np.mean([r['tm']['f1'] for r in rows]):.3f} at its default "
         f"threshold, {np.mean([r['tm_best']['f1'] for r in rows]):.3f} at its best; "
-        f"CNN - best template: mean {margins.mean():+.3f}, worst {margins.min():+.3f}; "
+        f"CNN - template at its default: mean {margins.mean():+.3f}, worst {margins.min():+.3f}; "
+        f"CNN - template at its best: mean {best_margins.mean():+.3f}, "
+        f"worst {best_margins.min():+.3f}; "
         f"training {max(r['train'] for r in rows):.0f} s at most"
     )
     print(
         f"  => targets: mean F1 >= 0.80 {'met' if f1.mean() >= 0.8 else 'MISSED'}; every "
-        f"micrograph >= template + 0.10 {'met' if margins.min() >= 0.1 else 'MISSED'}"
+        f"micrograph >= template (default threshold) + 0.10 "
+        f"{'met' if margins.min() >= 0.1 else 'MISSED'}, >= template (best threshold) + 0.10 "
+        f"{'met' if best_margins.min() >= 0.1 else 'MISSED'}"
     )
+
+
+def parse_train_option(text: str) -> tuple[str, Any]:
+    """``"name=value"`` -> ``(name, value)``, the value read as a Python literal (1000, 0.1, ...)."""
+    name, sep, value = text.partition("=")
+    if not sep or not name.isidentifier():
+        raise SystemExit(f"--train-option {text!r}: expected NAME=VALUE, e.g. epochs=40")
+    try:
+        return name, ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        raise SystemExit(
+            f"--train-option {text!r}: {value!r} is not a number, tuple or bool"
+        ) from None
 
 
 def main() -> None:
@@ -353,10 +384,24 @@ def main() -> None:
         "(default ../shared/data/empiar10017)",
     )
     parser.add_argument("--epochs", type=int, default=None, help="override training epochs")
+    parser.add_argument(
+        "--train-option",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="with --real: any train_boxer keyword, e.g. samples_per_class=1000 (repeatable)",
+    )
     args = parser.parse_args()
     if args.real:
         print(f"load average at start: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPU(s)")
-        run_real(args.real, args.seed, args.epochs)
+        options = dict(parse_train_option(text) for text in args.train_option)
+        if args.epochs is not None:
+            options["epochs"] = args.epochs
+        if args.filters:
+            options["filters"] = tuple(args.filters)
+        if args.kernel_px:
+            options["kernel_px"] = args.kernel_px
+        run_real(args.real, args.seed, options)
         print(f"load average at end: {os.getloadavg()[0]:.1f}")
         return
     size = 768 if args.quick else 1024
