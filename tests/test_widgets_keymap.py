@@ -10,7 +10,19 @@ from tomoseg_nb.annotations import Project
 from tomoseg_nb.coords import Picks
 from tomoseg_nb.volume import write_volume
 from tomoseg_nb.widgets._messages import browser_event
-from tomoseg_nb.widgets.keymap import KEYMAP, SCOPES, chord, markdown_table
+from tomoseg_nb.widgets.box_state import Box
+from tomoseg_nb.widgets.boxes import BoxPicker
+from tomoseg_nb.widgets.keymap import (
+    DELETE_CHORDS,
+    KEYMAP,
+    REDO_CHORDS,
+    SCOPES,
+    UNDO_CHORDS,
+    bindings,
+    chord,
+    key_chords,
+    markdown_table,
+)
 from tomoseg_nb.widgets.painter import MaskPainter
 from tomoseg_nb.widgets.results import PickViewer
 from tomoseg_nb.widgets.tiles import TilePicker
@@ -87,6 +99,13 @@ def help_row(project, binding):
     review = pick_viewer_of(project)
     press(review.viewer.canvas, "?")
     assert review.help.shown and "reject the selected pick" in review.help.value
+    boxes = box_picker_of(project)
+    assert boxes.viewer.help_button.layout.display == "none"  # the picker's ? has both tables
+    press(boxes.viewer.canvas, "?")
+    assert boxes.help.shown and "remove the selected box" in boxes.help.value
+    assert "fit the whole slice" in boxes.help.value
+    press(boxes.viewer.canvas, "?")
+    assert not boxes.help.shown
 
 
 def undo_row(project, binding):
@@ -106,6 +125,18 @@ def undo_row(project, binding):
         press(review.viewer.canvas, "Delete")
         press(review.viewer.canvas, label)
         assert review.review.kept().all()
+    boxes = box_picker_of(project)
+    boxes.set_mode("good")
+    for label in binding.inputs:
+        click(boxes.viewer.canvas, 40, 40)
+        press(boxes.viewer.canvas, label)  # takes the add back
+        assert boxes.state.boxes == []
+        click(boxes.viewer.canvas, 40, 40)
+        press(boxes.viewer.canvas, "Delete")
+        press(boxes.viewer.canvas, label)  # brings the removed box back
+        assert boxes.state.coordinates("good").tolist() == [[40, 40]]
+        boxes.state.selected = boxes.state.boxes[0]
+        boxes.delete_selected()
 
 
 def redo_row(project, binding):
@@ -122,6 +153,13 @@ def redo_row(project, binding):
         press(painter.canvas, label)
         assert project.mask(painter.tile.id).sum() == 4
         painter.undo()
+    boxes = box_picker_of(project)
+    boxes.set_mode("bad")
+    click(boxes.viewer.canvas, 40, 40)
+    for label in binding.inputs:
+        boxes.undo()
+        press(boxes.viewer.canvas, label)
+        assert boxes.state.coordinates("bad").tolist() == [[40, 40]]
 
 
 def focus_row(project, binding):
@@ -131,6 +169,11 @@ def focus_row(project, binding):
     assert project.tiles == [] and (project.folder / "project.json").read_text() == before
     press(picker.viewer.canvas, "a")  # and the keys now reach the widget
     assert picker.state.mode == "positive"
+    boxes = box_picker_of(project)
+    click(boxes.viewer.canvas, 70, 60)
+    assert boxes.state.boxes == [] and not (project.folder / "boxes.json").exists()
+    press(boxes.viewer.canvas, "a")
+    assert boxes.state.mode == "good"
 
 
 def pan_row(project, binding):
@@ -337,6 +380,83 @@ def pick_reject_row(project, binding):
         assert review.review.kept().tolist() == [True, True]
 
 
+def box_picker_of(project):
+    """A box picker on a micrograph, at scale 1, saving next to the project as it goes."""
+    micrograph = np.random.default_rng(9).normal(size=(128, 160)).astype(np.float32)
+    return BoxPicker(
+        micrograph,
+        box_size_px=20,
+        path=project.folder / "boxes.json",
+        viewer=SliceViewer(micrograph, view_shape=(128, 160)),
+    )
+
+
+def box_select_row(project, binding):
+    boxes = box_picker_of(project)
+    boxes.set_mode("good")
+    click(boxes.viewer.canvas, 40, 40)
+    click(boxes.viewer.canvas, 100, 80)
+    boxes.set_mode("select")
+    click(boxes.viewer.canvas, 45, 35)  # inside the first box
+    assert boxes.state.selected == boxes.state.boxes[0] and len(boxes.state.boxes) == 2
+    boxes.set_mode("bad")
+    click(boxes.viewer.canvas, 95, 85)  # in an add mode too: selects, adds nothing
+    assert boxes.state.selected == boxes.state.boxes[1] and len(boxes.state.boxes) == 2
+
+
+def box_deselect_row(project, binding):
+    boxes = box_picker_of(project)
+    boxes.set_mode("good")
+    click(boxes.viewer.canvas, 40, 40)
+    boxes.set_mode("select")
+    click(boxes.viewer.canvas, 40, 40)
+    click(boxes.viewer.canvas, 130, 100)  # empty image
+    assert boxes.state.selected is None and len(boxes.state.boxes) == 1
+    click(boxes.viewer.canvas, 40, 40)
+    boxes.set_mode("background")
+    press(boxes.viewer.canvas, "Esc")
+    assert boxes.state.mode == "select" and boxes.state.selected is not None
+    press(boxes.viewer.canvas, "Esc")
+    assert boxes.state.selected is None and len(boxes.state.boxes) == 1
+
+
+def add_box_of_class(project, binding, label):
+    for n, key in enumerate(binding.inputs):
+        boxes = box_picker_of(project)
+        press(boxes.viewer.canvas, key)
+        assert boxes.class_buttons.value == boxes.state.mode == label
+        click(boxes.viewer.canvas, 70 + 30 * n, 60)
+        assert boxes.state.boxes[-1] == Box(60, 70 + 30 * n, label)
+    assert boxes.state.counts()[label] == len(binding.inputs)  # all saved, reloaded each time
+
+
+def box_add_good_row(project, binding):
+    add_box_of_class(project, binding, "good")
+
+
+def box_add_background_row(project, binding):
+    add_box_of_class(project, binding, "background")
+
+
+def box_add_bad_row(project, binding):
+    add_box_of_class(project, binding, "bad")
+
+
+def box_delete_row(project, binding):
+    boxes = box_picker_of(project)
+    for label in binding.inputs:
+        boxes.set_mode("good")
+        click(boxes.viewer.canvas, 70, 60)
+        boxes.set_mode("select")
+        click(boxes.viewer.canvas, 130, 100)  # nothing selected: the key removes nothing
+        press(boxes.viewer.canvas, label)
+        assert len(boxes.state.boxes) == 1
+        click(boxes.viewer.canvas, 75, 65)
+        press(boxes.viewer.canvas, label)
+        assert boxes.state.boxes == []
+    assert box_picker_of(project).state.boxes == []  # saved so
+
+
 SCENARIOS = {
     name.removesuffix("_row").replace("_", "-"): f
     for name, f in dict(globals()).items()
@@ -358,6 +478,29 @@ def test_docs_show_the_table_the_widgets_use():
     for scope in SCOPES:
         assert markdown_table(scope) in text, f"docs/interaction.md is out of date for {scope}"
     assert "docs/interaction.md" in README.read_text()
+
+
+def test_the_shared_chord_sets_are_the_tables_rows():
+    assert UNDO_CHORDS == {"Ctrl+z", "z"} == key_chords("undo")
+    assert REDO_CHORDS == {"Ctrl+Shift+z", "Ctrl+y", "Z", "y"} == key_chords("redo")
+    assert DELETE_CHORDS == {"Delete", "Backspace"} == key_chords("box-delete")
+    assert key_chords("deselect") == {"Escape"} and key_chords("select") == frozenset()
+
+
+@pytest.mark.parametrize(
+    "scopes",
+    [
+        ("slice viewer", "tile picker"),
+        ("mask painter",),
+        ("slice viewer", "pick viewer"),
+        ("slice viewer", "box picker"),
+    ],
+)
+def test_no_key_has_two_meanings_in_one_widget(scopes):
+    seen: dict[str, str] = {}
+    for binding in bindings(*scopes):
+        for name in key_chords(binding.id):
+            assert seen.setdefault(name, binding.id) == binding.id, (name, seen[name], binding.id)
 
 
 def test_chord_names_shortcuts_alike_on_every_platform():

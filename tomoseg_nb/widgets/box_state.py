@@ -1,10 +1,13 @@
-"""Reference boxes on a micrograph: click to box a particle, background or contamination.
+"""Reference boxes on a micrograph: box a particle, background or contamination, deliberately.
 
 The 2D picker learns from three reference sets: good isolated particles, empty background, and
-"bad" boxes on anything that is not a particle (ice contamination, aggregates). Clicking empty
-image places a box of the current class centred on the click; clicking inside a box removes it. Positions are pixel
-``(y, x)`` of the micrograph. With a ``path`` every change is saved at once (atomically) as a
-small JSON file, so a closed notebook loses nothing.
+"bad" boxes on anything that is not a particle (ice contamination, aggregates). As in every canvas
+widget (``keymap``), a click on a box selects it and a click never removes one: in an add mode
+(one per class) a click on empty image places a box of that class centred on the click, in select
+mode it clears the selection, and removing is a separate action on the selected box. Adds and
+removals can be undone and redone. Positions are pixel ``(y, x)`` of the micrograph. With a
+``path`` every change (undo and redo too) is saved at once (atomically) as a small JSON file, so a
+closed notebook loses nothing.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ from ..errors import BadInputError
 
 BOX_CLASSES = ("good", "background", "bad")
 """Same names as ``boxer.references.KINDS``: bad = contamination, aggregates, carbon edges."""
+MODES = ("select", *BOX_CLASSES)
+"""What a click on empty image does: nothing (clear the selection), or place a box of a class."""
 BOXES_FORMAT = "tomoseg_nb.boxes"
 BOXES_VERSION = 1
 
@@ -59,7 +64,7 @@ class Box:
 
 
 class BoxState:
-    """The reference boxes of one micrograph.
+    """The reference boxes of one micrograph: mode, selection, undo and redo.
 
     Parameters
     ----------
@@ -71,16 +76,22 @@ class BoxState:
         JSON file saved after every change (loaded first when it exists).
     micrograph : str
         Name recorded in the file.
+    mode : {"select", "good", "background", "bad"}
+        What a click on empty image does (a click on a box always selects it).
 
     Examples
     --------
-    >>> state = BoxState((512, 512), box_size_px=32)
+    >>> state = BoxState((512, 512), box_size_px=32, mode="good")
     >>> state.click(100, 100)
     ('added', Box(y=100, x=100, label='good'))
-    >>> state.label = "background"; state.click(300, 40)
+    >>> state.mode = "background"; state.click(300, 40)
     ('added', Box(y=300, x=40, label='background'))
-    >>> state.click(110, 95)
-    ('removed', Box(y=100, x=100, label='good'))
+    >>> state.click(110, 95)  # inside the first box: selects it
+    ('selected', Box(y=100, x=100, label='good'))
+    >>> state.delete_selected()
+    Box(y=100, x=100, label='good')
+    >>> state.undo()
+    ('added', Box(y=100, x=100, label='good'))
     """
 
     def __init__(
@@ -90,6 +101,7 @@ class BoxState:
         *,
         path: str | os.PathLike | None = None,
         micrograph: str = "",
+        mode: str = "select",
     ):
         if box_size_px < 2:
             raise BadInputError(f"box size {box_size_px} px is too small; use at least 2 pixels")
@@ -98,20 +110,24 @@ class BoxState:
         self.micrograph = micrograph
         self.path = None if path is None else Path(path)
         self.boxes: list[Box] = []
-        self._label = BOX_CLASSES[0]
+        self.mode = mode
+        self.selected: Box | None = None
+        # ("added" | "removed", box, its index in ``boxes``); the same Box objects come back.
+        self._undo: list[tuple[str, Box, int]] = []
+        self._redo: list[tuple[str, Box, int]] = []
         if self.path is not None and self.path.exists():
             self._load(self.path)
 
     @property
-    def label(self) -> str:
-        """Class that the next click places."""
-        return self._label
+    def mode(self) -> str:
+        """``"select"``, or the class that a click on empty image places."""
+        return self._mode
 
-    @label.setter
-    def label(self, value: str) -> None:
-        if value not in BOX_CLASSES:
-            raise BadInputError(f"box class {value!r}: use one of {', '.join(BOX_CLASSES)}")
-        self._label = value
+    @mode.setter
+    def mode(self, value: str) -> None:
+        if value not in MODES:
+            raise BadInputError(f"box mode {value!r}: use one of {', '.join(MODES)}")
+        self._mode = value
 
     def box_at(self, y: float, x: float) -> Box | None:
         """The box covering pixel ``(y, x)`` (the most recent one when boxes overlap)."""
@@ -121,23 +137,75 @@ class BoxState:
                 return box
         return None
 
-    def click(self, y: float, x: float) -> tuple[str, Box] | None:
-        """Remove the box under ``(y, x)``, or add one of the current class centred there.
+    def click(self, y: float, x: float) -> tuple[str, Box | None] | None:
+        """Select the box covering ``(y, x)``, or act on empty image as the mode says.
 
-        Returns ``("added" | "removed", box)``, or None for a click off the image.
+        Returns ``("selected", box)``; on empty image ``("cleared", None)`` in select mode and
+        ``("added", box)`` (a box of the mode's class centred there, selected) in an add mode,
+        or None for an add-mode click off the image.
         """
         existing = self.box_at(y, x)
         if existing is not None:
-            self.boxes.remove(existing)
-            self._changed()
-            return "removed", existing
+            self.selected = existing
+            return "selected", existing
+        if self.mode == "select":
+            self.selected = None
+            return "cleared", None
         row, column = round(y), round(x)
         if not (0 <= row < self.image_shape[0] and 0 <= column < self.image_shape[1]):
             return None
-        box = Box(row, column, self.label)
-        self.boxes.append(box)
-        self._changed()
+        box = Box(row, column, self.mode)
+        self._insert(box, len(self.boxes))
+        self._remember(("added", box, len(self.boxes) - 1))
         return "added", box
+
+    def delete_selected(self) -> Box | None:
+        """Remove the selected box (Delete key); None when nothing is selected."""
+        box = self.selected
+        if box is None:
+            return None
+        self._remember(("removed", box, self._take(box)))
+        return box
+
+    def undo(self) -> tuple[str, Box] | None:
+        """Reverse the last add or removal: ``("added" | "removed", box)`` says what undo did,
+        None when there is nothing to undo."""
+        return self._replay(self._undo, self._redo, undo=True)
+
+    def redo(self) -> tuple[str, Box] | None:
+        """Do again what the last undo reversed; None when there is nothing to redo."""
+        return self._replay(self._redo, self._undo, undo=False)
+
+    def _replay(
+        self, source: list[tuple[str, Box, int]], target: list[tuple[str, Box, int]], *, undo: bool
+    ) -> tuple[str, Box] | None:
+        if not source:
+            return None
+        action, box, index = source.pop()
+        target.append((action, box, index))
+        if (action == "added") == undo:
+            self._take(box)
+            return "removed", box
+        self._insert(box, index)  # where it was: the placing order is the boxes' order
+        return "added", box
+
+    def _insert(self, box: Box, index: int) -> None:
+        self.boxes.insert(min(index, len(self.boxes)), box)
+        self.selected = box
+        self._changed()
+
+    def _take(self, box: Box) -> int:
+        """Remove ``box`` (this very object: equal boxes may be placed twice); its index."""
+        index = next(i for i, b in enumerate(self.boxes) if b is box)
+        del self.boxes[index]
+        if self.selected is box:
+            self.selected = None
+        self._changed()
+        return index
+
+    def _remember(self, entry: tuple[str, Box, int]) -> None:
+        self._undo.append(entry)
+        self._redo.clear()
 
     def coordinates(self, label: str) -> np.ndarray:
         """``(N, 2)`` centres ``(y, x)`` of the boxes of one class, in placing order."""

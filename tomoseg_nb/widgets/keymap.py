@@ -1,8 +1,9 @@
 """One mouse and keyboard table for every canvas widget, and the ``?`` help overlay built from it.
 
 Widgets shown side by side (the tile picker next to the mask painter) must not give a key two
-meanings, so the bindings live here, once: the widgets dispatch through these names, the help
-overlay lists them, and ``docs/interaction.md`` is checked against them by a test.
+meanings, so the bindings live here, once: the widgets dispatch through these rows (``dispatch``
+with row ids, or the chord sets made from the rows), the help overlay lists them, and
+``docs/interaction.md`` is checked against them by a test.
 
 Browser key events arrive as ``KeyboardEvent.key`` plus modifier flags; ``chord`` turns them into
 one name (``"z"``, ``"Z"``, ``"Ctrl+z"``, ``"Ctrl+Shift+z"``) so Ctrl+Z on Linux and Cmd+Z on a Mac
@@ -12,13 +13,21 @@ are the same chord.
 from __future__ import annotations
 
 import html
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import ipywidgets as widgets
 
-SCOPES = ("every canvas", "slice viewer", "tile picker", "mask painter", "pick viewer")
-"""Where a binding applies. The tile picker and the pick viewer are slice viewers too, so they
-have both tables."""
+SCOPES = (
+    "every canvas",
+    "slice viewer",
+    "tile picker",
+    "mask painter",
+    "pick viewer",
+    "box picker",
+)
+"""Where a binding applies. The tile picker, the pick viewer and the box picker are slice viewers
+too, so they have both tables."""
 
 
 @dataclass(frozen=True)
@@ -73,10 +82,29 @@ KEYMAP: tuple[Binding, ...] = (
         ("Delete", "Backspace"),
         "reject the selected pick, or keep it",
     ),
+    Binding("box-select", "box picker", ("click a box",), "select it"),
+    Binding(
+        "box-deselect", "box picker", ("click empty", "Esc"), "clear the selection, back to select"
+    ),
+    Binding(
+        "box-add-good", "box picker", ("a", "g", "1"), "add mode: a click boxes a good particle"
+    ),
+    Binding(
+        "box-add-background", "box picker", ("b", "2"), "add mode: a click boxes empty background"
+    ),
+    Binding(
+        "box-add-bad",
+        "box picker",
+        ("x", "3"),
+        "add mode: a click boxes something bad (contamination, aggregate)",
+    ),
+    Binding("box-delete", "box picker", ("Delete", "Backspace"), "remove the selected box"),
 )
 """Every binding, in the order the docs and the help overlay list them."""
 
 _KEY_NAMES = {"ArrowUp": "Up", "ArrowDown": "Down", "Escape": "Esc"}
+_BROWSER_KEYS = {name: key for key, name in _KEY_NAMES.items()}
+_MOUSE_WORDS = {"click", "drag", "wheel"}
 
 
 def chord(key: str, shift: bool = False, ctrl: bool = False, meta: bool = False) -> str:
@@ -89,9 +117,53 @@ def chord(key: str, shift: bool = False, ctrl: bool = False, meta: bool = False)
     return key
 
 
-UNDO_CHORDS = frozenset({"Ctrl+z", "z"})
-REDO_CHORDS = frozenset({"Ctrl+Shift+z", "Ctrl+y", "Z", "y"})
-DELETE_CHORDS = frozenset({"Delete", "Backspace"})
+def _label_chord(label: str) -> str:
+    """The ``chord`` a browser key event for the table label ``label`` gets (``"Shift+Z"``:
+    ``"Z"``, ``"Esc"``: ``"Escape"``)."""
+    ctrl = label.startswith("Ctrl+") and len(label) > 5
+    rest = label[5:] if ctrl else label
+    shift = rest.startswith("Shift+") and len(rest) > 6
+    key = rest[6:] if shift else rest
+    key = _BROWSER_KEYS.get(key, key)
+    if ctrl:
+        return chord(key, shift=shift, ctrl=True)
+    return key.upper() if shift else key
+
+
+_CHORDS = {
+    binding.id: frozenset(
+        _label_chord(label)
+        for label in binding.inputs
+        if _MOUSE_WORDS.isdisjoint(label.split())  # "click a tile", "drag": not keys
+    )
+    for binding in KEYMAP
+}
+
+
+def key_chords(binding_id: str) -> frozenset[str]:
+    """The ``chord`` names of a row's keys (its mouse inputs left out).
+
+    >>> sorted(key_chords("redo"))
+    ['Ctrl+Shift+z', 'Ctrl+y', 'Z', 'y']
+    """
+    return _CHORDS[binding_id]
+
+
+def dispatch(key: str, actions: Mapping[str, Callable[[], object]]) -> bool:
+    """Run the action of the row (by id) whose keys include the chord ``key``; True if one did.
+
+    A widget names its rows rather than letters, so its keys are the table's and nowhere else.
+    """
+    for binding_id, action in actions.items():
+        if key in key_chords(binding_id):
+            action()
+            return True
+    return False
+
+
+UNDO_CHORDS = key_chords("undo")
+REDO_CHORDS = key_chords("redo")
+DELETE_CHORDS = key_chords("delete")
 HELP_CHORD = "?"
 
 
