@@ -420,6 +420,15 @@ def _disks_and_lines(rng: np.random.Generator, kind: str, count: int, size: int 
     return images, masks
 
 
+def _disk_tiles(seed: int, n_disks: int, n_empty: int):
+    """Positive tiles of painted disks, then empty negative tiles: images, masks, positive."""
+    rng = np.random.default_rng(seed)
+    disks, disk_masks = _disks_and_lines(rng, "disks", n_disks)
+    empty, empty_masks = _disks_and_lines(rng, "none", n_empty)
+    images, masks = np.concatenate([disks, empty]), np.concatenate([disk_masks, empty_masks])
+    return images, masks, np.arange(len(images)) < n_disks
+
+
 def test_other_features_painted_pixels_teach_the_network_to_say_no():
     """Lines never show on the disk tiles or the random negatives, so a disk network fires on
     them too; the same run with painted lines as known negatives fires far less there and still
@@ -469,11 +478,7 @@ def test_a_dead_network_is_trained_again_from_new_weights(monkeypatch):
 
         return build
 
-    rng = np.random.default_rng(1)
-    disks, disk_masks = _disks_and_lines(rng, "disks", 6)
-    empty, empty_masks = _disks_and_lines(rng, "none", 8)
-    images, masks = np.concatenate([disks, empty]), np.concatenate([disk_masks, empty_masks])
-    positive = np.arange(len(images)) < len(disks)
+    images, masks, positive = _disk_tiles(seed=1, n_disks=6, n_empty=8)
     config = TrainingConfig(arch="tiny", epochs=10, copies=2, seed=0, validation_fraction=0)
 
     monkeypatch.setattr(train_module, "build_model", dying_network(first_dead=1))
@@ -579,11 +584,7 @@ def test_a_fine_tuning_that_collapses_and_restarts_is_not_called_fine_tuned(monk
     from new random weights, and the result (and so the sidecar) must not claim it was fine-tuned."""
     import tomoseg_nb.train as train_module
 
-    rng = np.random.default_rng(2)
-    disks, disk_masks = _disks_and_lines(rng, "disks", 6)
-    empty, empty_masks = _disks_and_lines(rng, "none", 6)
-    images, masks = np.concatenate([disks, empty]), np.concatenate([disk_masks, empty_masks])
-    positive = np.arange(len(images)) < len(disks)
+    images, masks, positive = _disk_tiles(seed=2, n_disks=6, n_empty=6)
     config = TrainingConfig(arch="tiny", epochs=3, copies=2, seed=0, validation_fraction=0)
     first = train_on_tiles(images, masks, positive, config)
     assert not first.fine_tuned
