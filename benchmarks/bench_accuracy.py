@@ -97,7 +97,17 @@ def run_phantom(
                 "features": {
                     feature: {
                         key: scores[key]
-                        for key in ("iou", "precision", "recall", "threshold", "train_seconds")
+                        for key in (
+                            "iou",
+                            "precision",
+                            "recall",
+                            "threshold",
+                            "train_seconds",
+                            "iou_by_threshold",
+                            "validation_threshold",
+                            "iou_at_validation_threshold",
+                        )
+                        if key in scores
                     }
                     for feature, scores in report["features"].items()
                 },
@@ -108,7 +118,27 @@ def run_phantom(
                 f"{feature} {scores['iou']:.3f}" for feature, scores in report["features"].items()
             )
             print(f"  {name:13s} {ious}", flush=True)
+            print(f"  {'':13s} {threshold_diagnostics(report['features'])}", flush=True)
     return {"spec": spec.to_dict(), "shape": list(phantom.labels.shape), "methods": results}
+
+
+def threshold_diagnostics(features: dict[str, Any]) -> str:
+    """Per feature: the best IoU over the threshold sweep (and where), and the IoU at the
+    threshold chosen on the held-out painted tiles: is the map wrong, or only the threshold?"""
+    parts = []
+    for feature, scores in features.items():
+        sweep = scores.get("iou_by_threshold")
+        if not sweep:
+            continue
+        best = max(sweep, key=sweep.get)
+        text = f"{feature} best {sweep[best]:.3f} @ {best}"
+        if scores.get("iou_at_validation_threshold") is not None:
+            text += (
+                f", held-out tiles' {scores['validation_threshold']:.2f}: "
+                f"{scores['iou_at_validation_threshold']:.3f}"
+            )
+        parts.append(text)
+    return "; ".join(parts)
 
 
 def summarise(phantoms: list[dict[str, Any]], methods: Sequence[str]) -> dict[str, Any]:

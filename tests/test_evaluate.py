@@ -10,9 +10,10 @@ import pytest
 from tomoseg_nb.annotations import tile_bounds
 from tomoseg_nb.cli import main
 from tomoseg_nb.errors import BadInputError
-from tomoseg_nb.evaluate import simulate_annotation
+from tomoseg_nb.evaluate import THRESHOLD_SWEEP, iou_by_threshold, score_map, simulate_annotation
 from tomoseg_nb.synthetic import simulate_tomogram, write_tomogram_phantom
 from tomoseg_nb.training_config import TrainingConfig
+from tomoseg_nb.volume import open_volume
 
 
 @pytest.fixture(scope="module")
@@ -91,8 +92,33 @@ def test_evaluate_cli_runs_the_protocol_and_keeps_outputs(phantom_files, tmp_pat
         assert np.isfinite(scores[key])
     assert 0.0 <= scores["iou"] <= scores["dice"] <= 1.0
     assert (keep / "ribosome.mrc").exists()
+    # The threshold diagnostics read the kept map again: the sweep's 0.5 is the reported score.
+    assert set(scores["iou_by_threshold"]) == {f"{t:g}" for t in THRESHOLD_SWEEP}
+    assert scores["iou_by_threshold"]["0.5"] == pytest.approx(scores["iou"])
     if method == "cnn":
         assert (keep / "ribosome.keras").exists() and (keep / "ribosome.json").exists()
+        sidecar = json.loads((keep / "ribosome.json").read_text())
+        chosen = sidecar["training"]["validation_threshold"]
+        assert scores["validation_threshold"] == chosen
+        truth = open_volume(phantom_files["labels"]).read() == 3
+        expected = score_map(keep / "ribosome.mrc", truth, chosen)["iou"]
+        assert scores["iou_at_validation_threshold"] == pytest.approx(expected)
+    else:
+        assert scores["validation_threshold"] is None
+
+
+def test_iou_by_threshold_on_a_hand_made_map(tmp_path):
+    """A ramp of probabilities against a truth of the upper half: IoU is 1 exactly where the
+    threshold splits the ramp at the truth's edge, and falls on both sides."""
+    from tomoseg_nb.maps import encode_probabilities
+    from tomoseg_nb.volume import write_volume
+
+    probability = np.repeat(np.linspace(0.0, 1.0, 11)[None, None, :], 4, axis=1).astype(np.float32)
+    truth = probability >= 0.5
+    path = write_volume(tmp_path / "ramp.mrc", encode_probabilities(probability, "float32"))
+    sweep = iou_by_threshold(path, truth, (0.3, 0.5, 0.7))
+    assert sweep["0.5"] == 1.0
+    assert sweep["0.3"] == pytest.approx(6 / 8) and sweep["0.7"] == pytest.approx(4 / 6)
 
 
 def test_evaluate_refuses_truth_of_another_shape(phantom_files, tmp_path, capsys):

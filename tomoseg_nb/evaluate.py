@@ -263,6 +263,19 @@ def build_project(
     return project, skipped
 
 
+THRESHOLD_SWEEP = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+"""Thresholds at which ``evaluate_feature`` also reports IoU: whether a feature fails because its
+map is wrong or because the threshold is, read off the same map at no extra training."""
+
+
+def iou_by_threshold(
+    probability_path: str | os.PathLike, truth: np.ndarray, thresholds: Sequence[float]
+) -> dict[str, float]:
+    """IoU of ``probability >= t`` against ``truth`` for each ``t`` (keys formatted ``"0.3"``)."""
+    probability = _read_map(probability_path)
+    return {f"{t:g}": float(iou(probability >= t, truth)) for t in thresholds}
+
+
 def score_map(
     probability_path: str | os.PathLike, truth: np.ndarray, threshold: float
 ) -> dict[str, float]:
@@ -289,7 +302,7 @@ def evaluate_feature(
     method: str = "cnn",
     config: TrainingConfig = DEFAULT_TRAINING,
     initial_model: keras.Model | None = None,
-) -> dict[str, float]:
+) -> dict[str, Any]:
     """Train on ``project``'s tiles of one feature, segment, and score; outputs stay in ``workdir``.
 
     The network trains with ``config`` (fine-tuned from ``initial_model``'s weights when given);
@@ -298,16 +311,28 @@ def evaluate_feature(
     """
     _check_method(method, config)
     map_path = Path(workdir) / f"{feature}.mrc"
+    validation_threshold = None
     if method == "cnn":
-        timings, threshold = _run_network(
+        timings, threshold, validation_threshold = _run_network(
             project, tomogram, feature, map_path, config, initial_model
         )
     else:
         timings, threshold = _run_forest(project, tomogram, feature, map_path, config)
-    scores = score_map(map_path, labels == feature_id, threshold)
+    truth = labels == feature_id
+    scores = score_map(map_path, truth, threshold)
+    # Diagnostics, not the score: IoU at other thresholds, and at the one the network's held-out
+    # painted tiles chose (what a user could get without any truth).
+    diagnostics: dict[str, Any] = {
+        "iou_by_threshold": iou_by_threshold(map_path, truth, THRESHOLD_SWEEP),
+        "validation_threshold": validation_threshold,
+        "iou_at_validation_threshold": None
+        if validation_threshold is None
+        else score_map(map_path, truth, validation_threshold)["iou"],
+    }
     voxels = float(np.prod(tomogram.shape))
     return {
         **scores,
+        **diagnostics,
         **timings,
         "voxels_per_second": voxels / timings["segment_seconds"],
         "n_positive": len(project.tiles_of(feature, positive=True)),
@@ -333,7 +358,8 @@ def _run_network(
     map_path: Path,
     config: TrainingConfig,
     initial_model: keras.Model | None = None,
-) -> tuple[dict[str, float], float]:
+) -> tuple[dict[str, float], float, float | None]:
+    """Train, save and segment; timings, the threshold, and the held-out tiles' best threshold."""
     from .models import save_model  # Keras: loaded only when a network is trained
     from .train import train_feature
 
@@ -352,7 +378,12 @@ def _run_network(
         overwrite=True,
     )
     timings = {"train_seconds": train_seconds, "segment_seconds": time.perf_counter() - start}
-    return timings, float(info.threshold)
+    validation_threshold = (info.training or {}).get("validation_threshold")
+    return (
+        timings,
+        float(info.threshold),
+        None if validation_threshold is None else float(validation_threshold),
+    )
 
 
 def _run_forest(
