@@ -21,6 +21,7 @@ import numpy as np
 
 from ..atomic import write_json_atomic
 from ..errors import BadInputError
+from ._choice import Choice
 
 BOX_CLASSES = ("good", "background", "bad")
 """Same names as ``boxer.references.KINDS``: bad = contamination, aggregates, carbon edges."""
@@ -94,6 +95,8 @@ class BoxState:
     ('added', Box(y=100, x=100, label='good'))
     """
 
+    mode = Choice(MODES, "box mode")
+
     def __init__(
         self,
         image_shape: tuple[int, int],
@@ -117,17 +120,6 @@ class BoxState:
         self._redo: list[tuple[str, Box, int]] = []
         if self.path is not None and self.path.exists():
             self._load(self.path)
-
-    @property
-    def mode(self) -> str:
-        """``"select"``, or the class that a click on empty image places."""
-        return self._mode
-
-    @mode.setter
-    def mode(self, value: str) -> None:
-        if value not in MODES:
-            raise BadInputError(f"box mode {value!r}: use one of {', '.join(MODES)}")
-        self._mode = value
 
     def box_at(self, y: float, x: float) -> Box | None:
         """The box covering pixel ``(y, x)`` (the most recent one when boxes overlap)."""

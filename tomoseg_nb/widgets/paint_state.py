@@ -15,6 +15,8 @@ from collections import deque
 import numpy as np
 from scipy import ndimage
 
+from ._choice import Choice
+
 MODES = ("paint", "erase", "fill")
 HISTORY = 100
 """Undo steps kept per mask."""
@@ -49,6 +51,8 @@ class PainterState:
     0
     """
 
+    mode = Choice(MODES, "painter mode")
+
     def __init__(self, mask: np.ndarray, *, brush_radius: float = 3.0, mode: str = "paint"):
         mask = np.asarray(mask)
         if mask.ndim != 2:
@@ -69,17 +73,6 @@ class PainterState:
     @brush_radius.setter
     def brush_radius(self, value: float) -> None:
         self._brush_radius = max(MIN_BRUSH_RADIUS, float(value))
-
-    @property
-    def mode(self) -> str:
-        """``"paint"``, ``"erase"`` or ``"fill"``."""
-        return self._mode
-
-    @mode.setter
-    def mode(self, value: str) -> None:
-        if value not in MODES:
-            raise ValueError(f"painter mode {value!r}: use one of {', '.join(MODES)}")
-        self._mode = value
 
     @property
     def stroking(self) -> bool:

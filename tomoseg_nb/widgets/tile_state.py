@@ -23,6 +23,7 @@ import numpy as np
 from ..annotations import Project, Tile
 from ..errors import BadInputError
 from ..suggest import Suggestion, suggest_tiles
+from ._choice import Choice
 
 TARGET_POSITIVE = 10
 TARGET_NEGATIVE = 100
@@ -72,6 +73,8 @@ class TileState:
     ('selected', Tile(id='1f0c9a2b', feature='membrane', z=20, y=100, x=100, size=64, positive=True))
     """
 
+    mode = Choice(MODES, "tile mode")
+
     def __init__(self, project: Project, feature: str | None = None, *, mode: str = "select"):
         self.project = project
         self.suggestions: list[Suggestion] = []
@@ -100,17 +103,6 @@ class TileState:
             self.suggestion_index = 0
             self._suggestion_round += 1
         self._feature = name
-
-    @property
-    def mode(self) -> str:
-        """``"select"``, ``"positive"`` or ``"negative"``."""
-        return self._mode
-
-    @mode.setter
-    def mode(self, value: str) -> None:
-        if value not in MODES:
-            raise BadInputError(f"tile mode {value!r}: use one of {', '.join(MODES)}")
-        self._mode = value
 
     def _require_feature(self) -> str:
         if self.feature is None:
