@@ -10,9 +10,9 @@ the mean training seconds per feature. Methods, all on the very same tiles of ea
 - ``eman2-arch``: the same with ``arch="eman2"`` (the seed's network, the project's recipe);
 - ``rf``: the random-forest pixel classifier baseline;
 - ``eman2-recipe``: ``EMAN2_RECIPE``, EMAN2 tomoseg's training recipe followed exactly - the floor;
-- ``default-z1``, ``default-z2``: the default with z context 1 or 2 (``TrainingConfig.z_context``:
-  3 or 5 neighbouring slices as input channels, "2.5D"). Candidates, run only when named in
-  ``--methods``.
+- ``default-z0``, ``default-z1``: the default with z context 0 or 1 instead of its 2
+  (``TrainingConfig.z_context``: 1 or 3 slices as input channels instead of 5). Alternatives, run
+  only when named in ``--methods``.
 
 Choose defaults on ``--half development`` only. ``--half held-back`` is for reporting how the
 chosen defaults generalise, never for choosing them (see ``synthetic.suite``).
@@ -27,10 +27,10 @@ the full protocol's)::
     .venv/bin/python benchmarks/bench_accuracy.py --shape 48 256 256 --phantoms 2 \\
         --n-negative 40 --epochs 5 --json small.json
 
-The default with z context against the default, on the development half::
+The default against single-slice input, on the development half::
 
     .venv/bin/python benchmarks/bench_accuracy.py --half development \\
-        --methods default default-z2 --json dev-z2.json
+        --methods default default-z0 --json dev-z.json
 """
 
 from __future__ import annotations
@@ -54,10 +54,10 @@ FEATURES = {"membrane": 1, "microtubule": 2, "ribosome": 3}
 METHODS: dict[str, tuple[str, TrainingConfig]] = {
     "default": ("cnn", DEFAULT_TRAINING),
     "eman2-arch": ("cnn", DEFAULT_TRAINING.replace(arch="eman2")),
-    "rf": ("rf", DEFAULT_TRAINING),
+    "rf": ("rf", DEFAULT_TRAINING.replace(z_context=0)),
     "eman2-recipe": ("cnn", EMAN2_RECIPE),
+    "default-z0": ("cnn", DEFAULT_TRAINING.replace(z_context=0)),
     "default-z1": ("cnn", DEFAULT_TRAINING.replace(z_context=1)),
-    "default-z2": ("cnn", DEFAULT_TRAINING.replace(z_context=2)),
 }
 DEFAULT_METHODS = ("default", "eman2-arch", "rf", "eman2-recipe")
 """What runs without ``--methods``: the issue's table; candidates are asked for by name."""

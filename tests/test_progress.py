@@ -50,7 +50,9 @@ def test_training_and_segmenting_bars_name_the_feature(monkeypatch, tmp_path):
     masks[:4, 4:12, 4:12] = 1.0
     images[:4] += 2.0 * masks[:4]
     positive = np.arange(12) < 4
-    config = TrainingConfig(arch="tiny", epochs=1, copies=1, seed=0, validation_fraction=0)
+    config = TrainingConfig(
+        arch="tiny", epochs=1, copies=1, seed=0, validation_fraction=0, z_context=0
+    )  # single-slice tiles made by hand
     trained = _recorded_bars(monkeypatch, train_module)
     result = train_module.train_on_tiles(images, masks, positive, config, feature="membrane")
     assert trained[0] == ("training membrane (tiny)", "batch")

@@ -14,7 +14,7 @@ from tomoseg_nb.engine import choose_engine
 from tomoseg_nb.errors import BadInputError, CancelledError, TrainingCollapsedWarning
 from tomoseg_nb.models import build_model, load_model, output_stride
 from tomoseg_nb.plots.training import plot_loss, plot_probability_histogram, plot_tile_gallery
-from tomoseg_nb.preprocess import preprocess_slab, preprocess_slice
+from tomoseg_nb.preprocess import preprocess_slab, preprocess_slice, stack_z_context, z_window
 from tomoseg_nb.synthetic import simulate_tomogram
 from tomoseg_nb.train import (
     best_threshold,
@@ -27,7 +27,8 @@ from tomoseg_nb.train import (
 from tomoseg_nb.training_config import TrainingConfig
 from tomoseg_nb.volume import write_volume
 
-TINY = TrainingConfig(arch="tiny")
+TINY = TrainingConfig(arch="tiny", z_context=0)
+"""The mechanics tests cut single-slice tiles by hand (``_small_tiles``, ``_disk_tiles``)."""
 
 SHAPE = (24, 192, 192)
 TILE = 32
@@ -108,7 +109,9 @@ def test_network_learns_the_feature_on_unseen_slices(scene, trained):
     _, _, data, truth = scene
     model, info, _ = trained
     unseen = slice(TRAIN_SLICES + 2, SHAPE[0])
-    probability = predict_tiles(model, preprocess_slab(data[unseen]))
+    k = info.z_context  # the default network sees each slice with its neighbours
+    window = z_window(unseen.start, unseen.stop, k, SHAPE[0])
+    probability = predict_tiles(model, stack_z_context(preprocess_slab(data[window]), k))
     upsampled = np.kron(probability, np.ones((1, 2, 2))) >= info.threshold
     chance = truth[unseen].mean()  # IoU of calling every voxel membrane
     iou = _iou(upsampled, truth[unseen])
@@ -138,7 +141,7 @@ def test_held_out_tiles_are_predicted_well(scene, trained):
     from tomoseg_nb.dataset import collect_tiles, shrink_labels
 
     project = Project.open(folder / "project", read_only=True)
-    tiles = collect_tiles(project, "membrane")
+    tiles = collect_tiles(project, "membrane", z_context=info.z_context)
     held = np.array([t.id in info.training["validation_tiles"] for t in tiles.tiles])
     predicted = predict_tiles(model, tiles.images[held]) >= info.threshold
     truth = shrink_labels(tiles.masks[held], 2) >= 0.5
@@ -147,6 +150,10 @@ def test_held_out_tiles_are_predicted_well(scene, trained):
         tiles.images, tiles.masks, predict_tiles(model, tiles.images), held_out=held, threshold=0.5
     )
     assert isinstance(gallery, Figure) and len(gallery.axes) == 3 * 8
+    assert tiles.images.ndim == 4  # z context tiles: the gallery draws each tile's own slice
+    np.testing.assert_array_equal(
+        gallery.axes[0].images[0].get_array(), tiles.images[0, ..., info.z_context]
+    )
 
 
 def test_split_is_stratified_and_disjoint():
@@ -181,7 +188,7 @@ def _small_tiles():
 
 def test_same_seed_same_network():
     images, masks, positive = _small_tiles()
-    config = TrainingConfig(arch="tiny", epochs=2, copies=2, seed=4, engine="keras")
+    config = TINY.replace(epochs=2, copies=2, seed=4, engine="keras")
     first = train_on_tiles(images, masks, positive, config)
     again = train_on_tiles(images, masks, positive, config)
     np.testing.assert_allclose(first.history["loss"], again.history["loss"], rtol=1e-4)
@@ -197,7 +204,7 @@ def test_fine_tuning_starts_from_the_given_weights_and_leaves_them_alone(monkeyp
 
     monkeypatch.setattr(train, "MAX_RESTARTS", 0)  # a restart would replace the weights anyway
     images, masks, positive = _small_tiles()
-    config = TrainingConfig(arch="tiny", epochs=1, copies=2, seed=4, engine="keras")
+    config = TINY.replace(epochs=1, copies=2, seed=4, engine="keras")
     current = build_model("tiny", seed=99)
     before = [w.copy() for w in current.get_weights()]
     still = config.replace(learning_rate=1e-12)
@@ -233,8 +240,7 @@ def test_augmentation_and_threshold_settings_reach_the_training(monkeypatch):
 
         monkeypatch.setattr(train_module, name, spy)
     images, masks, positive = _small_tiles()
-    config = TrainingConfig(
-        arch="tiny",
+    config = TINY.replace(
         epochs=1,
         copies=2,
         seed=4,
@@ -252,7 +258,7 @@ def test_augmentation_and_threshold_settings_reach_the_training(monkeypatch):
 def test_fft_engine_trains_the_same_network():
     """The spectral twin computes the same convolutions: the same run gives the same losses."""
     images, masks, positive = _small_tiles()
-    config = TrainingConfig(arch="tiny", epochs=2, copies=2, seed=4)
+    config = TINY.replace(epochs=2, copies=2, seed=4)
     direct = train_on_tiles(images, masks, positive, config.replace(engine="keras"))
     spectral = train_on_tiles(images, masks, positive, config.replace(engine="fft"))
     assert spectral.engine == "fft" and direct.engine == "keras"
@@ -289,7 +295,7 @@ def test_cancel_stops_after_the_current_batch():
             images,
             masks,
             positive,
-            TrainingConfig(arch="tiny", epochs=5),
+            TINY.replace(epochs=5),
             cancel=cancel,
             progress=stop_after_three,
         )
@@ -309,7 +315,7 @@ def test_early_stopping_restores_the_best_epoch():
         images,
         masks,
         positive,
-        TrainingConfig(arch="tiny", epochs=12, copies=2, patience=1, learning_rate=0.5),
+        TINY.replace(epochs=12, copies=2, patience=1, learning_rate=0.5),
         callbacks=[Recorder()],
     )
     assert result.stopped_early and len(result.history["loss"]) < 12
@@ -446,7 +452,7 @@ def test_other_features_painted_pixels_teach_the_network_to_say_no():
     def mean_response(result, tiles, truth):
         return np.kron(predict_tiles(result.model, tiles), np.ones((1, 2, 2)))[truth].mean()
 
-    config = TrainingConfig(arch="tiny", epochs=15, copies=4, seed=0, validation_fraction=0)
+    config = TINY.replace(epochs=15, copies=4, seed=0, validation_fraction=0)
     plain = train_on_tiles(images, masks, positive, config)
     taught = train_on_tiles(images, masks, positive, config, known_negatives=painted_lines)
     on_lines = mean_response(plain, test_lines, line_truth)
@@ -479,7 +485,7 @@ def test_a_dead_network_is_trained_again_from_new_weights(monkeypatch):
         return build
 
     images, masks, positive = _disk_tiles(seed=1, n_disks=6, n_empty=8)
-    config = TrainingConfig(arch="tiny", epochs=10, copies=2, seed=0, validation_fraction=0)
+    config = TINY.replace(epochs=10, copies=2, seed=0, validation_fraction=0)
 
     monkeypatch.setattr(train_module, "build_model", dying_network(first_dead=1))
     with pytest.warns(
@@ -585,7 +591,7 @@ def test_a_fine_tuning_that_collapses_and_restarts_is_not_called_fine_tuned(monk
     import tomoseg_nb.train as train_module
 
     images, masks, positive = _disk_tiles(seed=2, n_disks=6, n_empty=6)
-    config = TrainingConfig(arch="tiny", epochs=3, copies=2, seed=0, validation_fraction=0)
+    config = TINY.replace(epochs=3, copies=2, seed=0, validation_fraction=0)
     first = train_on_tiles(images, masks, positive, config)
     assert not first.fine_tuned
 

@@ -8,7 +8,13 @@ import pytest
 
 from tomoseg_nb.errors import BadInputError
 from tomoseg_nb.preprocess import Recipe
-from tomoseg_nb.training_config import DEFAULT_ARCH, DEFAULT_TRAINING, EMAN2_RECIPE, TrainingConfig
+from tomoseg_nb.training_config import (
+    DEFAULT_ARCH,
+    DEFAULT_TRAINING,
+    DEFAULT_Z_CONTEXT,
+    EMAN2_RECIPE,
+    TrainingConfig,
+)
 
 
 def test_defaults_are_the_documented_ones_and_frozen() -> None:
@@ -125,8 +131,9 @@ def test_architecture_names_match_the_networks_models_builds() -> None:
         TrainingConfig(arch="resnet")
 
 
-def test_z_context_is_off_by_default_and_round_trips() -> None:
-    assert TrainingConfig().z_context == 0 and DEFAULT_TRAINING.input_channels == 1
+def test_z_context_defaults_to_five_slices_and_round_trips() -> None:
+    assert TrainingConfig().z_context == DEFAULT_Z_CONTEXT == 2
+    assert DEFAULT_TRAINING.input_channels == 5 and EMAN2_RECIPE.input_channels == 1
     config = TrainingConfig(arch="tiny", z_context=2)
     assert config.input_channels == 5
     recorded = json.loads(json.dumps(config.to_dict()))

@@ -163,7 +163,14 @@ def _random_forest_baseline(
     ):
         for name in scores:
             results[name] = evaluate_feature(
-                project, volume, truth, name, FEATURES[name], scratch, method="rf", config=config
+                project,
+                volume,
+                truth,
+                name,
+                FEATURES[name],
+                scratch,
+                method="rf",
+                config=config.replace(z_context=0),  # the forest classifies single slices
             )
     return results
 

@@ -300,16 +300,16 @@ def evaluate_feature(
     workdir: str | os.PathLike,
     *,
     method: str = "cnn",
-    config: TrainingConfig = DEFAULT_TRAINING,
+    config: TrainingConfig | None = None,
     initial_model: keras.Model | None = None,
 ) -> dict[str, Any]:
     """Train on ``project``'s tiles of one feature, segment, and score; outputs stay in ``workdir``.
 
     The network trains with ``config`` (fine-tuned from ``initial_model``'s weights when given);
     the random forest learns from the feature's own tiles, preprocessed with ``config.recipe`` and
-    seeded with ``config.seed``.
+    seeded with ``config.seed``. Without ``config``, ``method_config(method)``.
     """
-    _check_method(method, config)
+    config = method_config(method, config)
     map_path = Path(workdir) / f"{feature}.mrc"
     validation_threshold = None
     if method == "cnn":
@@ -340,15 +340,23 @@ def evaluate_feature(
     }
 
 
-def _check_method(method: str, config: TrainingConfig) -> None:
-    """Refuse an unknown method, and z context for the 2D random forest (before any work)."""
+def method_config(method: str, config: TrainingConfig | None = None) -> TrainingConfig:
+    """``config``, checked for ``method``; without one, the method's default.
+
+    The network's default is ``DEFAULT_TRAINING``; the random forest classifies single slices, so
+    its default is the same without z context, and a config asking it for z context is refused
+    (before any work).
+    """
     if method not in METHODS:
         raise BadInputError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    if config is None:
+        return DEFAULT_TRAINING if method == "cnn" else DEFAULT_TRAINING.replace(z_context=0)
     if method == "rf" and config.z_context:
         raise BadInputError(
             f"z context {config.z_context} is a network option: the random-forest baseline "
             "classifies single slices; use --method cnn, or z context 0 for the forest"
         )
+    return config
 
 
 def _run_network(
@@ -414,7 +422,7 @@ def evaluate(
     n_negative: int = 100,
     tile_size: int = 64,
     method: str = "cnn",
-    config: TrainingConfig = DEFAULT_TRAINING,
+    config: TrainingConfig | None = None,
     skip_absent: bool = False,
     on_feature_done: Callable[[str], None] | None = None,
     rounds: int = 0,
@@ -445,7 +453,7 @@ def evaluate(
 
     if not features:
         raise BadInputError("name at least one feature to evaluate, e.g. --feature ribosome=3")
-    _check_method(method, config)
+    config = method_config(method, config)
     if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 0:
         raise BadInputError(f"rounds must be a whole number >= 0, got {rounds!r}")
     if rounds and (
@@ -548,7 +556,7 @@ def correction_round(
     tiles: int = 5,
     selection: str = "suggested",
     method: str = "cnn",
-    config: TrainingConfig = DEFAULT_TRAINING,
+    config: TrainingConfig | None = None,
     fine_tune: bool = True,
     seed: int = 0,
 ) -> dict[str, dict[str, Any]]:

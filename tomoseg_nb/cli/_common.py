@@ -29,11 +29,10 @@ def add_z_context(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--z-context",
         type=whole_number(0),
-        default=DEFAULT_TRAINING.z_context,
         metavar="K",
         help="give the network K neighbouring slices on each side of a slice as extra input "
-        f"channels (2.5D; default {DEFAULT_TRAINING.z_context}: single slices); saved with the "
-        "model, so 'segment' applies it without being told",
+        f"channels (2.5D; default {DEFAULT_TRAINING.z_context}; 0: single slices, as EMAN2 and "
+        "the random forest); saved with the model, so 'segment' applies it without being told",
     )
 
 

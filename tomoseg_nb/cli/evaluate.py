@@ -112,17 +112,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..atomic import check_output_path, write_json_atomic
-    from ..evaluate import evaluate
+    from ..evaluate import evaluate, method_config
 
-    config = DEFAULT_TRAINING.replace(
+    config = method_config(args.method).replace(
         epochs=args.epochs,
         engine=args.engine,
         seed=args.seed,
         other_features_as_negatives=not args.ignore_other_features,
-        z_context=args.z_context,
     )
-    if args.arch is not None:
-        config = config.replace(arch=args.arch)
+    for name in ("arch", "z_context"):  # given on the command line, else the method's default
+        if getattr(args, name) is not None:
+            config = config.replace(**{name: getattr(args, name)})
+    method_config(args.method, config)  # the forest refuses z context before any work
     check_output_path(args.json, args.overwrite)  # fail before the work, not after
     report = evaluate(
         args.tomogram,

@@ -75,11 +75,11 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         engine=args.engine,
         other_features_as_negatives=not args.ignore_other_features,
-        z_context=args.z_context,
         recipe=Recipe(binning=args.binning),
     )
-    if args.arch is not None:
-        config = config.replace(arch=args.arch)
+    for name in ("arch", "z_context"):  # given on the command line, else the config's default
+        if getattr(args, name) is not None:
+            config = config.replace(**{name: getattr(args, name)})
     check_output_path(args.out, args.overwrite)  # fail before training, not after
     check_output_path(sidecar_path(args.out), args.overwrite)
     project = Project.open(args.project, read_only=True)

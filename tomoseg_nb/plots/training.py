@@ -68,7 +68,8 @@ def plot_tile_gallery(
     Parameters
     ----------
     images : ndarray
-        ``(N, s, s)`` preprocessed tiles.
+        ``(N, s, s)`` preprocessed tiles, or ``(N, s, s, 2k + 1)`` tiles with z context ``k``
+        (the tile's own slice, the middle channel, is drawn).
     masks : ndarray
         ``(N, s, s)`` painted masks.
     predictions : ndarray
@@ -82,6 +83,8 @@ def plot_tile_gallery(
         Show at most this many tiles (the first ones; pass a selection to show others).
     """
     images, masks, predictions = (np.asarray(a) for a in (images, masks, predictions))
+    if images.ndim == 4:  # z context: the slice itself is the middle channel
+        images = images[..., images.shape[-1] // 2]
     count = min(len(images), max_tiles)
     held = np.zeros(len(images), bool) if held_out is None else np.asarray(held_out, bool)
     figure = Figure(figsize=(1.6 * max(count, 1) + 0.6, 5.2), layout="constrained")
