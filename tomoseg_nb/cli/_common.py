@@ -22,6 +22,34 @@ def add_other_features_switch(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_network_options(parser: argparse.ArgumentParser) -> None:
+    """``--arch --epochs --engine``: the network settings every training command takes.
+
+    ``--arch`` stays None unless given, so the command's config keeps its own default.
+    """
+    from ..training_config import DEFAULT_TRAINING
+
+    parser.add_argument(
+        "--arch",
+        default=None,
+        help=f"network architecture (default {DEFAULT_TRAINING.arch}; eman2: the seed's)",
+    )
+    parser.add_argument(
+        "--epochs",
+        type=whole_number(1),
+        default=DEFAULT_TRAINING.epochs,
+        metavar="N",
+        help=f"training epochs per network (default {DEFAULT_TRAINING.epochs}, as EMAN2)",
+    )
+    parser.add_argument(
+        "--engine",
+        choices=("auto", "keras", "fft"),
+        default=DEFAULT_TRAINING.engine,
+        help=f"convolution engine for training (default {DEFAULT_TRAINING.engine}: the faster "
+        "one for the network on this machine)",
+    )
+
+
 def add_z_context(parser: argparse.ArgumentParser) -> None:
     """``--z-context K``: neighbouring slices on each side as extra network input channels."""
     from ..training_config import DEFAULT_TRAINING

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..training_config import DEFAULT_TRAINING
-from ._common import add_overwrite, whole_number
+from ._common import add_network_options, add_overwrite, whole_number
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -28,21 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="phantom shape (default 48 256 256)",
     )
     parser.add_argument("--seed", type=whole_number(0), default=0, help="random seed (default 0)")
-    parser.add_argument(
-        "--arch", default=None, help="network architecture (default: the project's best)"
-    )
-    parser.add_argument(
-        "--epochs",
-        type=whole_number(1),
-        default=DEFAULT_TRAINING.epochs,
-        help=f"training epochs per feature (default {DEFAULT_TRAINING.epochs})",
-    )
-    parser.add_argument(
-        "--engine",
-        choices=("auto", "keras", "fft"),
-        default=DEFAULT_TRAINING.engine,
-        help="convolution engine",
-    )
+    add_network_options(parser)
     add_overwrite(parser)
     parser.set_defaults(func=run)
 

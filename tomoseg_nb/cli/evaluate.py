@@ -6,6 +6,7 @@ import argparse
 
 from ..training_config import DEFAULT_TRAINING
 from ._common import (
+    add_network_options,
     add_other_features_switch,
     add_overwrite,
     add_z_context,
@@ -48,21 +49,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--method", choices=("cnn", "rf"), default="cnn", help="network or random-forest baseline"
     )
-    parser.add_argument(
-        "--arch", default=None, help="network architecture (default: the project's best)"
-    )
-    parser.add_argument(
-        "--epochs",
-        type=whole_number(1),
-        default=DEFAULT_TRAINING.epochs,
-        help=f"training epochs (default {DEFAULT_TRAINING.epochs})",
-    )
-    parser.add_argument(
-        "--engine",
-        choices=("auto", "keras", "fft"),
-        default=DEFAULT_TRAINING.engine,
-        help="convolution engine",
-    )
+    add_network_options(parser)
     parser.add_argument(
         "--seed",
         type=whole_number(0),

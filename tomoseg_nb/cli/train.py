@@ -5,7 +5,13 @@ from __future__ import annotations
 import argparse
 
 from ..training_config import DEFAULT_TRAINING
-from ._common import add_other_features_switch, add_overwrite, add_z_context, whole_number
+from ._common import (
+    add_network_options,
+    add_other_features_switch,
+    add_overwrite,
+    add_z_context,
+    whole_number,
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -21,14 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--tomogram", metavar="T", help="tomogram to cut tiles from (default: the project's)"
     )
-    parser.add_argument("--arch", default=None, help="architecture (default: the package default)")
-    parser.add_argument(
-        "--epochs",
-        type=whole_number(1),
-        default=DEFAULT_TRAINING.epochs,
-        metavar="N",
-        help=f"epochs (default {DEFAULT_TRAINING.epochs}, as EMAN2)",
-    )
+    add_network_options(parser)
     parser.add_argument(
         "--patience",
         type=whole_number(1),
@@ -46,12 +45,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--binning", type=int, default=1, metavar="B", help="bin slices by B in y and x first"
-    )
-    parser.add_argument(
-        "--engine",
-        choices=("auto", "keras", "fft"),
-        default=DEFAULT_TRAINING.engine,
-        help=f"convolution engine for training (default: {DEFAULT_TRAINING.engine})",
     )
     add_z_context(parser)
     add_other_features_switch(parser)
