@@ -45,7 +45,7 @@ from typing import Any
 import numpy as np
 from _suite_runs import add_suite_arguments, run_over_suite, suite_setup
 
-from tomoseg_nb.evaluate import evaluate
+from tomoseg_nb.evaluate import evaluate, method_config
 from tomoseg_nb.synthetic.suite import PhantomSpec
 from tomoseg_nb.training_config import DEFAULT_TRAINING, EMAN2_RECIPE, TrainingConfig
 from tomoseg_nb.volume import write_volume
@@ -54,7 +54,7 @@ FEATURES = {"membrane": 1, "microtubule": 2, "ribosome": 3}
 METHODS: dict[str, tuple[str, TrainingConfig]] = {
     "default": ("cnn", DEFAULT_TRAINING),
     "eman2-arch": ("cnn", DEFAULT_TRAINING.replace(arch="eman2")),
-    "rf": ("rf", DEFAULT_TRAINING.replace(z_context=0)),
+    "rf": ("rf", method_config("rf")),
     "eman2-recipe": ("cnn", EMAN2_RECIPE),
     "default-z0": ("cnn", DEFAULT_TRAINING.replace(z_context=0)),
     "default-z1": ("cnn", DEFAULT_TRAINING.replace(z_context=1)),

@@ -26,7 +26,7 @@ voxel. ``--arch eman2`` keeps the seed's network."""
 
 DEFAULT_Z_CONTEXT = 2
 """Chosen on the development half of ``synthetic.suite`` (``benchmarks/bench_accuracy.py --half
-development --shape 48 256 256 --methods default default-z2``: 10 + 100 tiles, 20 epochs): against
+development --shape 48 256 256 --methods default-z0 default``: 10 + 100 tiles, 20 epochs): against
 single slices, mean / worst IoU went membrane 0.474 / 0.000 -> 0.505 / 0.030, microtubule 0.483 /
 0.127 -> 0.517 / 0.139, ribosome 0.424 / 0.036 -> 0.488 / 0.211, at 91 vs 89 s of training per
 feature. Networks saved before z context existed read as 0 (``from_dict``)."""

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from ..errors import BadInputError
+
+if TYPE_CHECKING:
+    from ..training_config import TrainingConfig
 
 
 def add_overwrite(parser: argparse.ArgumentParser) -> None:
@@ -48,6 +52,14 @@ def add_network_options(parser: argparse.ArgumentParser) -> None:
         help=f"convolution engine for training (default {DEFAULT_TRAINING.engine}: the faster "
         "one for the network on this machine)",
     )
+
+
+def with_given_options(config: TrainingConfig, args: argparse.Namespace) -> TrainingConfig:
+    """``config`` with ``--arch`` and ``--z-context`` where given (None keeps its default)."""
+    for name in ("arch", "z_context"):
+        if getattr(args, name) is not None:
+            config = config.replace(**{name: getattr(args, name)})
+    return config
 
 
 def add_z_context(parser: argparse.ArgumentParser) -> None:

@@ -12,6 +12,7 @@ from ._common import (
     add_z_context,
     parse_feature_ids,
     whole_number,
+    with_given_options,
 )
 
 
@@ -107,10 +108,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         other_features_as_negatives=not args.ignore_other_features,
     )
-    for name in ("arch", "z_context"):  # given on the command line, else the method's default
-        if getattr(args, name) is not None:
-            config = config.replace(**{name: getattr(args, name)})
-    method_config(args.method, config)  # the forest refuses z context before any work
+    config = with_given_options(config, args)
     check_output_path(args.json, args.overwrite)  # fail before the work, not after
     report = evaluate(
         args.tomogram,

@@ -11,6 +11,7 @@ from ._common import (
     add_overwrite,
     add_z_context,
     whole_number,
+    with_given_options,
 )
 
 
@@ -70,9 +71,7 @@ def run(args: argparse.Namespace) -> int:
         other_features_as_negatives=not args.ignore_other_features,
         recipe=Recipe(binning=args.binning),
     )
-    for name in ("arch", "z_context"):  # given on the command line, else the config's default
-        if getattr(args, name) is not None:
-            config = config.replace(**{name: getattr(args, name)})
+    config = with_given_options(config, args)
     check_output_path(args.out, args.overwrite)  # fail before training, not after
     check_output_path(sidecar_path(args.out), args.overwrite)
     project = Project.open(args.project, read_only=True)
