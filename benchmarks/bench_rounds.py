@@ -181,7 +181,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--round-tiles", type=int, default=5)
     parser.add_argument("--epochs", type=int, help="first training's epochs (a quick look only)")
     parser.add_argument(
-        "--round-epochs", type=int, help="fine-tuning epochs per round (default: --epochs)"
+        "--round-epochs",
+        type=int,
+        help="fine-tuning epochs per round (default: the config's fine_tune_epochs)",
     )
     parser.add_argument("--arch", help="network architecture (default: the project's)")
     args = parser.parse_args(argv)
@@ -192,13 +194,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = config.replace(epochs=args.epochs)
     round_config = config
     if args.round_epochs is not None:
-        round_config = config.replace(epochs=args.round_epochs)
+        round_config = config.replace(fine_tune_epochs=args.round_epochs)
     setup = {
         **suite_setup(args),
         "rounds": args.rounds,
         "round_tiles": args.round_tiles,
         "config": config.to_dict(),
-        "round_epochs": round_config.epochs,
+        "round_epochs": round_config.fine_tune_epochs,
     }
     phantoms, _ = run_over_suite(
         "bench_rounds",

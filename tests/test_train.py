@@ -204,7 +204,7 @@ def test_fine_tuning_starts_from_the_given_weights_and_leaves_them_alone(monkeyp
 
     monkeypatch.setattr(train, "MAX_RESTARTS", 0)  # a restart would replace the weights anyway
     images, masks, positive = _small_tiles()
-    config = TINY.replace(epochs=1, copies=2, seed=4, engine="keras")
+    config = TINY.replace(epochs=1, fine_tune_epochs=1, copies=2, seed=4, engine="keras")
     current = build_model("tiny", seed=99)
     before = [w.copy() for w in current.get_weights()]
     still = config.replace(learning_rate=1e-12)
@@ -585,18 +585,19 @@ def test_cli_z_context_is_saved_and_segment_reads_it(scene, tmp_path, capsys):
     assert "--z-context: must be a whole number >= 0, got -1" in error
 
 
-def test_a_fine_tuning_that_collapses_and_restarts_is_not_called_fine_tuned(monkeypatch):
+def test_a_fine_tuning_runs_its_own_epochs_and_a_collapsed_one_restarts_not_fine_tuned(monkeypatch):
     """A correction round fine-tunes the last network; if that training collapses, it restarts
     from new random weights, and the result (and so the sidecar) must not claim it was fine-tuned."""
     import tomoseg_nb.train as train_module
 
     images, masks, positive = _disk_tiles(seed=2, n_disks=6, n_empty=6)
-    config = TINY.replace(epochs=3, copies=2, seed=0, validation_fraction=0)
+    config = TINY.replace(epochs=3, fine_tune_epochs=2, copies=2, seed=0, validation_fraction=0)
     first = train_on_tiles(images, masks, positive, config)
-    assert not first.fine_tuned
+    assert not first.fine_tuned and len(first.history["loss"]) == 3
 
     tuned = train_on_tiles(images, masks, positive, config, initial_model=first.model)
     assert tuned.fine_tuned and tuned.restarts == 0
+    assert len(tuned.history["loss"]) == 2  # a fine-tune's epochs
 
     real_recall = train_module._painted_recall
     calls = []
@@ -609,3 +610,4 @@ def test_a_fine_tuning_that_collapses_and_restarts_is_not_called_fine_tuned(monk
     with pytest.warns(TrainingCollapsedWarning, match="restarting from new random weights"):
         restarted = train_on_tiles(images, masks, positive, config, initial_model=first.model)
     assert restarted.restarts == 1 and not restarted.fine_tuned
+    assert len(restarted.history["loss"]) == 3  # new weights get a whole training's epochs

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from tomoseg_nb.errors import CancelledError
-from tomoseg_nb.training_config import TrainingConfig
+from tomoseg_nb.training_config import DEFAULT_TRAINING, TrainingConfig
 from tomoseg_nb.widgets.monitor import TrainingMonitor
 from tomoseg_nb.widgets.training_state import TrainingRun
 from tomoseg_nb.widgets.viewer import SliceViewer
@@ -30,7 +30,7 @@ def fake_training(epochs_ran, release=None):
     def train(project, feature, config, *, callbacks, cancel, progress, **options):
         import keras
 
-        epochs = config.epochs
+        epochs = config.epochs if options.get("initial_model") is None else config.fine_tune_epochs
         model = keras.Sequential([keras.Input((None, None, 1)), keras.layers.Conv2D(1, 3)])
         for callback in callbacks:
             callback.set_model(model)
@@ -127,8 +127,11 @@ def test_retrain_continues_from_the_current_network_or_starts_again(phantom_proj
     calls = []
     fake = fake_training([])
 
+    configs = []
+
     def train(project, feature, config, **options):
         calls.append((feature, config.arch, options.get("initial_model")))
+        configs.append(config)
         model, _ = fake(project, feature, config, **options)
         fine_tuned = options.get("initial_model") is not None
         return model, SimpleNamespace(
@@ -149,19 +152,26 @@ def test_retrain_continues_from_the_current_network_or_starts_again(phantom_proj
     assert trained == [(first, monitor.run.info)] and monitor.networks["ribosome"][0] is first
     assert monitor.start_button.description == "Retrain"
     assert monitor.start_from.layout.display != "none" and monitor.start_from.value == "continue"
+    assert monitor.epochs.value == DEFAULT_TRAINING.fine_tune_epochs  # a fine-tune's epochs
 
     monitor.arch_dropdown.value = "fast"  # fine-tuning keeps the current network's architecture
+    monitor.epochs.value = 2
     monitor.start_button.click()
     assert monitor.run.wait(30) and monitor.run.status == "done"
     assert calls[-1] == ("ribosome", "tiny", first)  # continued from the current weights
+    assert configs[-1].fine_tune_epochs == 2 and monitor.run.epochs_done == 2
     assert "fine-tuned" in monitor.status.value and monitor.arch_dropdown.value == "tiny"
+    assert monitor.epochs.value == 2  # the person's number stays while the choice does
     second = monitor.run.model
     assert second is not first and monitor.networks["ribosome"][0] is second
 
     monitor.start_from.value = "scratch"
+    assert monitor.epochs.value == DEFAULT_TRAINING.epochs  # a new network's epochs
+    monitor.epochs.value = 3
     monitor.start_button.click()
     assert monitor.run.wait(30) and monitor.run.status == "done"
     assert calls[-1] == ("ribosome", "tiny", None)  # started again
+    assert configs[-1].epochs == 3 and monitor.run.epochs_done == 3
     assert len(trained) == 3
 
 

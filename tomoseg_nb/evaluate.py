@@ -446,7 +446,8 @@ def evaluate(
     feature gets ``round_tiles`` more tiles, chosen by ``round_selection`` ("suggested": the
     suggestion score on the current maps; "random": the control) and painted from the truth, then
     every network is retrained - fine-tuned from its current weights for ``round_epochs`` epochs
-    (default ``config.epochs``) unless ``fine_tune`` is False. Per feature, ``"rounds"`` lists each
+    (default ``config.fine_tune_epochs``), or from new weights for ``round_epochs`` (default
+    ``config.epochs``) when ``fine_tune`` is False. Per feature, ``"rounds"`` lists each
     round's tiles, scores and seconds and ``"iou_per_round"`` the IoU after the first training and
     after each round; the feature's top-level scores stay those of the first training.
     """
@@ -465,7 +466,10 @@ def evaluate(
             f"unknown round selection {round_selection!r}; choose one of "
             f"{', '.join(ROUND_SELECTIONS)}"
         )
-    round_config = config if round_epochs is None else config.replace(epochs=round_epochs)
+    round_config = config
+    if round_epochs is not None:
+        which = "fine_tune_epochs" if fine_tune else "epochs"
+        round_config = config.replace(**{which: round_epochs})
     for name in features:  # names become file names in ``keep``: no '../' escapes it
         validate_feature_name(name)
         if keep is not None:

@@ -38,8 +38,9 @@ What happens, and why:
   (``dataset.collect_tiles``) with a network whose first layer takes them; the value is recorded
   in the sidecar (``training["config"]``), and ``segment`` reads it back from there.
 - ``initial_model`` fine-tunes: training starts from a copy of that network's weights (the one
-  trained before a correction round) instead of new random ones, so a round of a few added tiles
-  need not relearn everything; the given network itself is left unchanged. A fine-tuned network
+  trained before a correction round) instead of new random ones, for ``config.fine_tune_epochs``
+  epochs (5, against 20 from scratch), so a round of a few added tiles need not relearn
+  everything; the given network itself is left unchanged. A fine-tuned network
   that collapses still restarts from random weights, and then it is no longer fine-tuned:
   ``TrainingResult.fine_tuned`` (and the sidecar's ``training["fine_tuned"]``) say which it was.
 """
@@ -321,7 +322,8 @@ def train_on_tiles(
                 f"the other features' tiles have {known_channels} channel(s), the feature's "
                 f"{channels}; cut both with the same z context"
             )
-    arch, epochs, batch_size, seed = config.arch, config.epochs, config.batch_size, config.seed
+    arch, batch_size, seed = config.arch, config.batch_size, config.seed
+    epochs = config.epochs if initial_model is None else config.fine_tune_epochs
     architecture = get_architecture(arch)
     start = time.perf_counter()
     keras.utils.set_random_seed(seed)
@@ -400,6 +402,7 @@ def train_on_tiles(
             stacklevel=2,
         )
         keras.utils.set_random_seed(seed + RESTART_SEED_STEP * restarts)
+        epochs = config.epochs  # new random weights learn everything again
         model = build_model(arch, seed=seed + RESTART_SEED_STEP * restarts, channels=channels)
     validation_threshold = None
     if held_idx.size:

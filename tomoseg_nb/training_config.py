@@ -32,6 +32,14 @@ single slices, mean / worst IoU went membrane 0.474 / 0.000 -> 0.505 / 0.030, mi
 feature. Networks saved before z context existed read as 0 (``from_dict``)."""
 
 
+DEFAULT_FINE_TUNE_EPOCHS = 5
+"""Epochs of a retraining that continues from a network's weights (a correction round, the
+widget's *Retrain: continue*). Set by the issue's budget of a round under 60 s per feature on 2
+CPU cores: one epoch of the default network over 10 + 100 tiles takes about 5 s there, and the
+round also suggests, paints and segments the tomogram. Checked on the development half
+(``benchmarks/bench_rounds.py --half development``, see ``benchmarks/README.md``)."""
+
+
 ARCHITECTURE_NAMES = ("eman2", "fast", "tiny")
 """The networks ``models.ARCHITECTURES`` builds (a test keeps the two in step), known here without
 Keras so a misspelt ``--arch`` is refused at once."""
@@ -49,6 +57,11 @@ class TrainingConfig:
         Network architecture (``models.ARCHITECTURES``).
     epochs, batch_size : int
         EMAN2's defaults: 20 epochs of batches of 20.
+    fine_tune_epochs : int
+        Epochs when training continues from a network's weights (``train``'s
+        ``initial_model``): fewer, since the network has learnt most of it
+        (``DEFAULT_FINE_TUNE_EPOCHS``). A fine-tuned network that collapses restarts from new
+        weights for the full ``epochs``.
     learning_rate : float or None
         Adam's learning rate; None uses the architecture's own (eman2: 1e-4).
     validation_fraction : float
@@ -85,6 +98,7 @@ class TrainingConfig:
     arch: str = DEFAULT_ARCH
     epochs: int = 20
     batch_size: int = 20
+    fine_tune_epochs: int = DEFAULT_FINE_TUNE_EPOCHS
     learning_rate: float | None = None
     validation_fraction: float = 0.2
     patience: int | None = None
@@ -98,7 +112,7 @@ class TrainingConfig:
     recipe: Recipe = field(default=DEFAULT_RECIPE)
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size", "copies"):
+        for name in ("epochs", "batch_size", "fine_tune_epochs", "copies"):
             _check_whole(name, getattr(self, name), 1)
         _check_whole("seed", self.seed, 0)
         _check_whole("z_context", self.z_context, 0)

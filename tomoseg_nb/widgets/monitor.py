@@ -9,7 +9,9 @@ happens on the notebook's own thread: the training thread computes, then hands t
 Once a feature has a network - trained in this session, or saved as ``<models>/<feature>.keras`` -
 the button reads *Retrain* and the person chooses: continue from the current weights (fine-tune,
 ``train_feature(initial_model=...)``: a correction round after adding tiles) or start again from
-new weights. ``on_trained`` listeners
+new weights. The epochs box offers the config's ``fine_tune_epochs`` for the one and ``epochs``
+for the other (changed when the choice changes, so a person's own number stays until then).
+``on_trained`` listeners
 get each finished network (the app predicts a slab with it for tile suggestions).
 """
 
@@ -107,7 +109,7 @@ class TrainingMonitor(widgets.VBox):
         For a custom training function (tests); default trains with ``train_feature``.
     config : TrainingConfig
         Settings of every run; the network and epochs widgets start from it and replace its
-        ``arch`` and ``epochs``.
+        ``arch`` and ``epochs`` (``fine_tune_epochs`` when continuing).
     """
 
     def __init__(
@@ -134,6 +136,7 @@ class TrainingMonitor(widgets.VBox):
         self.networks: dict[str, tuple[Any, Any]] = {}
         """The last network trained in this session for each feature: ``(model, info)``."""
         self._trained_listeners: list[TrainedListener] = []
+        self._epochs_offered_for: bool | None = None  # whether the epochs box holds a fine-tune's
 
         features = list(project.features)
         self.feature_dropdown = widgets.Dropdown(
@@ -175,6 +178,7 @@ class TrainingMonitor(widgets.VBox):
         self.save_button = widgets.Button(description="Save model", disabled=True)
 
         self.feature_dropdown.observe(lambda _: self._feature_changed(), names="value")
+        self.start_from.observe(lambda _: self._offer_epochs(), names="value")
         self.start_button.on_click(lambda _: self.start())
         self.cancel_button.on_click(lambda _: self.cancel())
         self.save_button.on_click(lambda _: self._save_clicked())
@@ -207,7 +211,8 @@ class TrainingMonitor(widgets.VBox):
             return
         options: dict[str, Any] = {}
         status = f"training <b>{feature}</b>..."
-        if self.start_from.value == "continue" and self.has_network(feature):
+        continuing = self._continues(feature)
+        if continuing:
             try:
                 model, info, origin = self._current_network(feature)
             except TomosegError as error:
@@ -221,8 +226,13 @@ class TrainingMonitor(widgets.VBox):
         self.cancel_button.disabled = False
         self.progress.value, self.progress.max = 0, 1
         self.status.value = status
-        config = self.config.replace(arch=self.arch_dropdown.value, epochs=int(self.epochs.value))
+        epochs = {"fine_tune_epochs" if continuing else "epochs": int(self.epochs.value)}
+        config = self.config.replace(arch=self.arch_dropdown.value, **epochs)
         self.run.start_training(self.project, feature, config, **options)
+
+    def _continues(self, feature: str) -> bool:
+        """Whether *Retrain* would fine-tune ``feature``'s network rather than start a new one."""
+        return self.start_from.value == "continue" and self.has_network(feature)
 
     def has_network(self, feature: str) -> bool:
         """Whether ``feature`` has a network to fine-tune: from this session, or saved."""
@@ -348,6 +358,16 @@ class TrainingMonitor(widgets.VBox):
         retrain = feature is not None and self.has_network(feature)
         self.start_button.description = "Retrain" if retrain else "Train"
         self.start_from.layout.display = None if retrain else "none"
+        self._offer_epochs()
+
+    def _offer_epochs(self) -> None:
+        """Put the config's epochs for what the button will do (fine-tune or new) in the box."""
+        feature = self.feature_dropdown.value
+        continuing = feature is not None and self._continues(feature)
+        if continuing != self._epochs_offered_for:
+            self._epochs_offered_for = continuing
+            config = self.config
+            self.epochs.value = config.fine_tune_epochs if continuing else config.epochs
 
     def _default_save_path(self) -> None:
         feature = self.feature_dropdown.value

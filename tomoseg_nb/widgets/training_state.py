@@ -82,7 +82,9 @@ class TrainingRun(BackgroundTask):
         ``options`` go to the training function too (``volume``).
         """
         if not self.running:
-            self.feature, self.epochs, self.history = feature, config.epochs, {}
+            continuing = options.get("initial_model") is not None
+            epochs = config.fine_tune_epochs if continuing else config.epochs
+            self.feature, self.epochs, self.history = feature, epochs, {}
         super().start(
             self._train,
             project,
