@@ -106,6 +106,8 @@ def run_phantom(
                             "iou_by_threshold",
                             "validation_threshold",
                             "iou_at_validation_threshold",
+                            "tiles_threshold",
+                            "iou_at_tiles_threshold",
                         )
                         if key in scores
                     }
@@ -122,9 +124,13 @@ def run_phantom(
     return {"spec": spec.to_dict(), "shape": list(phantom.labels.shape), "methods": results}
 
 
+CHOSEN_THRESHOLDS = {"validation_threshold": "held-out tiles", "tiles_threshold": "all tiles"}
+"""``evaluate.TILE_THRESHOLDS``: what a user could choose from the painted tiles, no truth."""
+
+
 def threshold_diagnostics(features: dict[str, Any]) -> str:
     """Per feature: the best IoU over the threshold sweep (and where), and the IoU at the
-    threshold chosen on the held-out painted tiles: is the map wrong, or only the threshold?"""
+    thresholds chosen on the painted tiles: is the map wrong, or only the threshold?"""
     parts = []
     for feature, scores in features.items():
         sweep = scores.get("iou_by_threshold")
@@ -132,11 +138,9 @@ def threshold_diagnostics(features: dict[str, Any]) -> str:
             continue
         best = max(sweep, key=sweep.get)
         text = f"{feature} best {sweep[best]:.3f} @ {best}"
-        if scores.get("iou_at_validation_threshold") is not None:
-            text += (
-                f", held-out tiles' {scores['validation_threshold']:.2f}: "
-                f"{scores['iou_at_validation_threshold']:.3f}"
-            )
+        for key, label in CHOSEN_THRESHOLDS.items():
+            if scores.get(f"iou_at_{key}") is not None:
+                text += f", {label}' {scores[key]:.2f}: {scores[f'iou_at_{key}']:.3f}"
         parts.append(text)
     return "; ".join(parts)
 
@@ -161,6 +165,13 @@ def summarise(phantoms: list[dict[str, Any]], methods: Sequence[str]) -> dict[st
                 "n_phantoms": len(ious),
                 "mean_train_seconds": float(np.mean([s["train_seconds"] for s in scores])),
             }
+            for key in CHOSEN_THRESHOLDS:
+                chosen = [s.get(f"iou_at_{key}") for s in scores]
+                if all(iou is not None for iou in chosen):
+                    per_feature[feature][f"at_{key}"] = {
+                        "mean_iou": float(np.mean(chosen)),
+                        "worst_iou": float(np.min(chosen)),
+                    }
         summary[name] = per_feature
     return summary
 
@@ -180,6 +191,14 @@ def format_table(summary: dict[str, Any]) -> str:
         seconds = [s["mean_train_seconds"] for s in per_feature.values()]
         train = f"{np.mean(seconds):.1f}" if seconds else "-"
         lines.append(f"{name:13s}" + "".join(f" {c:>26s}" for c in cells) + f" {train:>16s}")
+        for key, label in CHOSEN_THRESHOLDS.items():  # diagnostics: thresholds from the tiles
+            chosen = [
+                per_feature[f].get(f"at_{key}") if f in per_feature else None for f in FEATURES
+            ]
+            if any(c is not None for c in chosen):
+                row = [f"{c['mean_iou']:.3f} / {c['worst_iou']:.3f}" if c else "-" for c in chosen]
+                cells_at = "".join(f" {c:>26s}" for c in row)
+                lines.append(f"{'':13s}{cells_at}  at the {label}' threshold")
     return "\n".join(lines)
 
 

@@ -10,7 +10,13 @@ import pytest
 from tomoseg_nb.annotations import tile_bounds
 from tomoseg_nb.cli import main
 from tomoseg_nb.errors import BadInputError
-from tomoseg_nb.evaluate import THRESHOLD_SWEEP, iou_by_threshold, score_map, simulate_annotation
+from tomoseg_nb.evaluate import (
+    THRESHOLD_SWEEP,
+    TILE_THRESHOLDS,
+    iou_by_threshold,
+    score_map,
+    simulate_annotation,
+)
 from tomoseg_nb.synthetic import simulate_tomogram, write_tomogram_phantom
 from tomoseg_nb.training_config import TrainingConfig
 from tomoseg_nb.volume import open_volume
@@ -98,13 +104,14 @@ def test_evaluate_cli_runs_the_protocol_and_keeps_outputs(phantom_files, tmp_pat
     if method == "cnn":
         assert (keep / "ribosome.keras").exists() and (keep / "ribosome.json").exists()
         sidecar = json.loads((keep / "ribosome.json").read_text())
-        chosen = sidecar["training"]["validation_threshold"]
-        assert scores["validation_threshold"] == chosen
         truth = open_volume(phantom_files["labels"]).read() == 3
-        expected = score_map(keep / "ribosome.mrc", truth, chosen)["iou"]
-        assert scores["iou_at_validation_threshold"] == pytest.approx(expected)
+        for key in TILE_THRESHOLDS:  # the held-out tiles' and all tiles' choices
+            chosen = sidecar["training"][key]
+            assert scores[key] == chosen and 0.1 <= chosen <= 0.9
+            expected = score_map(keep / "ribosome.mrc", truth, chosen)["iou"]
+            assert scores[f"iou_at_{key}"] == pytest.approx(expected)
     else:
-        assert scores["validation_threshold"] is None
+        assert all(scores[key] is None for key in TILE_THRESHOLDS)
 
 
 def test_iou_by_threshold_on_a_hand_made_map(tmp_path):

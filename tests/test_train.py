@@ -594,6 +594,11 @@ def test_a_fine_tuning_runs_its_own_epochs_and_a_collapsed_one_restarts_not_fine
     config = TINY.replace(epochs=3, fine_tune_epochs=2, copies=2, seed=0, validation_fraction=0)
     first = train_on_tiles(images, masks, positive, config)
     assert not first.fine_tuned and len(first.history["loss"]) == 3
+    # no tile held out: no validation threshold, but every tile still chooses one
+    from tomoseg_nb.dataset import shrink_labels
+
+    every_tile = best_threshold(predict_tiles(first.model, images), shrink_labels(masks, 2))
+    assert first.validation_threshold is None and first.tiles_threshold == every_tile
 
     tuned = train_on_tiles(images, masks, positive, config, initial_model=first.model)
     assert tuned.fine_tuned and tuned.restarts == 0

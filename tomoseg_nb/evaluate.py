@@ -264,6 +264,9 @@ def build_project(
 
 
 THRESHOLD_SWEEP = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+TILE_THRESHOLDS = ("validation_threshold", "tiles_threshold")
+"""Thresholds a network's training chose from its painted tiles (the held-out ones; all of them),
+each scored beside the network's own threshold as a diagnostic."""
 """Thresholds at which ``evaluate_feature`` also reports IoU: whether a feature fails because its
 map is wrong or because the threshold is, read off the same map at no extra training."""
 
@@ -311,24 +314,25 @@ def evaluate_feature(
     """
     config = method_config(method, config)
     map_path = Path(workdir) / f"{feature}.mrc"
-    validation_threshold = None
+    tile_thresholds: dict[str, float | None] = dict.fromkeys(TILE_THRESHOLDS)
     if method == "cnn":
-        timings, threshold, validation_threshold = _run_network(
+        timings, threshold, tile_thresholds = _run_network(
             project, tomogram, feature, map_path, config, initial_model
         )
     else:
         timings, threshold = _run_forest(project, tomogram, feature, map_path, config)
     truth = labels == feature_id
     scores = score_map(map_path, truth, threshold)
-    # Diagnostics, not the score: IoU at other thresholds, and at the one the network's held-out
-    # painted tiles chose (what a user could get without any truth).
+    # Diagnostics, not the score: IoU at other thresholds, and at those the network's painted
+    # tiles chose (what a user could get without any truth).
     diagnostics: dict[str, Any] = {
-        "iou_by_threshold": iou_by_threshold(map_path, truth, THRESHOLD_SWEEP),
-        "validation_threshold": validation_threshold,
-        "iou_at_validation_threshold": None
-        if validation_threshold is None
-        else score_map(map_path, truth, validation_threshold)["iou"],
+        "iou_by_threshold": iou_by_threshold(map_path, truth, THRESHOLD_SWEEP)
     }
+    for key, value in tile_thresholds.items():
+        diagnostics[key] = value
+        diagnostics[f"iou_at_{key}"] = (
+            None if value is None else score_map(map_path, truth, value)["iou"]
+        )
     voxels = float(np.prod(tomogram.shape))
     return {
         **scores,
@@ -366,8 +370,9 @@ def _run_network(
     map_path: Path,
     config: TrainingConfig,
     initial_model: keras.Model | None = None,
-) -> tuple[dict[str, float], float, float | None]:
-    """Train, save and segment; timings, the threshold, and the held-out tiles' best threshold."""
+) -> tuple[dict[str, float], float, dict[str, float | None]]:
+    """Train, save and segment; timings, the threshold, and the painted tiles' best thresholds
+    (``TILE_THRESHOLDS``)."""
     from .models import save_model  # Keras: loaded only when a network is trained
     from .train import train_feature
 
@@ -386,11 +391,12 @@ def _run_network(
         overwrite=True,
     )
     timings = {"train_seconds": train_seconds, "segment_seconds": time.perf_counter() - start}
-    validation_threshold = (info.training or {}).get("validation_threshold")
+    training = info.training or {}
+    chosen = {key: training.get(key) for key in TILE_THRESHOLDS}
     return (
         timings,
         float(info.threshold),
-        None if validation_threshold is None else float(validation_threshold),
+        {key: None if value is None else float(value) for key, value in chosen.items()},
     )
 
 
