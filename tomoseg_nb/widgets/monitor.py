@@ -11,8 +11,8 @@ the button reads *Retrain* and the person chooses: continue from the current wei
 ``train_feature(initial_model=...)``: a correction round after adding tiles) or start again from
 new weights. The epochs box offers the config's ``fine_tune_epochs`` for the one and ``epochs``
 for the other (changed when the choice changes, so a person's own number stays until then).
-``on_trained`` listeners
-get each finished network (the app predicts a slab with it for tile suggestions).
+``on_trained`` listeners get each finished network (the app predicts a slab with it for tile
+suggestions).
 """
 
 from __future__ import annotations
@@ -136,7 +136,8 @@ class TrainingMonitor(widgets.VBox):
         self.networks: dict[str, tuple[Any, Any]] = {}
         """The last network trained in this session for each feature: ``(model, info)``."""
         self._trained_listeners: list[TrainedListener] = []
-        self._epochs_offered_for: bool | None = None  # whether the epochs box holds a fine-tune's
+        self._epochs_offered_for: bool | None = None
+        """Whether the epochs box was last set for a fine-tune (True) or a new network (False)."""
 
         features = list(project.features)
         self.feature_dropdown = widgets.Dropdown(
@@ -366,8 +367,7 @@ class TrainingMonitor(widgets.VBox):
         continuing = feature is not None and self._continues(feature)
         if continuing != self._epochs_offered_for:
             self._epochs_offered_for = continuing
-            config = self.config
-            self.epochs.value = config.fine_tune_epochs if continuing else config.epochs
+            self.epochs.value = self.config.fine_tune_epochs if continuing else self.config.epochs
 
     def _default_save_path(self) -> None:
         feature = self.feature_dropdown.value
