@@ -31,6 +31,17 @@ def test_defaults_are_the_documented_ones_and_frozen() -> None:
         config.epochs = 3  # type: ignore[misc]
 
 
+def test_a_fine_tune_has_its_own_epochs_recorded_and_read_back() -> None:
+    """Continuing from a network's weights runs ``fine_tune_epochs`` (5), a new one ``epochs``;
+    a config recorded before the setting existed reads today's default."""
+    config = TrainingConfig(epochs=12, fine_tune_epochs=3)
+    assert TrainingConfig().fine_tune_epochs == 5
+    assert config.epochs_for(fine_tuning=True) == 3 and config.epochs_for(fine_tuning=False) == 12
+    assert TrainingConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
+    older = {k: v for k, v in config.to_dict().items() if k != "fine_tune_epochs"}
+    assert TrainingConfig.from_dict(older).fine_tune_epochs == 5
+
+
 def test_round_trips_through_json_with_its_recipe() -> None:
     config = TrainingConfig(arch="eman2", epochs=7, patience=3, recipe=Recipe(binning=2))
     again = TrainingConfig.from_dict(json.loads(json.dumps(config.to_dict())))
@@ -56,6 +67,7 @@ def test_replace_checks_like_a_new_config() -> None:
         ({"validation_fraction": 1.0}, "validation_fraction must be in"),
         ({"learning_rate": float("nan")}, "learning_rate must be a positive number"),
         ({"recipe": {"binning": 2}}, "recipe must be a preprocess.Recipe"),
+        ({"fine_tune_epochs": 0}, "fine_tune_epochs must be a whole number >= 1"),
     ],
 )
 def test_bad_settings_are_refused_with_their_name(changes: dict, message: str) -> None:

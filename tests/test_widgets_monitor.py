@@ -30,7 +30,7 @@ def fake_training(epochs_ran, release=None):
     def train(project, feature, config, *, callbacks, cancel, progress, **options):
         import keras
 
-        epochs = config.epochs if options.get("initial_model") is None else config.fine_tune_epochs
+        epochs = config.epochs_for(fine_tuning=options.get("initial_model") is not None)
         model = keras.Sequential([keras.Input((None, None, 1)), keras.layers.Conv2D(1, 3)])
         for callback in callbacks:
             callback.set_model(model)

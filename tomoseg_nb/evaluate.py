@@ -264,11 +264,11 @@ def build_project(
 
 
 THRESHOLD_SWEEP = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+"""Thresholds at which ``evaluate_feature`` also reports IoU: whether a feature fails because its
+map is wrong or because the threshold is, read off the same map at no extra training."""
 TILE_THRESHOLDS = ("validation_threshold", "tiles_threshold")
 """Thresholds a network's training chose from its painted tiles (the held-out ones; all of them),
 each scored beside the network's own threshold as a diagnostic."""
-"""Thresholds at which ``evaluate_feature`` also reports IoU: whether a feature fails because its
-map is wrong or because the threshold is, read off the same map at no extra training."""
 
 
 def iou_by_threshold(

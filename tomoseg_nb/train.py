@@ -103,7 +103,7 @@ class TrainingResult:
         module docstring).
     validation_threshold : float or None
         The threshold maximising IoU on the held-out tiles (a diagnostic; None without them).
-    tiles_threshold : float
+    tiles_threshold : float or None
         The threshold maximising IoU over every tile, trained on and held out (a diagnostic:
         five times the held-out tiles, but mostly ones the network has learnt).
     train_indices, validation_indices : ndarray
@@ -327,7 +327,7 @@ def train_on_tiles(
                 f"{channels}; cut both with the same z context"
             )
     arch, batch_size, seed = config.arch, config.batch_size, config.seed
-    epochs = config.epochs if initial_model is None else config.fine_tune_epochs
+    epochs = config.epochs_for(fine_tuning=initial_model is not None)
     architecture = get_architecture(arch)
     start = time.perf_counter()
     keras.utils.set_random_seed(seed)

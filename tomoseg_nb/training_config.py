@@ -34,10 +34,11 @@ feature. Networks saved before z context existed read as 0 (``from_dict``)."""
 
 DEFAULT_FINE_TUNE_EPOCHS = 5
 """Epochs of a retraining that continues from a network's weights (a correction round, the
-widget's *Retrain: continue*). Set by the issue's budget of a round under 60 s per feature on 2
-CPU cores: one epoch of the default network over 10 + 100 tiles takes about 5 s there, and the
-round also suggests, paints and segments the tomogram. Checked on the development half
-(``benchmarks/bench_rounds.py --half development``, see ``benchmarks/README.md``)."""
+widget's *Retrain: continue*). Set by a budget of one round under 60 s per feature on 2 CPU
+cores: one epoch of the default network over 10 + 100 tiles takes about 5 s there, and the
+round also suggests, paints and segments the tomogram. Measured: 28-30 s per round and feature
+on a development phantom, 43-46 s on the held-back half under load (``benchmarks/README.md``,
+correction rounds)."""
 
 
 ARCHITECTURE_NAMES = ("eman2", "fast", "tiny")
@@ -171,6 +172,10 @@ class TrainingConfig:
         if "recipe" in values:
             values["recipe"] = Recipe.from_dict(values["recipe"])
         return cls().replace(**values)
+
+    def epochs_for(self, *, fine_tuning: bool) -> int:
+        """Epochs of a training: ``fine_tune_epochs`` from a network's weights, else ``epochs``."""
+        return self.fine_tune_epochs if fine_tuning else self.epochs
 
     @property
     def input_channels(self) -> int:

@@ -79,8 +79,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--round-epochs",
         type=whole_number(1),
         default=None,
-        help="epochs of each round's retraining (default: 5 when fine-tuning, --epochs with "
-        "--retrain-from-scratch)",
+        help=f"epochs of each round's retraining (default: {DEFAULT_TRAINING.fine_tune_epochs} "
+        "when fine-tuning, --epochs with --retrain-from-scratch)",
     )
     parser.add_argument(
         "--retrain-from-scratch",

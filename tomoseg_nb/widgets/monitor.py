@@ -367,7 +367,7 @@ class TrainingMonitor(widgets.VBox):
         continuing = feature is not None and self._continues(feature)
         if continuing != self._epochs_offered_for:
             self._epochs_offered_for = continuing
-            self.epochs.value = self.config.fine_tune_epochs if continuing else self.config.epochs
+            self.epochs.value = self.config.epochs_for(fine_tuning=continuing)
 
     def _default_save_path(self) -> None:
         feature = self.feature_dropdown.value

@@ -82,8 +82,7 @@ class TrainingRun(BackgroundTask):
         ``options`` go to the training function too (``volume``).
         """
         if not self.running:
-            continuing = options.get("initial_model") is not None
-            epochs = config.fine_tune_epochs if continuing else config.epochs
+            epochs = config.epochs_for(fine_tuning=options.get("initial_model") is not None)
             self.feature, self.epochs, self.history = feature, epochs, {}
         super().start(
             self._train,
