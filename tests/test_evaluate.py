@@ -98,9 +98,11 @@ def test_evaluate_cli_runs_the_protocol_and_keeps_outputs(phantom_files, tmp_pat
         assert np.isfinite(scores[key])
     assert 0.0 <= scores["iou"] <= scores["dice"] <= 1.0
     assert (keep / "ribosome.mrc").exists()
-    # The threshold diagnostics read the kept map again: the sweep's 0.5 is the reported score.
+    # The threshold diagnostics read the kept map again.
     assert set(scores["iou_by_threshold"]) == {f"{t:g}" for t in THRESHOLD_SWEEP}
-    assert scores["iou_by_threshold"]["0.5"] == pytest.approx(scores["iou"])
+    if method == "rf":  # the forest's fixed 0.5 is the reported score
+        assert scores["threshold"] == 0.5
+        assert scores["iou_by_threshold"]["0.5"] == pytest.approx(scores["iou"])
     if method == "cnn":
         assert (keep / "ribosome.keras").exists() and (keep / "ribosome.json").exists()
         sidecar = json.loads((keep / "ribosome.json").read_text())
@@ -110,6 +112,9 @@ def test_evaluate_cli_runs_the_protocol_and_keeps_outputs(phantom_files, tmp_pat
             assert scores[key] == chosen and 0.1 <= chosen <= 0.9
             expected = score_map(keep / "ribosome.mrc", truth, chosen)["iou"]
             assert scores[f"iou_at_{key}"] == pytest.approx(expected)
+        # the network's own threshold, the score's, is the one that fits all painted tiles best
+        assert scores["threshold"] == sidecar["training"]["tiles_threshold"]
+        assert scores["iou"] == pytest.approx(scores["iou_at_tiles_threshold"])
     else:
         assert all(scores[key] is None for key in TILE_THRESHOLDS)
 

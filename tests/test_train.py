@@ -18,6 +18,7 @@ from tomoseg_nb.preprocess import preprocess_slab, preprocess_slice, stack_z_con
 from tomoseg_nb.synthetic import simulate_tomogram
 from tomoseg_nb.train import (
     best_threshold,
+    chosen_threshold,
     predict_tiles,
     resolve_engine,
     split_tiles,
@@ -131,7 +132,10 @@ def test_training_record(trained):
     assert recorded == TrainingConfig(arch="tiny", epochs=15, copies=4, seed=0)
     assert len(info.training["validation_tiles"]) == 2 + 6  # 20 % of each class
     assert info.voxel_size == 10.0 and info.arch == "tiny" and info.tile_size == TILE
-    assert info.threshold == 0.5 and 0.1 <= info.training["validation_threshold"] <= 0.9
+    assert 0.1 <= info.training["validation_threshold"] <= 0.9
+    # the default threshold is the painted tiles' best, and the sidecar says where it came from
+    assert info.threshold == info.training["tiles_threshold"]
+    assert info.training["config"]["threshold_from"] == "painted-tiles"
     assert calls and calls[-1][0] == len(calls) and calls[0][1] >= calls[-1][0]
 
 
@@ -245,6 +249,7 @@ def test_augmentation_and_threshold_settings_reach_the_training(monkeypatch):
         copies=2,
         seed=4,
         augmentation="random-rotations",
+        threshold_from="fixed",
         threshold=0.8,
         validation_fraction=0,
     )
@@ -252,7 +257,16 @@ def test_augmentation_and_threshold_settings_reach_the_training(monkeypatch):
         images, masks, positive, config, known_negatives=(images[:2], masks[:2] | True)
     )
     assert seen == ["random-rotations", "random-rotations"]
-    assert result.threshold == 0.8
+    assert result.threshold == 0.8 and result.tiles_threshold is not None
+
+
+def test_the_stored_threshold_is_the_painted_tiles_best_or_the_fixed_one():
+    """By default the network carries the threshold that fits its painted tiles best; "fixed"
+    (EMAN2's recipe) and tiles without a painted pixel fall back to ``config.threshold``."""
+    chosen = TrainingConfig(threshold=0.6)
+    assert chosen_threshold(chosen, 0.35) == 0.35
+    assert chosen_threshold(chosen, None) == 0.6
+    assert chosen_threshold(chosen.replace(threshold_from="fixed"), 0.35) == 0.6
 
 
 def test_fft_engine_trains_the_same_network():

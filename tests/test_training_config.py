@@ -10,6 +10,7 @@ from tomoseg_nb.errors import BadInputError
 from tomoseg_nb.preprocess import Recipe
 from tomoseg_nb.training_config import (
     DEFAULT_ARCH,
+    DEFAULT_THRESHOLD_FROM,
     DEFAULT_TRAINING,
     DEFAULT_Z_CONTEXT,
     EMAN2_RECIPE,
@@ -91,7 +92,8 @@ def test_eman2_recipe_is_the_seed_recipe_of_anchors() -> None:
     )
     assert (recipe.copies, recipe.augmentation) == (10, "random-rotations")
     assert recipe.validation_fraction == 0 and recipe.patience is None
-    assert recipe.other_features_as_negatives is False and recipe.threshold == 0.8
+    assert recipe.other_features_as_negatives is False
+    assert (recipe.threshold_from, recipe.threshold) == ("fixed", 0.8)
     assert recipe.z_context == 0 and recipe.input_channels == 1  # single-slice tiles
     assert (recipe.recipe.lowpass, recipe.recipe.highpass_px, recipe.recipe.clamp_sigma) == (
         0.25,
@@ -121,12 +123,23 @@ def test_new_settings_keep_todays_defaults_and_are_recorded() -> None:
     )
 
 
+def test_the_threshold_comes_from_the_painted_tiles_and_older_configs_kept_theirs() -> None:
+    """Today's networks carry the painted tiles' best threshold; a config recorded before the
+    setting existed stored its fixed threshold, and must read back as such."""
+    config = TrainingConfig()
+    assert config.threshold_from == DEFAULT_THRESHOLD_FROM == "painted-tiles"
+    assert TrainingConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
+    older = {k: v for k, v in config.to_dict().items() if k != "threshold_from"}
+    assert TrainingConfig.from_dict(older).threshold_from == "fixed"
+
+
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
         ({"augmentation": "flips"}, "augmentation must be one of symmetries, random-rotations"),
         ({"threshold": 1.0}, "threshold must be a probability in"),
         ({"threshold": True}, "threshold must be a probability in"),
+        ({"threshold_from": "held-out"}, "threshold_from must be one of painted-tiles, fixed"),
     ],
 )
 def test_bad_new_settings_are_refused(changes: dict, message: str) -> None:
