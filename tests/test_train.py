@@ -630,3 +630,19 @@ def test_a_fine_tuning_runs_its_own_epochs_and_a_collapsed_one_restarts_not_fine
         restarted = train_on_tiles(images, masks, positive, config, initial_model=first.model)
     assert restarted.restarts == 1 and not restarted.fine_tuned
     assert len(restarted.history["loss"]) == 3  # new weights get a whole training's epochs
+
+
+def test_cli_threshold_fixes_the_networks_threshold(scene, tmp_path, capsys):
+    """``train --threshold`` stores that threshold instead of the painted tiles' choice, and a
+    value that is not a probability is refused before any training."""
+    folder, _, _, _ = scene
+    out = tmp_path / "fixed.keras"
+    argv = ["train", "--project", str(folder / "project"), "--feature", "membrane"]
+    argv += ["--arch", "tiny", "--epochs", "1", "--engine", "keras", "--z-context", "0"]
+    assert main([*argv, "--threshold", "0.7", "--out", str(out)]) == 0
+    assert "threshold 0.7" in capsys.readouterr().out
+    _, info = load_model(out)
+    assert info.threshold == 0.7 and info.training["config"]["threshold_from"] == "fixed"
+    assert main([*argv, "--threshold", "1.5", "--out", str(tmp_path / "bad.keras")]) != 0
+    assert "threshold must be a probability in (0, 1), got 1.5" in capsys.readouterr().err
+    assert not (tmp_path / "bad.keras").exists()

@@ -55,11 +55,26 @@ def add_network_options(parser: argparse.ArgumentParser) -> None:
 
 
 def with_given_options(config: TrainingConfig, args: argparse.Namespace) -> TrainingConfig:
-    """``config`` with ``--arch`` and ``--z-context`` where given (None keeps its default)."""
+    """``config`` with ``--arch``, ``--z-context`` and ``--threshold`` where given (None keeps
+    its default); a given threshold is fixed (``threshold_from="fixed"``)."""
     for name in ("arch", "z_context"):
         if getattr(args, name) is not None:
             config = config.replace(**{name: getattr(args, name)})
+    if getattr(args, "threshold", None) is not None:
+        config = config.replace(threshold_from="fixed", threshold=args.threshold)
     return config
+
+
+def add_threshold(parser: argparse.ArgumentParser) -> None:
+    """``--threshold T``: store a fixed threshold with the network instead of choosing one."""
+    parser.add_argument(
+        "--threshold",
+        type=float,
+        default=None,
+        metavar="T",
+        help="store this probability (0-1) as the network's threshold (default: the one that "
+        "best reproduces the painted masks over all tiles, chosen after training; EMAN2: 0.8)",
+    )
 
 
 def add_z_context(parser: argparse.ArgumentParser) -> None:

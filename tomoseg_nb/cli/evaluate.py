@@ -9,6 +9,7 @@ from ._common import (
     add_network_options,
     add_other_features_switch,
     add_overwrite,
+    add_threshold,
     add_z_context,
     parse_feature_ids,
     whole_number,
@@ -94,6 +95,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--json", required=True, metavar="OUT.json", help="where to write the scores"
     )
     add_z_context(parser)
+    add_threshold(parser)
     add_other_features_switch(parser)
     add_overwrite(parser)
     parser.set_defaults(func=run)

@@ -9,6 +9,7 @@ from ._common import (
     add_network_options,
     add_other_features_switch,
     add_overwrite,
+    add_threshold,
     add_z_context,
     whole_number,
     with_given_options,
@@ -48,6 +49,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--binning", type=int, default=1, metavar="B", help="bin slices by B in y and x first"
     )
     add_z_context(parser)
+    add_threshold(parser)
     add_other_features_switch(parser)
     add_overwrite(parser)
     parser.set_defaults(func=run)
