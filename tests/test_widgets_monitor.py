@@ -61,6 +61,34 @@ def test_run_records_each_epoch_and_finishes_in_its_thread(phantom_project):
     assert seen == [("tomoseg_nb training ribosome", n) for n in (1, 2, 3)]
 
 
+def test_a_restarted_fit_shows_its_own_epochs_and_losses(phantom_project):
+    """A fine-tune of 2 epochs that collapses restarts from new weights for 4: the run then says
+    "epoch n / 4" and plots only the new fit's losses, as model.fit's callbacks tell it."""
+    import keras
+
+    seen = []
+
+    def collapsing_fine_tune(project, feature, config, *, callbacks, cancel, progress, **options):
+        model = keras.Sequential([keras.Input((None, None, 1)), keras.layers.Conv2D(1, 3)])
+        for epochs in (config.fine_tune_epochs, config.epochs):  # the fine-tune, then the restart
+            for callback in callbacks:
+                callback.set_model(model)
+                callback.set_params({"epochs": epochs, "steps": 1, "verbose": 0})
+                callback.on_train_begin()
+            for epoch in range(epochs):
+                for callback in callbacks:
+                    callback.on_epoch_end(epoch, {"loss": 10.0 * epochs + epoch})
+        return model, SimpleNamespace(threshold=0.4)
+
+    run = TrainingRun(collapsing_fine_tune)
+    run.on_epoch(lambda r, model: seen.append((r.epochs_done, r.epochs)))
+    config = TrainingConfig(epochs=4, fine_tune_epochs=2)
+    run.start_training(phantom_project, "ribosome", config, initial_model=object())
+    assert run.wait(30) and run.status == "done"
+    assert seen == [(1, 2), (2, 2), (1, 4), (2, 4), (3, 4), (4, 4)]
+    assert run.history == {"loss": [40.0, 41.0, 42.0, 43.0]}
+
+
 def test_cancel_stops_the_run_and_keeps_no_model(phantom_project):
     release = threading.Event()
     ran = []

@@ -1,8 +1,9 @@
 """A training run in a background thread: a ``BackgroundTask`` that also records every epoch.
 
-The Keras callback it adds to ``train.train_feature`` appends each epoch's losses to ``history``
-and calls the ``on_epoch`` listeners (in the training thread) with the network as it is then, so
-the monitor can plot the loss and preview the half-trained network.
+The Keras callback it adds to ``train.train_feature`` starts ``history`` afresh at every fit (a
+collapsed training restarts), appends each epoch's losses to it and calls the ``on_epoch``
+listeners (in the training thread) with the network as it is then, so the monitor can plot the
+loss and preview the half-trained network.
 """
 
 from __future__ import annotations
@@ -94,6 +95,14 @@ class TrainingRun(BackgroundTask):
             **options,
         )
 
+    def fit_began(self, epochs: int | None) -> None:
+        """A fit began: its epochs and losses are the ones shown. A training that collapsed starts
+        again from new weights, for the full epochs even where a fine-tune had fewer, and the
+        curve of the abandoned fit would only mislead."""
+        if epochs:
+            self.epochs = int(epochs)
+        self.history = {}
+
     def epoch_ended(self, logs: dict[str, float], model: Any) -> None:
         """Record one epoch's losses and tell the listeners (called by the Keras callback)."""
         for key, value in logs.items():
@@ -106,6 +115,9 @@ def _epoch_callback(run: TrainingRun) -> Any:
     import keras
 
     class EpochEnded(keras.callbacks.Callback):
+        def on_train_begin(self, logs: dict | None = None) -> None:
+            run.fit_began(self.params.get("epochs"))
+
         def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
             run.epoch_ended(dict(logs or {}), self.model)
 
