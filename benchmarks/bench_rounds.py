@@ -79,6 +79,7 @@ def run_phantom(
             branch = Path(scratch) / selection
             shutil.copytree(start, branch)
             project = Project.open(branch / PROJECT_NAME)
+            thresholds = {name: s["threshold"] for name, s in scores.items()}
             done = []
             try:
                 for number in range(1, rounds + 1):
@@ -88,7 +89,7 @@ def run_phantom(
                         phantom.labels,
                         {name: FEATURES[name] for name in scores},
                         branch,
-                        thresholds={name: s["threshold"] for name, s in scores.items()},
+                        thresholds=thresholds,
                         tiles=round_tiles,
                         selection=selection,
                         config=round_config,
@@ -103,6 +104,8 @@ def run_phantom(
                             for name, r in result.items()
                         }
                     )
+                    # the next round suggests on these networks' maps, at their own thresholds
+                    thresholds = {name: r["threshold"] for name, r in result.items()}
                     ious = {name: r["iou"] for name, r in result.items()}
                     print(f"  {selection:9s}{number} " + _ious(ious), flush=True)
             finally:

@@ -183,14 +183,25 @@ ROUND_FEATURES = {"ribosome": 3, "microtubule": 2}
 
 
 def test_correction_rounds_add_suggested_tiles_retrain_and_score_each_round(
-    phantom_files, tmp_path
+    phantom_files, tmp_path, monkeypatch
 ):
     """Each round paints the suggested tiles from the truth into the same project, fine-tunes every
-    network from its current weights on all the tiles so far, and reports that round's scores."""
+    network from its current weights on all the tiles so far, and reports that round's scores;
+    the next round suggests at the thresholds of the networks the last one trained."""
+    import tomoseg_nb.evaluate as evaluate_module
     from tomoseg_nb.annotations import Project, tile_bounds
     from tomoseg_nb.evaluate import PROJECT_NAME, evaluate
     from tomoseg_nb.models import sidecar_path
     from tomoseg_nb.volume import open_volume
+
+    suggested_at = []
+    real_round = evaluate_module.correction_round
+
+    def recording_round(*args, **kwargs):
+        suggested_at.append(dict(kwargs["thresholds"]))
+        return real_round(*args, **kwargs)
+
+    monkeypatch.setattr(evaluate_module, "correction_round", recording_round)
 
     report = evaluate(
         phantom_files["tomogram"],
@@ -206,6 +217,11 @@ def test_correction_rounds_add_suggested_tiles_retrain_and_score_each_round(
         round_epochs=1,
     )
     assert report["rounds"] == 2 and report["round_selection"] == "suggested"
+    features = report["features"]
+    assert suggested_at == [
+        {name: features[name]["threshold"] for name in ROUND_FEATURES},
+        {name: features[name]["rounds"][0]["threshold"] for name in ROUND_FEATURES},
+    ]
     labels = open_volume(phantom_files["labels"]).data[...]
     with Project.open(tmp_path / PROJECT_NAME, read_only=True) as project:
         for name, feature_id in ROUND_FEATURES.items():

@@ -516,6 +516,8 @@ def evaluate(
             for scores in results.values():
                 scores["rounds"] = []
                 scores["iou_per_round"] = [scores["iou"]]
+            # each round suggests on the latest maps, at their own networks' thresholds
+            thresholds = {name: scores["threshold"] for name, scores in results.items()}
             for number in range(1, rounds + 1):
                 done = correction_round(
                     project,
@@ -523,7 +525,7 @@ def evaluate(
                     labels,
                     {name: features[name] for name in results},
                     workdir,
-                    thresholds={name: scores["threshold"] for name, scores in results.items()},
+                    thresholds=thresholds,
                     tiles=round_tiles,
                     selection=round_selection,
                     method=method,
@@ -532,6 +534,7 @@ def evaluate(
                     seed=config.seed + number,
                 )
                 for name, scores in done.items():
+                    thresholds[name] = scores["threshold"]
                     results[name]["rounds"].append({"round": number, **scores})
                     results[name]["iou_per_round"].append(scores["iou"])
         finally:
