@@ -1,7 +1,10 @@
 """Distributed segmentation on a LocalCluster of 2 worker processes, with real (tiny) saved networks.
 
-Outputs are compared byte for byte with the in-process ``segment_volume``, except the MRC text labels:
-mrcfile stamps label 0 with the second the file was created, which no two runs share.
+Outputs are compared with the in-process ``segment_volume``: the MRC header byte for byte except
+the text labels (mrcfile stamps label 0 with the second the file was created, which no two runs
+share) and the statistics words; the voxels, and so those statistics, to float32 rounding. A worker
+runs TensorFlow with one thread and the test process with all cores, and TensorFlow's CPU
+convolutions may round differently with another thread count (seen: up to 2e-6 on a loaded machine).
 """
 
 import json
@@ -11,6 +14,7 @@ import threading
 from pathlib import Path
 
 import distributed
+import mrcfile
 import numpy as np
 import pytest
 
@@ -27,6 +31,8 @@ from tomoseg_nb.errors import BadInputError, CancelledError, OutputExistsError
 from tomoseg_nb.segment import FeatureNetwork
 
 MRC_LABELS = slice(220, 1024)  # nlabl + ten 80-character labels
+MRC_STATISTICS = (slice(76, 88), slice(216, 220))  # dmin, dmax, dmean; rms
+ROUNDING = 1e-5  # float32 rounding of a probability in [0, 1] through a few layers
 
 
 @pytest.fixture(scope="module")
@@ -109,16 +115,27 @@ def assert_same_maps(expected_dir: Path, actual_dir: Path) -> None:
     for name in expected:
         a, b = (expected_dir / name).read_bytes(), (actual_dir / name).read_bytes()
         assert len(a) == len(b), name
-        assert a[: MRC_LABELS.start] == b[: MRC_LABELS.start], f"{name}: header differs"
-        assert a[MRC_LABELS.stop :] == b[MRC_LABELS.stop :], f"{name}: voxels differ"
+        assert _header_words(a) == _header_words(b), f"{name}: header differs"
+        with mrcfile.open(expected_dir / name) as want, mrcfile.open(actual_dir / name) as got:
+            np.testing.assert_allclose(got.data, want.data, rtol=0, atol=ROUNDING, err_msg=name)
+            for field in ("dmin", "dmax", "dmean", "rms"):
+                assert abs(float(got.header[field]) - float(want.header[field])) <= ROUNDING
     assert not list(actual_dir.glob(".*")), "partial outputs left behind"
+
+
+def _header_words(mrc_bytes: bytes) -> bytes:
+    """The MRC header but its text labels and statistics words."""
+    header = bytearray(mrc_bytes[: MRC_LABELS.start])
+    for words in MRC_STATISTICS:
+        header[words] = bytes(words.stop - words.start)
+    return bytes(header)
 
 
 def manifest(out: Path, name: str) -> Manifest:
     return Manifest.load(out / f"{name}.segment.json")
 
 
-def test_cluster_output_is_byte_identical_and_a_rerun_is_skipped(data, reference, client, tmp_path):
+def test_cluster_output_is_the_in_process_one_and_a_rerun_is_skipped(data, reference, client, tmp_path):
     run = segment(data, tmp_path, client=client)
     assert_same_maps(reference, tmp_path)
     assert (run.units_total, run.units_computed, run.units_skipped) == (6, 6, 0)
@@ -198,7 +215,7 @@ Z_UNITS = [  # slab 2, units of 4 slices: boundaries inside TS_01 (12 deep) at 4
 
 def test_z_context_units_read_neighbours_across_their_boundaries(z_data, tmp_path):
     """Each unit reads k slices beyond its ends (mirrored only past the tomogram's): the maps are
-    byte for byte ``segment_volume``'s, at the unit boundaries and at both ends of the tomogram."""
+    ``segment_volume``'s, at the unit boundaries and at both ends of the tomogram."""
     from tomoseg_nb.model_files import sidecar_z_context
     from tomoseg_nb.segment import segment_array
     from tomoseg_nb.volume import open_volume
@@ -231,7 +248,7 @@ def test_z_context_maps_do_not_depend_on_the_unit_layout(z_data, tmp_path):
     assert len(expected) == 6 and sorted(p.name for p in tmp_path.glob("*.mrc")) == expected
     for name in expected:
         with open_volume(z_data["reference"] / name) as a, open_volume(tmp_path / name) as b:
-            np.testing.assert_allclose(b.read(), a.read(), rtol=0, atol=1e-6, err_msg=name)
+            np.testing.assert_allclose(b.read(), a.read(), rtol=0, atol=ROUNDING, err_msg=name)
 
 
 def test_z_context_units_on_the_cluster_match_segment_volume(z_data, client, tmp_path):
