@@ -135,7 +135,9 @@ def manifest(out: Path, name: str) -> Manifest:
     return Manifest.load(out / f"{name}.segment.json")
 
 
-def test_cluster_output_is_the_in_process_one_and_a_rerun_is_skipped(data, reference, client, tmp_path):
+def test_cluster_output_is_the_in_process_one_and_a_rerun_is_skipped(
+    data, reference, client, tmp_path
+):
     run = segment(data, tmp_path, client=client)
     assert_same_maps(reference, tmp_path)
     assert (run.units_total, run.units_computed, run.units_skipped) == (6, 6, 0)
