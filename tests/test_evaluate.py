@@ -83,6 +83,8 @@ def test_evaluate_cli_runs_the_protocol_and_keeps_outputs(phantom_files, tmp_pat
         "--method", method, "--arch", "tiny", "--epochs", "3", "--seed", "1",
         "--keep", str(keep), "--json", str(report_path),
     ]  # fmt: skip
+    if method == "rf":  # the forest keeps a fixed threshold: the one given
+        argv += ["--threshold", "0.4"]
     assert main(argv) == 0
     report = json.loads(report_path.read_text())
     scores = report["features"]["ribosome"]
@@ -100,9 +102,9 @@ def test_evaluate_cli_runs_the_protocol_and_keeps_outputs(phantom_files, tmp_pat
     assert (keep / "ribosome.mrc").exists()
     # The threshold diagnostics read the kept map again.
     assert set(scores["iou_by_threshold"]) == {f"{t:g}" for t in THRESHOLD_SWEEP}
-    if method == "rf":  # the forest's fixed 0.5 is the reported score
-        assert scores["threshold"] == 0.5
-        assert scores["iou_by_threshold"]["0.5"] == pytest.approx(scores["iou"])
+    if method == "rf":
+        assert scores["threshold"] == 0.4
+        assert scores["iou_by_threshold"]["0.4"] == pytest.approx(scores["iou"])
     if method == "cnn":
         assert (keep / "ribosome.keras").exists() and (keep / "ribosome.json").exists()
         sidecar = json.loads((keep / "ribosome.json").read_text())

@@ -403,7 +403,8 @@ def _run_network(
 def _run_forest(
     project: Project, tomogram: Volume, feature: str, map_path: Path, config: TrainingConfig
 ) -> tuple[dict[str, float], float]:
-
+    """Train the forest, write its map; timings and its threshold, always ``config.threshold``
+    (0.5 unless ``--threshold`` says otherwise: the painted tiles' choice is the network's)."""
     start = time.perf_counter()
     recipe = config.recipe
     tileset = collect_tiles(project, feature, tomogram, recipe)
@@ -414,7 +415,8 @@ def _run_forest(
     start = time.perf_counter()
     compute = partial(classifier_maps, classifier, recipe)
     write_probability_maps(tomogram, [map_path], compute, overwrite=True)
-    return {"train_seconds": train_seconds, "segment_seconds": time.perf_counter() - start}, 0.5
+    seconds = {"train_seconds": train_seconds, "segment_seconds": time.perf_counter() - start}
+    return seconds, config.threshold
 
 
 def evaluate(
