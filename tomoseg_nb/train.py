@@ -106,7 +106,8 @@ class TrainingResult:
         default, ``config.threshold`` with ``config.threshold_from == "fixed"`` or when no tile
         holds a painted pixel (see the module docstring).
     validation_threshold : float or None
-        The threshold maximising IoU on the held-out tiles (a diagnostic; None without them).
+        The threshold maximising IoU on the held-out tiles (a diagnostic; None without them, or
+        when they hold no painted pixel).
     tiles_threshold : float or None
         The threshold maximising IoU over every tile, trained on and held out (None when no
         tile holds a painted pixel).
@@ -250,14 +251,14 @@ def predict_tiles(model: keras.Model, images: np.ndarray, *, batch_size: int = 3
     return probability(np.concatenate(raw)[..., 0])
 
 
-def best_threshold(probabilities: np.ndarray, labels: np.ndarray) -> float:
+def best_threshold(probabilities: np.ndarray, labels: np.ndarray) -> float | None:
     """The threshold in 0.1..0.9 that maximises IoU of ``probabilities >= t`` against ``labels >= 0.5``.
 
-    Returns 0.5 when the labels hold no feature pixel.
+    Returns None when the labels hold no feature pixel: there is nothing to fit.
     """
     truth = np.asarray(labels) >= 0.5
     if not truth.any():
-        return 0.5
+        return None
     probabilities = np.asarray(probabilities)
     scores = []
     for threshold in THRESHOLDS:
@@ -416,10 +417,7 @@ def train_on_tiles(
     if held_idx.size:
         held_labels = shrink_labels(masks[held_idx], stride)
         validation_threshold = best_threshold(predict_tiles(model, images[held_idx]), held_labels)
-    tiles_threshold = None
-    all_labels = shrink_labels(masks, stride)
-    if (all_labels >= 0.5).any():
-        tiles_threshold = best_threshold(predict_tiles(model, images), all_labels)
+    tiles_threshold = best_threshold(predict_tiles(model, images), shrink_labels(masks, stride))
     if painted_recall == 0.0:
         warnings.warn(
             f"the trained {network} still finds none of the pixels painted on its own "
