@@ -8,6 +8,7 @@ keeps what it measured) live here once.
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -18,7 +19,7 @@ from tomoseg_nb.synthetic.suite import DEFAULT_SHAPE, HALVES, PhantomSpec
 
 
 def add_suite_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--half --shape --phantoms --n-positive --n-negative --json``."""
+    """``--half --shape --phantoms --n-positive --n-negative --json --resume``."""
     parser.add_argument("--half", choices=sorted(HALVES), default="development")
     parser.add_argument(
         "--shape",
@@ -32,6 +33,12 @@ def add_suite_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--n-positive", type=int, default=10)
     parser.add_argument("--n-negative", type=int, default=100)
     parser.add_argument("--json", type=Path, help="write every score and the summary here")
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="keep the phantoms already measured in --json by a run with the same options (and "
+        "the same code: it is not checked) and measure only the rest",
+    )
 
 
 def suite_setup(args: argparse.Namespace) -> dict[str, Any]:
@@ -55,9 +62,12 @@ def run_over_suite(
     specs = HALVES[args.half][: args.phantoms]
     shape = (args.shape[0], args.shape[1], args.shape[2])
     print(f"{name}: {len(specs)} phantom(s), {setup}", flush=True)
-    phantoms: list[dict[str, Any]] = []
+    phantoms = measured_before(args, setup, {spec.name for spec in specs})
+    done = {phantom["spec"]["name"] for phantom in phantoms}
     start = time.perf_counter()
     for spec in specs:
+        if spec.name in done:
+            continue
         print(f"{spec.name} ({time.perf_counter() - start:.0f} s)", flush=True)
         phantoms.append(run_phantom(spec, shape))
         if args.json is not None:  # after each phantom, so a long run leaves what it measured
@@ -66,3 +76,30 @@ def run_over_suite(
     seconds = time.perf_counter() - start
     print(f"\n{len(specs)} phantom(s), {seconds:.0f} s wall")
     return phantoms, seconds
+
+
+def measured_before(
+    args: argparse.Namespace, setup: dict[str, Any], names: set[str]
+) -> list[dict[str, Any]]:
+    """With ``--resume``, the phantoms of ``names`` that ``--json`` already holds.
+
+    A run of several hours on a shared machine can be cut off; resuming keeps what it measured.
+    A file written with other options is refused rather than mixed in.
+    """
+    if not args.resume:
+        return []
+    if args.json is None or not args.json.exists():
+        raise SystemExit("--resume needs --json FILE naming the earlier run's results")
+    record = json.loads(args.json.read_text())
+    if record.get("setup") != setup:
+        raise SystemExit(
+            f"--resume: {args.json} was written with {record.get('setup')}, not {setup}; "
+            "give the same options or another --json"
+        )
+    kept = [phantom for phantom in record["phantoms"] if phantom["spec"]["name"] in names]
+    print(
+        f"resuming: {len(kept)} phantom(s) kept from {args.json}: "
+        + ", ".join(phantom["spec"]["name"].split("-")[0] for phantom in kept),
+        flush=True,
+    )
+    return kept

@@ -29,6 +29,7 @@ import ast
 import os
 import statistics
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -184,10 +185,10 @@ REAL_MARGIN_PX = 131
 """The annotations have no centre within 131 px of an edge (the ~70 px stripe border of these
 files and the annotators' margin), so picks and truth are both scored inside that margin."""
 REAL_N_REFERENCES = 15
-# Contamination a user would box as bad on the reference (left) half, x, y in pixels, found by
-# eye on the micrographs; the other micrographs have none there.
+# Contamination a user would box as bad on each reference half, x, y in pixels of the whole
+# micrograph, found by eye; the other micrographs have none there.
 REAL_CONTAMINATION = {
-    "Falcon_2012_06_12-15_07_41_0": [
+    ("Falcon_2012_06_12-15_07_41_0", "left"): [
         (240, 1160),
         (280, 1230),
         (190, 1110),
@@ -195,7 +196,16 @@ REAL_CONTAMINATION = {
         (500, 3890),
         (520, 3950),
     ],
+    ("Falcon_2012_06_12-15_14_01_0", "right"): [
+        (3190, 1320),
+        (3160, 1290),
+        (3220, 1290),
+        (3160, 1350),
+        (3220, 1350),
+    ],
 }
+SIDES = ("left", "right")
+"""Which half the references come from; the picks are scored on the other half."""
 
 
 @dataclass
@@ -203,6 +213,38 @@ class RealCase:
     name: str
     image: np.ndarray
     truth_yx: np.ndarray
+
+
+@dataclass
+class RealFold:
+    """One micrograph split in two: references boxed on ``side``, picks scored on the other half."""
+
+    case: RealCase
+    side: str
+
+    @property
+    def half(self) -> int:
+        return self.case.image.shape[1] // 2
+
+    def reference_half(self) -> np.ndarray:
+        image = self.case.image
+        return image[:, : self.half] if self.side == "left" else image[:, self.half :]
+
+    def pick_half(self) -> np.ndarray:
+        image = self.case.image
+        return image[:, self.half :] if self.side == "left" else image[:, : self.half]
+
+    def reference_offset(self) -> float:
+        """x of the reference half's first column in the whole micrograph."""
+        return 0.0 if self.side == "left" else float(self.half)
+
+    def pick_truth(self) -> np.ndarray:
+        """Annotated centres on the pick half, in its own pixels."""
+        truth = self.case.truth_yx
+        on_right = truth[:, 1] >= self.half
+        if self.side == "left":
+            return truth[on_right] - [0, self.half]
+        return truth[~on_right]
 
 
 def real_cases(folder: str) -> list[RealCase]:
@@ -218,33 +260,45 @@ def real_cases(folder: str) -> list[RealCase]:
     return cases
 
 
-def real_references(case: RealCase, seed: int) -> dict[str, np.ndarray]:
-    """What a user boxes on the left half: 15 clear particles, 15 empty spots, the contamination.
+def real_references(fold: RealFold, seed: int) -> dict[str, np.ndarray]:
+    """What a user boxes on the reference half: 15 clear particles, 15 empty spots, the contamination.
 
     Good: annotated particles with no other annotated centre within a diameter (the clear ones a
-    person boxes first), away from the border. Background: spots at least a diameter from every
-    annotated centre. Both drawn at random with ``seed``.
+    person boxes first), away from the borders and the cut. Background: spots at least a diameter
+    from every annotated centre. Both drawn at random with ``seed``; y, x in the reference half's
+    own pixels.
     """
     from scipy.spatial import cKDTree
 
     rng = np.random.default_rng(seed)
-    width = case.image.shape[1] // 2
+    case = fold.case
+    offset = fold.reference_offset()
+    width = fold.half
     low, high_y = REAL_MARGIN_PX, case.image.shape[0] - REAL_MARGIN_PX
-    truth = case.truth_yx
+    # x range of box centres on the reference half, in its own pixels: the micrograph's margin on
+    # the outer side, half a box from the cut on the inner side.
+    low_x, high_x = (low, width - REAL_BOX_PX / 2)
+    if fold.side == "right":
+        low_x, high_x = REAL_BOX_PX / 2, case.image.shape[1] - width - low
+    truth = case.truth_yx - [0, offset]
     tree = cKDTree(truth)
     neighbour = tree.query(truth, k=2)[0][:, 1]
-    left = (truth[:, 1] < width - REAL_BOX_PX / 2) & (truth >= low).all(1) & (truth[:, 0] < high_y)
-    clear = np.flatnonzero(left & (neighbour > REAL_DIAMETER_PX))
+    inside = (
+        (truth[:, 1] >= low_x)
+        & (truth[:, 1] < high_x)
+        & (truth[:, 0] >= low)
+        & (truth[:, 0] < high_y)
+    )
+    clear = np.flatnonzero(inside & (neighbour > REAL_DIAMETER_PX))
     good = truth[rng.choice(clear, REAL_N_REFERENCES, replace=False)]
     background = []
     while len(background) < REAL_N_REFERENCES:
-        spot = rng.uniform([low, low], [high_y, width - REAL_BOX_PX / 2])
+        spot = rng.uniform([low, low_x], [high_y, high_x])
         if tree.query(spot)[0] > REAL_DIAMETER_PX:
             background.append(spot)
-    bad = np.asarray(REAL_CONTAMINATION.get(case.name, np.zeros((0, 2))), dtype=np.float64)
-    return dict(
-        good=good, background=np.asarray(background), bad=bad.reshape(-1, 2)[:, ::-1].copy()
-    )
+    bad_xy = np.asarray(REAL_CONTAMINATION.get((case.name, fold.side), []), dtype=np.float64)
+    bad = bad_xy.reshape(-1, 2)[:, ::-1] - [0, offset]
+    return dict(good=good, background=np.asarray(background), bad=bad)
 
 
 def real_score(picks_yx: np.ndarray, truth_yx: np.ndarray, shape) -> dict:
@@ -265,16 +319,16 @@ def real_score(picks_yx: np.ndarray, truth_yx: np.ndarray, shape) -> dict:
     )
 
 
-def run_real(folder: str, seed: int, train_options: dict[str, Any]) -> None:
+def run_real(folder: str, seed: int, train_options: dict[str, Any], sides: Sequence[str]) -> None:
     cases = real_cases(folder)
     print(
         f"real micrographs: {len(cases)} from {folder}, particle diameter {REAL_DIAMETER_PX:g} px, "
-        f"box {REAL_BOX_PX} px; references from the left half, picks on the right half, a pick "
-        f"counts within {REAL_DIAMETER_PX / 2:g} px of an annotated centre (one-to-one), scored "
-        f">= {REAL_MARGIN_PX} px from the edges"
+        f"box {REAL_BOX_PX} px; references from one half ({', '.join(sides)}), picks on the other "
+        f"half, a pick counts within {REAL_DIAMETER_PX / 2:g} px of an annotated centre "
+        f"(one-to-one), scored >= {REAL_MARGIN_PX} px from the edges"
     )
     header = (
-        f"  {'micrograph':<30} {'refs g/b/bad':>12} {'train s':>7} {'pick s':>6} "
+        f"  {'micrograph':<30} {'refs':>5} {'g/b/bad':>8} {'train s':>7} {'pick s':>6} "
         f"{'CNN F1':>6} {'P':>5} {'R':>5} {'picks':>5} {'truth':>5} {'thresh':>6} "
         f"{'CNN best':>8} {'TM F1':>6} {'TM best':>7} {'margin':>6} {'vs best':>7}"
     )
@@ -282,77 +336,92 @@ def run_real(folder: str, seed: int, train_options: dict[str, Any]) -> None:
     rows = []
     if train_options:
         print(f"  train_boxer options: {train_options}")
-    for index, case in enumerate(cases):
-        refs = real_references(case, seed + index)
-        half = case.image.shape[1] // 2
-        references = collect_references(
-            [case.image[:, :half]],
-            [refs["good"]],
-            [refs["background"]],
-            [refs["bad"]],
-            box_px=REAL_BOX_PX,
-        )
-        start = time.perf_counter()
-        model = train_boxer(references, seed=seed, **train_options)
-        train_seconds = time.perf_counter() - start
-        right = case.image[:, half:]
-        truth = case.truth_yx[case.truth_yx[:, 1] >= half] - [0, half]
-        start = time.perf_counter()
-        result = autopick(model, right, name=case.name)
-        pick_seconds = time.perf_counter() - start
-        cnn = real_score(result.picks.coordinates, truth, right.shape)
-        template = autopick(model, right, method="template", name=case.name)
-        tm_default = real_score(template.picks.coordinates, truth, right.shape)
-        tm_best = max(
-            (
-                real_score(
-                    autopick(model, right, method="template", threshold=t).picks.coordinates,
-                    truth,
-                    right.shape,
-                )
-                for t in SWEEP
-            ),
-            key=lambda s: s["f1"],
-        )
-        calibrated = result.score_threshold
-        # The CNN at its own best threshold (an oracle, as for template matching): how much of the
-        # gap is the calibrated threshold and how much the score map itself.
-        everything = autopick(model, right, name=case.name, score_threshold=0.0)
-        kept = everything.candidates.coordinates[everything.kept]
-        kept_scores = everything.candidates.scores[everything.kept]
-        cnn_best = max(
-            real_score(kept[kept_scores >= t], truth, right.shape)["f1"]
-            for t in np.arange(0.05, 1.0, 0.025)
-        )
-        counts = references.counts()
-        row = dict(name=case.name, cnn=cnn, tm=tm_default, tm_best=tm_best, train=train_seconds)
-        rows.append(row)
-        print(
-            f"  {case.name:<30} {counts['good']:>4}/{counts['background']}/{counts['bad']:<3} "
-            f"{train_seconds:7.1f} {pick_seconds:6.1f} {cnn['f1']:6.3f} {cnn['precision']:5.2f} "
-            f"{cnn['recall']:5.2f} {cnn['picks']:5d} {cnn['truth']:5d} {calibrated:6.2f} "
-            f"{cnn_best:8.3f} {tm_default['f1']:6.3f} {tm_best['f1']:7.3f} "
-            f"{cnn['f1'] - tm_default['f1']:+6.3f} {cnn['f1'] - tm_best['f1']:+7.3f}",
-            flush=True,
-        )
+    for side in sides:
+        for index, case in enumerate(cases):
+            fold = RealFold(case, side)
+            rows.append(
+                run_real_fold(fold, seed, seed + index + SIDES.index(side) * 1000, train_options)
+            )
     f1 = np.array([r["cnn"]["f1"] for r in rows])
     margins = np.array([r["cnn"]["f1"] - r["tm"]["f1"] for r in rows])
     best_margins = np.array([r["cnn"]["f1"] - r["tm_best"]["f1"] for r in rows])
     worst = int(np.argmin(f1))
     print(
-        f"  CNN F1 mean {f1.mean():.3f}, worst {f1[worst]:.3f} ({rows[worst]['name']}); "
-        f"template matching F1 mean {np.mean([r['tm']['f1'] for r in rows]):.3f} at its default "
-        f"threshold, {np.mean([r['tm_best']['f1'] for r in rows]):.3f} at its best; "
+        f"  over {len(rows)} fold(s): CNN F1 mean {f1.mean():.3f}, worst {f1[worst]:.3f} "
+        f"({rows[worst]['name']}, references {rows[worst]['side']}); template matching F1 mean "
+        f"{np.mean([r['tm']['f1'] for r in rows]):.3f} at its default threshold, "
+        f"{np.mean([r['tm_best']['f1'] for r in rows]):.3f} at its best; "
         f"CNN - template at its default: mean {margins.mean():+.3f}, worst {margins.min():+.3f}; "
         f"CNN - template at its best: mean {best_margins.mean():+.3f}, "
-        f"worst {best_margins.min():+.3f}; "
-        f"training {max(r['train'] for r in rows):.0f} s at most"
+        f"worst {best_margins.min():+.3f}; training {max(r['train'] for r in rows):.0f} s at most"
     )
+    for side in sides:
+        on_side = [r for r in rows if r["side"] == side]
+        print(
+            f"  references {side}: CNN F1 mean "
+            f"{np.mean([r['cnn']['f1'] for r in on_side]):.3f}, worst "
+            f"{min(r['cnn']['f1'] for r in on_side):.3f}"
+        )
     print(
         f"  => targets: mean F1 >= 0.80 {'met' if f1.mean() >= 0.8 else 'MISSED'}; every "
-        f"micrograph >= template (default threshold) + 0.10 "
+        f"fold >= template (default threshold) + 0.10 "
         f"{'met' if margins.min() >= 0.1 else 'MISSED'}, >= template (best threshold) + 0.10 "
         f"{'met' if best_margins.min() >= 0.1 else 'MISSED'}"
+    )
+
+
+def run_real_fold(fold: RealFold, seed: int, reference_seed: int, train_options) -> dict:
+    """Train on ``fold``'s reference half, pick its other half; one printed row, its figures."""
+    refs = real_references(fold, reference_seed)
+    references = collect_references(
+        [fold.reference_half()],
+        [refs["good"]],
+        [refs["background"]],
+        [refs["bad"]],
+        box_px=REAL_BOX_PX,
+    )
+    start = time.perf_counter()
+    model = train_boxer(references, seed=seed, **train_options)
+    train_seconds = time.perf_counter() - start
+    image, truth, name = fold.pick_half(), fold.pick_truth(), fold.case.name
+    start = time.perf_counter()
+    result = autopick(model, image, name=name)
+    pick_seconds = time.perf_counter() - start
+    cnn = real_score(result.picks.coordinates, truth, image.shape)
+    template = autopick(model, image, method="template", name=name)
+    tm_default = real_score(template.picks.coordinates, truth, image.shape)
+    tm_best = max(
+        (
+            real_score(
+                autopick(model, image, method="template", threshold=t).picks.coordinates,
+                truth,
+                image.shape,
+            )
+            for t in SWEEP
+        ),
+        key=lambda s: s["f1"],
+    )
+    # The CNN at its own best threshold (an oracle, as for template matching): how much of the
+    # gap is the calibrated threshold and how much the score map itself.
+    everything = autopick(model, image, name=name, score_threshold=0.0)
+    kept = everything.candidates.coordinates[everything.kept]
+    kept_scores = everything.candidates.scores[everything.kept]
+    cnn_best = max(
+        real_score(kept[kept_scores >= t], truth, image.shape)["f1"]
+        for t in np.arange(0.05, 1.0, 0.025)
+    )
+    counts = references.counts()
+    print(
+        f"  {name:<30} {fold.side:>5} {counts['good']:>3}/{counts['background']}/"
+        f"{counts['bad']:<2} {train_seconds:7.1f} {pick_seconds:6.1f} {cnn['f1']:6.3f} "
+        f"{cnn['precision']:5.2f} {cnn['recall']:5.2f} {cnn['picks']:5d} {cnn['truth']:5d} "
+        f"{result.score_threshold:6.2f} {cnn_best:8.3f} {tm_default['f1']:6.3f} "
+        f"{tm_best['f1']:7.3f} {cnn['f1'] - tm_default['f1']:+6.3f} "
+        f"{cnn['f1'] - tm_best['f1']:+7.3f}",
+        flush=True,
+    )
+    return dict(
+        name=name, side=fold.side, cnn=cnn, tm=tm_default, tm_best=tm_best, train=train_seconds
     )
 
 
@@ -383,6 +452,13 @@ def main() -> None:
         help="real micrographs instead: <name>.jpg + <name>.csv (x,y centres) in DIR "
         "(default ../shared/data/empiar10017)",
     )
+    parser.add_argument(
+        "--sides",
+        choices=(*SIDES, "both"),
+        default="both",
+        help="with --real: which half of each micrograph the references come from (the picks are "
+        "scored on the other); both measures every micrograph twice",
+    )
     parser.add_argument("--epochs", type=int, default=None, help="override training epochs")
     parser.add_argument(
         "--train-option",
@@ -401,7 +477,7 @@ def main() -> None:
             options["filters"] = tuple(args.filters)
         if args.kernel_px:
             options["kernel_px"] = args.kernel_px
-        run_real(args.real, args.seed, options)
+        run_real(args.real, args.seed, options, SIDES if args.sides == "both" else (args.sides,))
         print(f"load average at end: {os.getloadavg()[0]:.1f}")
         return
     size = 768 if args.quick else 1024
