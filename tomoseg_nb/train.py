@@ -413,11 +413,13 @@ def train_on_tiles(
         keras.utils.set_random_seed(seed + RESTART_SEED_STEP * restarts)
         epochs = config.epochs  # new random weights learn everything again
         model = build_model(arch, seed=seed + RESTART_SEED_STEP * restarts, channels=channels)
+    # One prediction of every tile serves both thresholds (the held-out tiles are among them).
+    tile_probabilities = predict_tiles(model, images)
+    tile_labels = shrink_labels(masks, stride)
     validation_threshold = None
     if held_idx.size:
-        held_labels = shrink_labels(masks[held_idx], stride)
-        validation_threshold = best_threshold(predict_tiles(model, images[held_idx]), held_labels)
-    tiles_threshold = best_threshold(predict_tiles(model, images), shrink_labels(masks, stride))
+        validation_threshold = best_threshold(tile_probabilities[held_idx], tile_labels[held_idx])
+    tiles_threshold = best_threshold(tile_probabilities, tile_labels)
     if painted_recall == 0.0:
         warnings.warn(
             f"the trained {network} still finds none of the pixels painted on its own "
