@@ -102,3 +102,22 @@ def test_scores_and_bad_input():
         suggest_tiles(_confident_map(), others={"x": np.zeros((2, 2, 2))})
     with pytest.raises(BadInputError, match="\\(z, y, x\\)"):
         suggest_tiles(np.zeros((40, 40)))
+
+
+def test_a_higher_power_ranks_a_thin_unsure_line_above_faint_haze():
+    """A membrane's unsure pixels are a few per cent of a tile: the plain mean prefers haze."""
+    probability = np.zeros(SHAPE, np.float32)
+    probability[4, 30:130, 30:130] = 0.15  # haze: uncertainty 0.3 on every pixel
+    probability[14, 60:100, 80] = 0.5  # a thin line: uncertainty 1 on 40 pixels
+    plain = suggest_tiles(probability, k=1, tile_size=TILE)[0]
+    assert plain.z == 4 and plain.score == pytest.approx(0.3, rel=1e-4)
+    line = suggest_tiles(probability, k=1, tile_size=TILE, power=4)[0]
+    assert _covers(line, 14, 80, 80)
+    # a tile holding 32 of the line's pixels: (32 / 1024) ** (1 / 4)
+    assert line.score == pytest.approx((32 / TILE**2) ** 0.25, rel=1e-4)
+
+
+@pytest.mark.parametrize("power", [0.5, float("nan")])
+def test_a_power_below_one_is_refused(power):
+    with pytest.raises(BadInputError, match="power"):
+        suggest_tiles(_confident_map(), tile_size=TILE, power=power)

@@ -31,6 +31,7 @@ from .maps import decode_probabilities, validate_feature_name
 from .metrics import dice, iou, precision_recall_f1
 from .pixel_classifier import classifier_maps, train_pixel_classifier
 from .segment import FeatureNetwork, segment_volume, write_probability_maps
+from .suggest import TILE_SCORE_POWER, random_tiles, suggest_tiles
 from .training_config import DEFAULT_TRAINING, TrainingConfig
 from .volume import Volume, open_volume
 
@@ -574,6 +575,7 @@ def correction_round(
     config: TrainingConfig | None = None,
     fine_tune: bool = True,
     seed: int = 0,
+    suggest_power: float = TILE_SCORE_POWER,
 ) -> dict[str, dict[str, Any]]:
     """One round of corrections by the simulated annotator, after a training left maps in ``workdir``.
 
@@ -582,7 +584,8 @@ def correction_round(
     ``selection="random"``, by ``suggest.random_tiles`` (seeded with ``seed``); they are painted
     from the truth (``annotate_tiles_from_truth``). Then every feature is retrained
     (``evaluate_feature``; a network fine-tuned from ``workdir/<feature>.keras`` when
-    ``fine_tune``), segmented and scored; the project is saved.
+    ``fine_tune``), segmented and scored; the project is saved. ``suggest_power`` is the tile
+    score's power (``suggest_tiles``' ``power``).
 
     Returns
     -------
@@ -591,7 +594,6 @@ def correction_round(
         reason, positive]``), how many were positive, ``suggest_seconds`` (choosing and painting)
         and ``round_seconds`` (that plus training and segmenting).
     """
-    from .suggest import random_tiles, suggest_tiles
 
     if selection not in ROUND_SELECTIONS:
         raise BadInputError(
@@ -615,6 +617,7 @@ def correction_round(
                 others=others,
                 other_thresholds=thresholds,
                 exclude=exclude,
+                power=suggest_power,
             )
         else:
             chosen = random_tiles(
