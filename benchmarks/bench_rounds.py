@@ -5,15 +5,17 @@ training (``evaluate``, kept in a scratch folder), then two branches from that s
 of ``--round-tiles`` tiles per feature chosen by ``suggest.suggest_tiles`` ("suggested") or by
 ``suggest.random_tiles`` ("random", the control), each painted from the truth and followed by
 fine-tuning every network (``evaluate.correction_round``). Sharing the first training keeps the
-comparison paired and halves its cost. Prints, per selection and round, the mean IoU per feature
+comparison paired and halves its cost. Prints, per branch and round, the mean IoU per feature
 over the phantoms, the worst feature's mean, and the mean seconds of a round per feature
 (suggest + paint + fine-tune + segment the whole tomogram).
 
 Choose settings on ``--half development`` only; ``--half held-back`` reports, never tunes.
-``--suggest-power`` sets the suggested tiles' score (``suggest_tiles``' ``power``): 1, the plain
-mean, is the default and the one measured; a larger power favours tiles where a few pixels (a
-thin feature) are unsure over tiles of faint haze, the next thing to measure on the development
-half.
+``--branches`` names the branches grown from the shared start: ``random``, ``suggested`` (the
+tile score's default power, ``suggest.TILE_SCORE_POWER``) or ``suggested:P`` (power ``P`` of
+``suggest_tiles``: a larger power favours tiles where a few pixels - a thin feature - are unsure
+over tiles of faint haze). Comparing two powers side by side, without the random control::
+
+    .venv/bin/python benchmarks/bench_rounds.py --branches suggested:1 suggested:4 --json p.json
 
 The issue's measurement (two rounds of 5 tiles, the protocol's first round, default network)::
 
@@ -58,9 +60,9 @@ def run_phantom(
     round_config: TrainingConfig,
     rounds: int,
     round_tiles: int,
-    suggest_power: float,
+    branches: Sequence[str],
 ) -> dict[str, Any]:
-    """First training once, then ``rounds`` rounds of each selection from that same start."""
+    """First training once, then ``rounds`` rounds of each branch from that same start."""
     phantom = spec.build(shape)
     with tempfile.TemporaryDirectory(prefix="bench-rounds-") as scratch:
         path = write_volume(
@@ -81,8 +83,9 @@ def run_phantom(
         print("  first   " + _ious({name: s["iou"] for name, s in scores.items()}), flush=True)
         volume = open_volume(path, ndim=3)
         selections: dict[str, list[dict[str, Any]]] = {}
-        for selection in ROUND_SELECTIONS:
-            branch = Path(scratch) / selection
+        for label in branches:
+            selection, suggest_power = parse_branch(label)
+            branch = Path(scratch) / label.replace(":", "-")
             shutil.copytree(start, branch)
             project = Project.open(branch / PROJECT_NAME)
             thresholds = {name: s["threshold"] for name, s in scores.items()}
@@ -114,10 +117,10 @@ def run_phantom(
                     # the next round suggests on these networks' maps, at their own thresholds
                     thresholds = {name: r["threshold"] for name, r in result.items()}
                     ious = {name: r["iou"] for name, r in result.items()}
-                    print(f"  {selection:9s}{number} " + _ious(ious), flush=True)
+                    print(f"  {label:12s}{number} " + _ious(ious), flush=True)
             finally:
                 project.close()
-            selections[selection] = done
+            selections[label] = done
     return {
         "spec": spec.to_dict(),
         "shape": list(phantom.labels.shape),
@@ -127,14 +130,32 @@ def run_phantom(
     }  # fmt: skip
 
 
+def parse_branch(label: str) -> tuple[str, float]:
+    """``"random"``, ``"suggested"`` or ``"suggested:P"`` -> (selection, tile-score power)."""
+    selection, _, power = label.partition(":")
+    if selection not in ROUND_SELECTIONS or (power and selection != "suggested"):
+        raise argparse.ArgumentTypeError(
+            f"unknown branch {label!r}: give random, suggested or suggested:POWER"
+        )
+    try:
+        return selection, float(power) if power else TILE_SCORE_POWER
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"branch {label!r}: {power!r} is not a number") from None
+
+
+def _branch(label: str) -> str:
+    parse_branch(label)
+    return label
+
+
 def _ious(ious: dict[str, float]) -> str:
     return " ".join(f"{name} {iou:.3f}" for name, iou in ious.items())
 
 
 def summarise(phantoms: list[dict[str, Any]], rounds: int) -> dict[str, Any]:
-    """Per selection and round (0 = the shared first training): mean IoU per feature and seconds."""
+    """Per branch and round (0 = the shared first training): mean IoU per feature and seconds."""
     summary: dict[str, Any] = {}
-    for selection in ROUND_SELECTIONS:
+    for branch in phantoms[0]["rounds"] if phantoms else ():
         rows = []
         for number in range(rounds + 1):
             per_feature: dict[str, float] = {}
@@ -147,7 +168,7 @@ def summarise(phantoms: list[dict[str, Any]], rounds: int) -> dict[str, Any]:
                     if number == 0:
                         ious.append(p["first"][feature]["iou"])
                     else:
-                        entry = p["rounds"][selection][number - 1][feature]
+                        entry = p["rounds"][branch][number - 1][feature]
                         ious.append(entry["iou"])
                         seconds.append(entry["round_seconds"])
                 if ious:
@@ -160,15 +181,15 @@ def summarise(phantoms: list[dict[str, Any]], rounds: int) -> dict[str, Any]:
                     "seconds_per_feature": float(np.mean(seconds)) if seconds else None,
                 }
             )
-        summary[selection] = rows
+        summary[branch] = rows
     return summary
 
 
 def format_table(summary: dict[str, Any]) -> str:
-    """One row per selection and round: mean IoU per feature, worst feature, round seconds."""
-    header = f"{'selection':10s}{'round':>6s}" + "".join(f"{f:>13s}" for f in FEATURES)
+    """One row per branch and round: mean IoU per feature, worst feature, round seconds."""
+    header = f"{'branch':12s}{'round':>6s}" + "".join(f"{f:>13s}" for f in FEATURES)
     lines = [header + f"{'worst':>8s}{'s/round/feature':>17s}"]
-    for selection, rows in summary.items():
+    for branch, rows in summary.items():
         for row in rows:
             cells = [
                 f"{row['mean_iou'][f]:13.3f}" if f in row["mean_iou"] else f"{'-':>13s}"
@@ -177,7 +198,7 @@ def format_table(summary: dict[str, Any]) -> str:
             worst = row["worst_feature_iou"]
             seconds = row["seconds_per_feature"]
             lines.append(
-                f"{selection:10s}{row['round']:6d}" + "".join(cells)
+                f"{branch:12s}{row['round']:6d}" + "".join(cells)
                 + (f"{worst:8.3f}" if worst is not None else f"{'-':>8s}")
                 + (f"{seconds:17.1f}" if seconds is not None else f"{'-':>17s}")
             )  # fmt: skip
@@ -197,10 +218,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--arch", help="network architecture (default: the project's)")
     parser.add_argument(
-        "--suggest-power",
-        type=float,
-        default=TILE_SCORE_POWER,
-        help="power of the suggested tiles' score (suggest_tiles' power; 1 = the plain mean)",
+        "--branches",
+        type=_branch,
+        nargs="+",
+        default=list(ROUND_SELECTIONS),
+        help="branches from the shared start: random, suggested, suggested:POWER (suggest_tiles' "
+        f"power of the tile score; suggested alone uses {TILE_SCORE_POWER})",
     )
     args = parser.parse_args(argv)
     config = DEFAULT_TRAINING
@@ -217,7 +240,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "round_tiles": args.round_tiles,
         "config": config.to_dict(),
         "round_epochs": round_config.fine_tune_epochs,
-        "suggest_power": args.suggest_power,
+        "branches": args.branches,
     }
     phantoms, _ = run_over_suite(
         "bench_rounds",
@@ -232,7 +255,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             round_config=round_config,
             rounds=args.rounds,
             round_tiles=args.round_tiles,
-            suggest_power=args.suggest_power,
+            branches=args.branches,
         ),
         lambda done: summarise(done, args.rounds),
     )
