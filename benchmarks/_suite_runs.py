@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import platform
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -62,6 +64,7 @@ def run_over_suite(
     specs = HALVES[args.half][: args.phantoms]
     shape = (args.shape[0], args.shape[1], args.shape[2])
     print(f"{name}: {len(specs)} phantom(s), {setup}", flush=True)
+    print(f"machine: {machine()}", flush=True)
     phantoms = measured_before(args, setup, {spec.name for spec in specs})
     done = {phantom["spec"]["name"] for phantom in phantoms}
     start = time.perf_counter()
@@ -69,13 +72,37 @@ def run_over_suite(
         if spec.name in done:
             continue
         print(f"{spec.name} ({time.perf_counter() - start:.0f} s)", flush=True)
-        phantoms.append(run_phantom(spec, shape))
+        # train seconds are only comparable on one machine and backend (a resumed run may span
+        # several): each phantom records where it ran
+        phantoms.append({**run_phantom(spec, shape), "machine": machine()})
         if args.json is not None:  # after each phantom, so a long run leaves what it measured
             record = {"setup": setup, "summary": summarise(phantoms), "phantoms": phantoms}
             write_json_atomic(args.json, record, overwrite=True)
     seconds = time.perf_counter() - start
     print(f"\n{len(specs)} phantom(s), {seconds:.0f} s wall")
     return phantoms, seconds
+
+
+def machine() -> dict[str, Any]:
+    """Where a phantom was measured: the Keras backend, the CPU model, its cores and their load."""
+    import keras  # the benchmark has imported it already; here only to read the backend
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as info:
+            cpu = next(
+                (line.split(":", 1)[1].strip() for line in info if line.startswith("model name")),
+                cpu,
+            )
+    except OSError:  # not Linux
+        pass
+    return {
+        "keras_backend": keras.backend.backend(),
+        "keras": keras.__version__,
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "load_average": round(os.getloadavg()[0], 1),
+    }
 
 
 def measured_before(
