@@ -32,7 +32,6 @@ from pathlib import Path
 from typing import Any
 
 BACKENDS = ("tensorflow", "torch", "jax")
-INSTALL = {"tensorflow": "tensorflow", "torch": "torch", "jax": "jax"}
 FEATURE = ("microtubule", 2)
 
 
@@ -69,7 +68,7 @@ def measure(epochs: int, shape: tuple[int, int, int]) -> dict[str, Any]:
 def run_backend(backend: str, epochs: int, shape: Sequence[int]) -> dict[str, Any]:
     """One backend in a child process (``KERAS_BACKEND`` must be set before Keras is imported)."""
     if importlib.util.find_spec(backend) is None:
-        return {"backend": backend, "missing": f"pip install {INSTALL[backend]}"}
+        return {"backend": backend, "missing": f"pip install {backend}"}  # PyPI names match
     env = {**os.environ, "KERAS_BACKEND": backend, "TOMOSEG_NB_PROGRESS": "0"}
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     command = [sys.executable, __file__, "--child", "--epochs", str(epochs), "--shape"]
