@@ -108,6 +108,8 @@ def run_phantom(
                             "iou_at_validation_threshold",
                             "tiles_threshold",
                             "iou_at_tiles_threshold",
+                            "tiles_counts",
+                            "volume_counts",
                         )
                         if key in scores
                     }

@@ -18,6 +18,7 @@ from tomoseg_nb.evaluate import (
     simulate_annotation,
 )
 from tomoseg_nb.synthetic import simulate_tomogram, write_tomogram_phantom
+from tomoseg_nb.thresholds import ThresholdCounts, best_iou_threshold
 from tomoseg_nb.training_config import TrainingConfig
 from tomoseg_nb.volume import open_volume
 
@@ -117,8 +118,19 @@ def test_evaluate_cli_runs_the_protocol_and_keeps_outputs(phantom_files, tmp_pat
         # the network's own threshold, the score's, is the one that fits all painted tiles best
         assert scores["threshold"] == sidecar["training"]["tiles_threshold"]
         assert scores["iou"] == pytest.approx(scores["iou_at_tiles_threshold"])
+        # The recorded counts reproduce both: the tiles' choice, and the map's IoU at it.
+        tiles = ThresholdCounts.from_dict(scores["tiles_counts"])
+        assert best_iou_threshold(tiles) == scores["threshold"]
+        volume = ThresholdCounts.from_dict(scores["volume_counts"])
+        at = volume.thresholds.index(scores["threshold"])
+        assert volume.iou()[at] == pytest.approx(scores["iou"])
+        assert volume.painted == truth.sum()
     else:
         assert all(scores[key] is None for key in TILE_THRESHOLDS)
+        assert scores["tiles_counts"] is None
+        assert ThresholdCounts.from_dict(scores["volume_counts"]).iou()[6] == pytest.approx(
+            scores["iou_by_threshold"]["0.4"]
+        )
 
 
 def test_iou_by_threshold_on_a_hand_made_map(tmp_path):

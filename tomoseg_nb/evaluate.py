@@ -32,6 +32,7 @@ from .metrics import dice, iou, precision_recall_f1
 from .pixel_classifier import classifier_maps, train_pixel_classifier
 from .segment import FeatureNetwork, segment_volume, write_probability_maps
 from .suggest import TILE_SCORE_POWER, random_tiles, suggest_tiles
+from .thresholds import ThresholdCounts
 from .training_config import DEFAULT_TRAINING, TrainingConfig
 from .volume import Volume, open_volume
 
@@ -315,7 +316,7 @@ def evaluate_feature(
     """
     config = method_config(method, config)
     map_path = Path(workdir) / f"{feature}.mrc"
-    tile_thresholds: dict[str, float | None] = dict.fromkeys(TILE_THRESHOLDS)
+    tile_thresholds: dict[str, Any] = dict.fromkeys(TILE_THRESHOLDS)
     if method == "cnn":
         timings, threshold, tile_thresholds = _run_network(
             project, tomogram, feature, map_path, config, initial_model
@@ -326,8 +327,12 @@ def evaluate_feature(
     scores = score_map(map_path, truth, threshold)
     # Diagnostics, not the score: IoU at other thresholds, and at those the network's painted
     # tiles chose (what a user could get without any truth).
+    # The whole map's counts at every threshold of the ladder, beside the painted tiles' own
+    # (``tiles_counts``), score any rule for choosing a threshold from the tiles.
     diagnostics: dict[str, Any] = {
-        "iou_by_threshold": iou_by_threshold(map_path, truth, THRESHOLD_SWEEP)
+        "iou_by_threshold": iou_by_threshold(map_path, truth, THRESHOLD_SWEEP),
+        "volume_counts": ThresholdCounts.from_maps(_read_map(map_path), truth).to_dict(),
+        "tiles_counts": tile_thresholds.pop("tiles_counts", None),
     }
     for key, value in tile_thresholds.items():
         diagnostics[key] = value
@@ -371,9 +376,9 @@ def _run_network(
     map_path: Path,
     config: TrainingConfig,
     initial_model: keras.Model | None = None,
-) -> tuple[dict[str, float], float, dict[str, float | None]]:
+) -> tuple[dict[str, float], float, dict[str, Any]]:
     """Train, save and segment; timings, the threshold, and the painted tiles' best thresholds
-    (``TILE_THRESHOLDS``)."""
+    (``TILE_THRESHOLDS``) with the tiles' counts they were chosen from (``tiles_counts``)."""
     from .models import save_model  # Keras: loaded only when a network is trained
     from .train import train_feature
 
@@ -393,12 +398,11 @@ def _run_network(
     )
     timings = {"train_seconds": train_seconds, "segment_seconds": time.perf_counter() - start}
     training = info.training or {}
-    chosen = {key: training.get(key) for key in TILE_THRESHOLDS}
-    return (
-        timings,
-        float(info.threshold),
-        {key: None if value is None else float(value) for key, value in chosen.items()},
-    )
+    chosen: dict[str, Any] = {
+        key: None if training.get(key) is None else float(training[key]) for key in TILE_THRESHOLDS
+    }
+    chosen["tiles_counts"] = training.get("tiles_counts")
+    return timings, float(info.threshold), chosen
 
 
 def _run_forest(

@@ -80,10 +80,10 @@ from .models import (
     probability,
 )
 from .progress import ProgressCallback, progress_bar
+from .thresholds import ThresholdCounts, best_iou_threshold
 from .training_config import DEFAULT_TRAINING, TrainingConfig
 from .volume import Volume
 
-THRESHOLDS = np.round(np.arange(0.1, 0.91, 0.05), 2)
 MAX_RESTARTS = 2
 """Times training starts again from new random weights when it collapsed (``_painted_recall``)."""
 RESTART_SEED_STEP = 1000
@@ -111,6 +111,10 @@ class TrainingResult:
     tiles_threshold : float or None
         The threshold maximising IoU over every tile, trained on and held out (None when no
         tile holds a painted pixel).
+    tiles_counts : ThresholdCounts or None
+        The painted pixels of every tile found and missed, and the unpainted ones claimed, at each
+        threshold of ``thresholds.THRESHOLDS``: what ``tiles_threshold`` was chosen from, kept so
+        another rule can be scored later without training again.
     train_indices, validation_indices : ndarray
         Which input tiles were trained on and which were held out.
     engine : str
@@ -133,6 +137,7 @@ class TrainingResult:
     threshold: float = 0.5
     validation_threshold: float | None = None
     tiles_threshold: float | None = None
+    tiles_counts: ThresholdCounts | None = None
     train_indices: np.ndarray | None = None
     validation_indices: np.ndarray | None = None
     engine: str = "keras"
@@ -256,16 +261,7 @@ def best_threshold(probabilities: np.ndarray, labels: np.ndarray) -> float | Non
 
     Returns None when the labels hold no feature pixel: there is nothing to fit.
     """
-    truth = np.asarray(labels) >= 0.5
-    if not truth.any():
-        return None
-    probabilities = np.asarray(probabilities)
-    scores = []
-    for threshold in THRESHOLDS:
-        predicted = probabilities >= threshold
-        union = np.logical_or(predicted, truth).sum()
-        scores.append(np.logical_and(predicted, truth).sum() / union if union else 0.0)
-    return float(THRESHOLDS[int(np.argmax(scores))])
+    return best_iou_threshold(ThresholdCounts.from_maps(probabilities, np.asarray(labels) >= 0.5))
 
 
 def train_on_tiles(
@@ -419,7 +415,8 @@ def train_on_tiles(
     validation_threshold = None
     if held_idx.size:
         validation_threshold = best_threshold(tile_probabilities[held_idx], tile_labels[held_idx])
-    tiles_threshold = best_threshold(tile_probabilities, tile_labels)
+    tiles_counts = ThresholdCounts.from_maps(tile_probabilities, tile_labels >= 0.5)
+    tiles_threshold = best_iou_threshold(tiles_counts)
     if painted_recall == 0.0:
         warnings.warn(
             f"the trained {network} still finds none of the pixels painted on its own "
@@ -435,6 +432,7 @@ def train_on_tiles(
         threshold=chosen_threshold(config, tiles_threshold),
         validation_threshold=validation_threshold,
         tiles_threshold=tiles_threshold,
+        tiles_counts=tiles_counts,
         train_indices=train_idx,
         validation_indices=held_idx,
         engine=used_engine,
@@ -544,6 +542,7 @@ def train_feature(
             "stopped_early": result.stopped_early,
             "validation_threshold": result.validation_threshold,
             "tiles_threshold": result.tiles_threshold,
+            "tiles_counts": None if result.tiles_counts is None else result.tiles_counts.to_dict(),
             "engine": result.engine,
             "seconds": round(result.seconds, 2),
             "painted_recall": result.painted_recall,
