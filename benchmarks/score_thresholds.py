@@ -11,10 +11,10 @@ half's JSON can then be read off the held-back half's JSON once, never tuned on 
 
 The rules (all choose on ``thresholds.THRESHOLDS``):
 
-- ``best-iou``: the highest IoU over the tiles (``thresholds.best_iou_threshold``);
-- ``f2``: the highest F2 over the tiles (recall weighted four times precision): the network was
-  trained on these tiles and is surer of them than of unseen voxels, so their best threshold
-  sits above the tomogram's;
+- ``best-iou``: the highest IoU over the tiles (F1's best: the default before 2026-12-06);
+- ``f2``: the highest F2 over the tiles (recall weighted four times precision; the default since,
+  ``training_config.DEFAULT_THRESHOLD_BETA``): the network was trained on these tiles and is
+  surer of them than of unseen voxels, so their best threshold sits above the tomogram's;
 - ``plateau-90``, ``plateau-95``: the lowest threshold whose tile IoU is within 10 % / 5 % of
   the best: the same bias, only where it costs the tiles little;
 - ``oracle``: the map's own best (needs the truth: the ceiling, not a rule).
@@ -31,20 +31,9 @@ from typing import Any
 
 import numpy as np
 
-from tomoseg_nb.thresholds import ThresholdCounts, best_iou_threshold
+from tomoseg_nb.thresholds import ThresholdCounts, best_f_threshold
 
 Rule = Callable[[ThresholdCounts], float | None]
-
-
-def f_beta_threshold(counts: ThresholdCounts, beta: float) -> float | None:
-    """The threshold of highest F-beta over the counts (the lowest of ties)."""
-    if counts.painted == 0:
-        return None
-    tp = np.asarray(counts.true_positive, dtype=float)
-    b2 = beta * beta
-    denominator = (1 + b2) * tp + b2 * np.asarray(counts.false_negative) + counts.false_positive
-    f = np.divide((1 + b2) * tp, denominator, out=np.zeros_like(tp), where=denominator > 0)
-    return counts.thresholds[int(np.argmax(f))]
 
 
 def plateau_threshold(counts: ThresholdCounts, fraction: float) -> float | None:
@@ -56,8 +45,8 @@ def plateau_threshold(counts: ThresholdCounts, fraction: float) -> float | None:
 
 
 RULES: dict[str, Rule] = {
-    "best-iou": best_iou_threshold,
-    "f2": lambda counts: f_beta_threshold(counts, 2.0),
+    "best-iou": lambda counts: best_f_threshold(counts, 1.0),
+    "f2": lambda counts: best_f_threshold(counts, 2.0),
     "plateau-90": lambda counts: plateau_threshold(counts, 0.90),
     "plateau-95": lambda counts: plateau_threshold(counts, 0.95),
 }

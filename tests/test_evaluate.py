@@ -18,7 +18,7 @@ from tomoseg_nb.evaluate import (
     simulate_annotation,
 )
 from tomoseg_nb.synthetic import simulate_tomogram, write_tomogram_phantom
-from tomoseg_nb.thresholds import ThresholdCounts, best_iou_threshold
+from tomoseg_nb.thresholds import ThresholdCounts, best_f_threshold
 from tomoseg_nb.training_config import TrainingConfig
 from tomoseg_nb.volume import open_volume
 
@@ -120,7 +120,8 @@ def test_evaluate_cli_runs_the_protocol_and_keeps_outputs(phantom_files, tmp_pat
         assert scores["iou"] == pytest.approx(scores["iou_at_tiles_threshold"])
         # The recorded counts reproduce both: the tiles' choice, and the map's IoU at it.
         tiles = ThresholdCounts.from_dict(scores["tiles_counts"])
-        assert best_iou_threshold(tiles) == scores["threshold"]
+        beta = sidecar["training"]["config"]["threshold_beta"]
+        assert best_f_threshold(tiles, beta) == scores["threshold"]
         volume = ThresholdCounts.from_dict(scores["volume_counts"])
         at = volume.thresholds.index(scores["threshold"])
         assert volume.iou()[at] == pytest.approx(scores["iou"])

