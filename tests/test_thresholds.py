@@ -19,8 +19,12 @@ def test_counts_match_thresholding_each_step_by_hand():
         assert counts.true_positive[i] == np.sum(predicted & truth)
         assert counts.false_positive[i] == np.sum(predicted & ~truth)
         assert counts.false_negative[i] == np.sum(~predicted & truth)
-        union = np.sum(predicted | truth)
-        assert counts.iou()[i] == pytest.approx(np.sum(predicted & truth) / union)
+        tp = np.sum(predicted & truth)
+        assert counts.iou()[i] == pytest.approx(tp / np.sum(predicted | truth))
+        assert counts.precision()[i] == pytest.approx(tp / predicted.sum())
+        assert counts.recall()[i] == pytest.approx(tp / truth.sum())
+        p, r = tp / predicted.sum(), tp / truth.sum()
+        assert counts.f_score(2.0)[i] == pytest.approx(5 * p * r / (4 * p + r))
     assert counts.painted == truth.sum()
     assert ThresholdCounts.from_dict(counts.to_dict()) == counts
 

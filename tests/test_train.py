@@ -13,9 +13,15 @@ from tomoseg_nb.cli import main
 from tomoseg_nb.engine import choose_engine
 from tomoseg_nb.errors import BadInputError, CancelledError, TrainingCollapsedWarning
 from tomoseg_nb.models import build_model, load_model, output_stride
-from tomoseg_nb.plots.training import plot_loss, plot_probability_histogram, plot_tile_gallery
+from tomoseg_nb.plots.training import (
+    plot_loss,
+    plot_probability_histogram,
+    plot_tile_gallery,
+    plot_tile_thresholds,
+)
 from tomoseg_nb.preprocess import preprocess_slab, preprocess_slice, stack_z_context, z_window
 from tomoseg_nb.synthetic import simulate_tomogram
+from tomoseg_nb.thresholds import ThresholdCounts
 from tomoseg_nb.train import (
     best_threshold,
     chosen_threshold,
@@ -387,6 +393,18 @@ def test_training_plots(trained, scene):
     assert sum(counts) == truth[0].size
     with pytest.raises(BadInputError, match="voxels"):
         plot_probability_histogram(probabilities, truth=truth[0][:10])
+    # How the stored threshold was chosen: the tiles' F-beta peaks at it.
+    tiles = ThresholdCounts.from_dict(info.training["tiles_counts"])
+    beta = info.training["config"]["threshold_beta"]
+    figure = plot_tile_thresholds(tiles, beta=beta, chosen=info.threshold, volume=tiles)
+    lines = {line.get_label(): line for line in figure.axes[0].lines}
+    f_line = lines[f"tiles: F{beta:g}"]
+    best = f_line.get_xdata()[int(np.argmax(f_line.get_ydata()))]
+    assert best == info.threshold == lines[f"chosen {info.threshold:g}"].get_xdata()[0]
+    np.testing.assert_allclose(lines["tomogram: IoU (truth)"].get_ydata(), tiles.iou())
+    other_ladder = ThresholdCounts.from_maps(probabilities, truth[0], thresholds=(0.5,))
+    with pytest.raises(BadInputError, match="different thresholds"):
+        plot_tile_thresholds(tiles, beta=beta, volume=other_ladder)
 
 
 def test_training_runs_every_epoch_unless_patience_is_asked(scene, tmp_path, capsys, monkeypatch):

@@ -54,9 +54,30 @@ class ThresholdCounts:
 
     def iou(self) -> np.ndarray:
         """IoU at each threshold (0 where prediction and truth are both empty)."""
-        tp = np.asarray(self.true_positive, dtype=float)
-        union = tp + np.asarray(self.false_positive) + np.asarray(self.false_negative)
-        return np.divide(tp, union, out=np.zeros_like(tp), where=union > 0)
+        return self._ratio(1.0, 1.0, 1.0)
+
+    def precision(self) -> np.ndarray:
+        """Precision at each threshold (0 where nothing is predicted)."""
+        return self._ratio(1.0, 1.0, 0.0)
+
+    def recall(self) -> np.ndarray:
+        """Recall at each threshold (0 where the truth is empty)."""
+        return self._ratio(1.0, 0.0, 1.0)
+
+    def f_score(self, beta: float = 1.0) -> np.ndarray:
+        """F-beta at each threshold: 1 is Dice; a larger ``beta`` weighs recall ``beta**2``-fold."""
+        b2 = beta * beta
+        return self._ratio(1 + b2, 1.0, b2)
+
+    def _ratio(self, tp_weight: float, fp_weight: float, fn_weight: float) -> np.ndarray:
+        """``tp_weight tp / (tp_weight tp + fp_weight fp + fn_weight fn)``, 0 where that is 0/0."""
+        tp = tp_weight * np.asarray(self.true_positive, dtype=float)
+        denominator = (
+            tp
+            + fp_weight * np.asarray(self.false_positive)
+            + fn_weight * np.asarray(self.false_negative)
+        )
+        return np.divide(tp, denominator, out=np.zeros_like(tp), where=denominator > 0)
 
     @property
     def painted(self) -> int:
@@ -84,9 +105,4 @@ def best_f_threshold(counts: ThresholdCounts, beta: float = 1.0) -> float | None
     """
     if counts.painted == 0:
         return None
-    tp = np.asarray(counts.true_positive, dtype=float)
-    b2 = beta * beta
-    weighted = (1 + b2) * tp
-    denominator = weighted + b2 * np.asarray(counts.false_negative) + counts.false_positive
-    score = np.divide(weighted, denominator, out=np.zeros_like(tp), where=denominator > 0)
-    return counts.thresholds[int(np.argmax(score))]
+    return counts.thresholds[int(np.argmax(counts.f_score(beta)))]

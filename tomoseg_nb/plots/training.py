@@ -1,4 +1,5 @@
-"""Figures of training: loss curves, tiles with masks and predictions, probability histograms.
+"""Figures of training: loss curves, tiles with masks and predictions, probability histograms,
+and how the threshold was chosen on the painted tiles.
 
 Each function takes plain arrays and returns a matplotlib ``Figure`` (never shown here): display it
 in a notebook by leaving it as a cell's last expression, or ``figure.savefig(path)``.
@@ -12,6 +13,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from ..errors import BadInputError
+from ..thresholds import ThresholdCounts
 
 
 def plot_loss(history: Mapping[str, Sequence[float]], *, title: str = "") -> Figure:
@@ -153,5 +155,45 @@ def plot_probability_histogram(
     axes.set_xlabel("probability")
     axes.set_ylabel("voxels")
     axes.set_title(title or "probabilities")
+    axes.legend(fontsize="small")
+    return figure
+
+
+def plot_tile_thresholds(
+    tiles: ThresholdCounts,
+    *,
+    beta: float,
+    chosen: float | None = None,
+    volume: ThresholdCounts | None = None,
+    title: str = "",
+) -> Figure:
+    """Precision, recall, IoU and F-beta of the painted tiles at every threshold, the chosen one
+    marked; with ``volume`` (counts against a known truth: a phantom), the whole tomogram's IoU.
+
+    The stored threshold is where F-beta over the painted tiles peaks (``beta`` > 1 leans to
+    recall). Where the tiles' curves are flat, several thresholds fit the painting equally: that
+    is the range worth trying by hand (``merge_files`` takes a threshold per feature). The
+    tomogram's IoU, when known, shows how far the tiles' choice is from the best on unseen voxels.
+    """
+    if volume is not None and volume.thresholds != tiles.thresholds:
+        raise BadInputError("the tiles' and the tomogram's counts use different thresholds")
+    t = np.asarray(tiles.thresholds)
+    curves = {
+        "precision": tiles.precision(),
+        "recall": tiles.recall(),
+        "IoU": tiles.iou(),
+        f"F{beta:g}": tiles.f_score(beta),
+    }
+    figure = Figure(figsize=(5.5, 3.5), layout="constrained")
+    axes = figure.subplots()
+    for label, values in curves.items():
+        axes.plot(t, values, marker="o", ms=3, label=f"tiles: {label}")
+    if volume is not None:
+        axes.plot(t, volume.iou(), "k--", label="tomogram: IoU (truth)")
+    if chosen is not None:
+        axes.axvline(chosen, color="0.5", ls=":", label=f"chosen {chosen:g}")
+    axes.set_xlabel("threshold")
+    axes.set_ylim(0, 1.02)
+    axes.set_title(title or "threshold on the painted tiles")
     axes.legend(fontsize="small")
     return figure
