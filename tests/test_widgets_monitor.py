@@ -117,6 +117,7 @@ def test_failure_is_shown_not_lost(phantom_project):
     assert "Training failed" in monitor.status.value and "out of memory" in monitor.status.value
     # No epoch, no plot: the empty image stays hidden (a browser would draw a broken-image icon).
     assert monitor.loss_plot.layout.display == "none" and monitor.loss_plot.value == b""
+    assert monitor.threshold_plot.layout.display == "none"
 
 
 def test_real_training_updates_loss_preview_and_saves(phantom_project, tmp_path):
@@ -132,6 +133,9 @@ def test_real_training_updates_loss_preview_and_saves(phantom_project, tmp_path)
     assert len(monitor.run.history["loss"]) == 2
     assert bytes(monitor.loss_plot.value).startswith(b"\x89PNG")
     assert monitor.loss_plot.layout.display == "block"
+    # once done: how the threshold was chosen on the painted tiles
+    assert bytes(monitor.threshold_plot.value).startswith(b"\x89PNG")
+    assert monitor.threshold_plot.layout.display == "block"
     assert monitor.progress.value == monitor.progress.max > 1
     preview = viewer.overlays["preview ribosome"]
     assert preview.z == viewer.z and preview.source.is_2d

@@ -2,7 +2,8 @@
 
 Start runs ``train.train_feature`` in a thread (``TrainingRun``), so the notebook stays usable. The
 monitor shows a progress bar over all batches, the loss curves (``plots.training.plot_loss``) after
-every epoch, a cancel button, and - with a viewer - a preview of the half-trained network on the
+every epoch, how the threshold was chosen on the painted tiles once done
+(``plots.training.plot_tile_thresholds``), a cancel button, and - with a viewer - a preview of the half-trained network on the
 part of the viewer's current slice that is on screen (``segment.probability_slices``). Drawing
 happens on the notebook's own thread: the training thread computes, then hands the update over.
 
@@ -30,9 +31,10 @@ import numpy as np
 
 from ..annotations import Project
 from ..errors import TomosegError
-from ..plots.training import plot_loss
+from ..plots.training import plot_loss, plot_tile_thresholds
 from ..preprocess import z_window
 from ..segment import FeatureNetwork, probability_slices
+from ..thresholds import ThresholdCounts
 from ..training_config import DEFAULT_TRAINING, TrainingConfig
 from .training_state import TrainingRun
 from .viewer import SliceViewer
@@ -174,6 +176,9 @@ class TrainingMonitor(widgets.VBox):
         self.loss_plot = widgets.Image(
             format="png", layout=widgets.Layout(max_width="560px", display="none")
         )
+        self.threshold_plot = widgets.Image(
+            format="png", layout=widgets.Layout(max_width="560px", display="none")
+        )
         self.save_path = widgets.Text(description="save as", layout=widgets.Layout(width="420px"))
         self.overwrite = widgets.Checkbox(value=False, description="overwrite", indent=False)
         self.save_button = widgets.Button(description="Save model", disabled=True)
@@ -195,7 +200,7 @@ class TrainingMonitor(widgets.VBox):
                 self.start_from,
                 widgets.HBox([self.start_button, self.cancel_button, self.progress]),
                 self.status,
-                self.loss_plot,
+                widgets.HBox([self.loss_plot, self.threshold_plot]),
                 widgets.HBox([self.save_path, self.overwrite, self.save_button]),
             ]
         )
@@ -226,6 +231,7 @@ class TrainingMonitor(widgets.VBox):
         self.start_button.disabled = self.save_button.disabled = True
         self.cancel_button.disabled = False
         self.progress.value, self.progress.max = 0, 1
+        self.threshold_plot.layout.display = "none"  # the last network's, until this one is done
         self.status.value = status
         epochs = {"fine_tune_epochs" if continuing else "epochs": int(self.epochs.value)}
         config = self.config.replace(arch=self.arch_dropdown.value, **epochs)
@@ -278,10 +284,7 @@ class TrainingMonitor(widgets.VBox):
         self._schedule(lambda: self._show_progress(done, total))
 
     def _epoch_ended(self, run: TrainingRun, model: Any) -> None:
-        figure = plot_loss(run.history, title=f"{run.feature}: epoch {run.epochs_done}")
-        buffer = io.BytesIO()
-        figure.savefig(buffer, format="png", dpi=80)
-        png = buffer.getvalue()
+        png = _png(plot_loss(run.history, title=f"{run.feature}: epoch {run.epochs_done}"))
         text = f"training <b>{run.feature}</b>: epoch {run.epochs_done} / {run.epochs}"
         try:
             preview = self._compute_preview(run, model)
@@ -330,6 +333,22 @@ class TrainingMonitor(widgets.VBox):
             colour = self.project.features[feature].colour
             self.viewer.add_overlay(f"preview {feature}", probability, colour=colour, z=z)
 
+    def _show_threshold(self, info: Any) -> None:
+        """The painted tiles' precision, recall, IoU and F-beta per threshold, the chosen one
+        marked: where the curves are flat, other thresholds fit the painting about as well."""
+        training = getattr(info, "training", None) or {}
+        if training.get("tiles_counts") is None:  # a network without them: nothing to show
+            self.threshold_plot.layout.display = "none"
+            return
+        figure = plot_tile_thresholds(
+            ThresholdCounts.from_dict(training["tiles_counts"]),
+            beta=TrainingConfig.from_dict(training["config"]).threshold_beta,
+            chosen=info.threshold,
+            title=f"{info.feature}: threshold on the painted tiles",
+        )
+        self.threshold_plot.value = _png(figure)
+        self.threshold_plot.layout.display = "block"
+
     def _show_finished(self, run: TrainingRun) -> None:
         self.start_button.disabled = False
         self.cancel_button.disabled = True
@@ -342,6 +361,7 @@ class TrainingMonitor(widgets.VBox):
                 f"{history[-1]:.3f}, threshold {run.info.threshold:.2f}. Save it below."
             )
             self.save_button.disabled = False
+            self._show_threshold(run.info)
             if run.feature is not None:
                 self.networks[run.feature] = (run.model, run.info)
             self._feature_changed()
@@ -381,3 +401,10 @@ class TrainingMonitor(widgets.VBox):
             self.status.value = f"<b>Not saved:</b> {error}"
             return
         self.status.value = f"saved {path}"
+
+
+def _png(figure: Any) -> bytes:
+    """A matplotlib figure as PNG bytes for a ``widgets.Image``."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=80)
+    return buffer.getvalue()
