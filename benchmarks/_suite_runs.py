@@ -8,6 +8,7 @@ keeps what it measured) live here once.
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import os
 import platform
@@ -21,7 +22,7 @@ from tomoseg_nb.synthetic.suite import DEFAULT_SHAPE, HALVES, PhantomSpec
 
 
 def add_suite_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--half --shape --phantoms --n-positive --n-negative --json --resume``."""
+    """``--half --shape --phantoms --only --n-positive --n-negative --json --resume``."""
     parser.add_argument("--half", choices=sorted(HALVES), default="development")
     parser.add_argument(
         "--shape",
@@ -32,6 +33,12 @@ def add_suite_arguments(parser: argparse.ArgumentParser) -> None:
         help="largest phantom shape; z shrinks to a thinner slab's thickness",
     )
     parser.add_argument("--phantoms", type=int, help="only the first N phantoms of the half")
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        metavar="NAME",
+        help="only the phantoms of the half whose names start so (e.g. s1106): a first look",
+    )
     parser.add_argument("--n-positive", type=int, default=10)
     parser.add_argument("--n-negative", type=int, default=100)
     parser.add_argument("--json", type=Path, help="write every score and the summary here")
@@ -45,12 +52,26 @@ def add_suite_arguments(parser: argparse.ArgumentParser) -> None:
 
 def suite_setup(args: argparse.Namespace) -> dict[str, Any]:
     """The suite options of a run, as recorded in its JSON."""
-    return {
+    setup = {
         "half": args.half,
         "max_shape": list(args.shape),
         "n_positive": args.n_positive,
         "n_negative": args.n_negative,
     }
+    if args.only:
+        setup["only"] = list(args.only)
+    return setup
+
+
+def parse_literal_option(flag: str, text: str) -> tuple[str, Any]:
+    """``"name=value"`` -> ``(name, value)``, the value read as a Python literal (1000, 0.1, ...)."""
+    name, sep, value = text.partition("=")
+    if not sep or not name.isidentifier():
+        raise SystemExit(f"{flag} {text!r}: expected NAME=VALUE, e.g. epochs=40")
+    try:
+        return name, ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        raise SystemExit(f"{flag} {text!r}: {value!r} is not a number, tuple or bool") from None
 
 
 def run_over_suite(
@@ -62,6 +83,10 @@ def run_over_suite(
 ) -> tuple[list[dict[str, Any]], float]:
     """Run ``run_phantom(spec, shape)`` on each phantom of the chosen half; (results, seconds)."""
     specs = HALVES[args.half][: args.phantoms]
+    if args.only:
+        specs = tuple(spec for spec in specs if spec.name.startswith(tuple(args.only)))
+        if not specs:
+            raise SystemExit(f"--only {' '.join(args.only)}: no phantom of the {args.half} half")
     shape = (args.shape[0], args.shape[1], args.shape[2])
     print(f"{name}: {len(specs)} phantom(s), {setup}", flush=True)
     print(f"machine: {machine()}", flush=True)

@@ -43,8 +43,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _suite_runs import add_suite_arguments, run_over_suite, suite_setup
+from _suite_runs import add_suite_arguments, parse_literal_option, run_over_suite, suite_setup
 
+from tomoseg_nb.errors import BadInputError
 from tomoseg_nb.evaluate import evaluate, method_config
 from tomoseg_nb.synthetic.suite import PhantomSpec
 from tomoseg_nb.training_config import DEFAULT_TRAINING, EMAN2_RECIPE, TrainingConfig
@@ -71,8 +72,10 @@ def run_phantom(
     n_positive: int,
     n_negative: int,
     epochs: int | None,
+    settings: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Every method on one phantom, the tomogram read from an MRC file as a user's would be."""
+    """Every method on one phantom, the tomogram read from an MRC file as a user's would be;
+    ``settings`` change every network's config (not the forest's)."""
     phantom = spec.build(shape)
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="bench-accuracy-") as scratch:
@@ -83,6 +86,8 @@ def run_phantom(
             method, config = METHODS[name]
             if epochs is not None:
                 config = config.replace(epochs=epochs)
+            if settings and method == "cnn":
+                config = config.replace(**settings)
             report = evaluate(
                 path,
                 phantom.labels,
@@ -213,8 +218,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--epochs", type=int, help="override every network's epochs (a quick look only)"
     )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="change a TrainingConfig setting of every network, e.g. epochs=40 (repeatable; "
+        "a candidate's first look)",
+    )
     args = parser.parse_args(argv)
+    settings = dict(parse_literal_option("--set", text) for text in args.set)
+    try:
+        DEFAULT_TRAINING.replace(**settings)  # refused before any phantom is built
+    except BadInputError as error:
+        raise SystemExit(f"--set: {error}") from None
     setup = {**suite_setup(args), "epochs_override": args.epochs, "methods": args.methods}
+    if settings:
+        setup["settings"] = settings
     phantoms, _ = run_over_suite(
         "bench_accuracy",
         args,
@@ -226,6 +246,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             n_positive=args.n_positive,
             n_negative=args.n_negative,
             epochs=args.epochs,
+            settings=settings,
         ),
         lambda done: summarise(done, args.methods),
     )

@@ -25,7 +25,6 @@ What it measures
 from __future__ import annotations
 
 import argparse
-import ast
 import os
 import statistics
 import time
@@ -39,6 +38,8 @@ from scipy import ndimage
 
 os.environ.setdefault("TOMOSEG_NB_PROGRESS", "0")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from _suite_runs import parse_literal_option
 
 from tomoseg_nb.boxer.networks import PICKER_STRIDE
 from tomoseg_nb.boxer.peaks import find_peaks
@@ -425,19 +426,6 @@ def run_real_fold(fold: RealFold, seed: int, reference_seed: int, train_options)
     )
 
 
-def parse_train_option(text: str) -> tuple[str, Any]:
-    """``"name=value"`` -> ``(name, value)``, the value read as a Python literal (1000, 0.1, ...)."""
-    name, sep, value = text.partition("=")
-    if not sep or not name.isidentifier():
-        raise SystemExit(f"--train-option {text!r}: expected NAME=VALUE, e.g. epochs=40")
-    try:
-        return name, ast.literal_eval(value)
-    except (ValueError, SyntaxError):
-        raise SystemExit(
-            f"--train-option {text!r}: {value!r} is not a number, tuple or bool"
-        ) from None
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller micrographs, fewer epochs")
@@ -470,7 +458,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.real:
         print(f"load average at start: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPU(s)")
-        options = dict(parse_train_option(text) for text in args.train_option)
+        options = dict(parse_literal_option("--train-option", t) for t in args.train_option)
         if args.epochs is not None:
             options["epochs"] = args.epochs
         if args.filters:
