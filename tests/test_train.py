@@ -609,6 +609,23 @@ def test_cli_z_context_is_saved_and_segment_reads_it(scene, tmp_path, capsys):
     assert "--z-context: must be a whole number >= 0, got -1" in error
 
 
+def test_cli_threshold_beta_chooses_on_the_tiles_and_is_recorded(scene, tmp_path, capsys):
+    """``--threshold-beta 1`` stores the painted tiles' IoU-best threshold; a bad beta is refused
+    before any training, with what to give instead."""
+    folder, _, _, _ = scene
+    out = tmp_path / "beta.keras"
+    argv = ["train", "--project", str(folder / "project"), "--feature", "membrane"]
+    argv += ["--arch", "tiny", "--epochs", "2", "--engine", "keras", "--seed", "3"]
+    assert main([*argv, "--threshold-beta", "1", "--out", str(out)]) == 0
+    _, info = load_model(out)
+    assert info.training["config"]["threshold_beta"] == 1.0
+    tiles = ThresholdCounts.from_dict(info.training["tiles_counts"])
+    assert info.threshold == tiles.thresholds[int(np.argmax(tiles.iou()))]
+    assert main([*argv, "--threshold-beta", "0", "--out", str(tmp_path / "zero.keras")]) == 2
+    assert "threshold_beta must be a positive number" in capsys.readouterr().err
+    assert not (tmp_path / "zero.keras").exists()
+
+
 def test_a_fine_tuning_runs_its_own_epochs_and_a_collapsed_one_restarts_not_fine_tuned(monkeypatch):
     """A correction round fine-tunes the last network; if that training collapses, it restarts
     from new random weights, and the result (and so the sidecar) must not claim it was fine-tuned."""

@@ -55,10 +55,10 @@ def add_network_options(parser: argparse.ArgumentParser) -> None:
 
 
 def with_given_options(config: TrainingConfig, args: argparse.Namespace) -> TrainingConfig:
-    """``config`` with ``--arch``, ``--z-context`` and ``--threshold`` where given (None keeps
-    its default); a given threshold is fixed (``threshold_from="fixed"``)."""
-    for name in ("arch", "z_context"):
-        if getattr(args, name) is not None:
+    """``config`` with ``--arch``, ``--z-context``, ``--threshold-beta`` and ``--threshold`` where
+    given (None keeps its default); a given threshold is fixed (``threshold_from="fixed"``)."""
+    for name in ("arch", "z_context", "threshold_beta"):
+        if getattr(args, name, None) is not None:
             config = config.replace(**{name: getattr(args, name)})
     if getattr(args, "threshold", None) is not None:
         config = config.replace(threshold_from="fixed", threshold=args.threshold)
@@ -66,14 +66,26 @@ def with_given_options(config: TrainingConfig, args: argparse.Namespace) -> Trai
 
 
 def add_threshold(parser: argparse.ArgumentParser) -> None:
-    """``--threshold T``: store a fixed threshold with the network instead of choosing one."""
+    """``--threshold T``: store a fixed threshold with the network instead of choosing one;
+    ``--threshold-beta B``: how the painted tiles choose it."""
+    from ..training_config import DEFAULT_TRAINING
+
+    parser.add_argument(
+        "--threshold-beta",
+        type=float,
+        default=None,
+        metavar="B",
+        help="choose the network's threshold where F-beta over the painted tiles peaks (default "
+        f"{DEFAULT_TRAINING.threshold_beta:g}: recall weighs B^2 times precision; 1: the IoU-best)",
+    )
     parser.add_argument(
         "--threshold",
         type=float,
         default=None,
         metavar="T",
         help="store this probability (0-1) as the network's threshold (default: the one that "
-        "best reproduces the painted masks over all tiles, chosen after training; EMAN2: 0.8)",
+        "best reproduces the painted masks over all tiles, chosen after training, see "
+        "--threshold-beta; EMAN2: 0.8)",
     )
 
 
