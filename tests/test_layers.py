@@ -13,8 +13,9 @@ import tomoseg_nb
 PACKAGE = Path(tomoseg_nb.__file__).parent
 
 LAYERS: dict[str, int] = {
-    # 0 foundation: no science, imported by everyone (metrics is plain numpy scoring that
-    #   picking's scores and the evaluation both need, so it sits here, not with evaluate)
+    # 0 foundation: no science, imported by everyone (metrics and thresholds are plain numpy
+    #   scoring that training, picking, the evaluation and the plots all need, so they sit
+    #   here, not with evaluate)
     "": 0,
     "_lazy": 0,
     "_quiet": 0,
@@ -23,6 +24,7 @@ LAYERS: dict[str, int] = {
     "progress": 0,
     "palette": 0,
     "metrics": 0,
+    "thresholds": 0,
     # 1 data: files and formats, phantoms
     "volume": 1,
     "maps": 1,
@@ -140,6 +142,7 @@ def test_data_annotation_and_map_modules_do_not_load_keras() -> None:
         "tomoseg_nb.coords",
         "tomoseg_nb.annotations",
         "tomoseg_nb.training_config",
+        "tomoseg_nb.thresholds",
         "tomoseg_nb.segment",
         "tomoseg_nb.merge",
         "tomoseg_nb.picking",
