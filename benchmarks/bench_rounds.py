@@ -30,6 +30,7 @@ A small first look (smaller phantoms, fewer tiles and epochs; not comparable wit
 from __future__ import annotations
 
 import argparse
+import math
 import shutil
 import sys
 import tempfile
@@ -138,9 +139,13 @@ def parse_branch(label: str) -> tuple[str, float]:
             f"unknown branch {label!r}: give random, suggested or suggested:POWER"
         )
     try:
-        return selection, float(power) if power else TILE_SCORE_POWER
+        value = float(power) if power else TILE_SCORE_POWER
     except ValueError:
         raise argparse.ArgumentTypeError(f"branch {label!r}: {power!r} is not a number") from None
+    if not (math.isfinite(value) and value >= 1):  # suggest_tiles refuses it too, but only
+        # after the first training: minutes later
+        raise argparse.ArgumentTypeError(f"branch {label!r}: the power must be a number >= 1")
+    return selection, value
 
 
 def _branch(label: str) -> str:
@@ -226,6 +231,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"power of the tile score; suggested alone uses {TILE_SCORE_POWER})",
     )
     args = parser.parse_args(argv)
+    if len(set(args.branches)) < len(args.branches):  # one label, one branch in the JSON
+        parser.error(f"--branches {' '.join(args.branches)}: a branch is named twice")
     config = DEFAULT_TRAINING
     if args.arch is not None:
         config = config.replace(arch=args.arch)
