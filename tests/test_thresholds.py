@@ -29,6 +29,16 @@ def test_counts_match_thresholding_each_step_by_hand():
     assert ThresholdCounts.from_dict(counts.to_dict()) == counts
 
 
+def test_a_float32_map_is_cut_as_float32_compares():
+    """A pixel stored at float32's 0.35 (just below 0.35) is at the threshold, as ``>=`` says."""
+    probabilities = np.full(4, 0.35, dtype=np.float32)
+    truth = np.array([True, True, False, False])
+    counts = ThresholdCounts.from_maps(probabilities, truth)
+    at = counts.thresholds.index(0.35)
+    assert counts.true_positive[at] == np.sum((probabilities >= 0.35) & truth) == 2
+    assert counts.false_positive[at] == 2
+
+
 def test_best_f_threshold_takes_the_lowest_of_ties_and_none_without_truth():
     truth = np.zeros(100, bool)
     truth[:20] = True

@@ -41,7 +41,10 @@ class ThresholdCounts:
             raise ValueError(f"shapes differ: {probabilities.shape} and {truth.shape}")
         inside = np.sort(probabilities[truth], axis=None)
         outside = np.sort(probabilities[~truth], axis=None)
-        ladder = np.asarray(thresholds)
+        # compared in the map's own precision, as ``probabilities >= t`` is everywhere else
+        # (a float32 map: 0.35 is float32's 0.349999994, not float64's 0.35)
+        dtype = probabilities.dtype if probabilities.dtype.kind == "f" else np.float64
+        ladder = np.asarray(thresholds, dtype=dtype)
         # Pixels at or above t = count minus those strictly below it.
         tp = inside.size - np.searchsorted(inside, ladder, side="left")
         fp = outside.size - np.searchsorted(outside, ladder, side="left")
