@@ -328,7 +328,7 @@ def test_cli_z_context_reaches_the_config_and_the_forest_refuses_it(tmp_path, mo
     assert main([*argv, "--z-context", "1", "--json", str(tmp_path / "a.json")]) == 0
     assert seen["config"].z_context == 1
     assert main([*argv, "--json", str(tmp_path / "b.json")]) == 0
-    assert seen["config"].z_context == DEFAULT_Z_CONTEXT == 2  # the network's default
+    assert seen["config"].z_context == DEFAULT_Z_CONTEXT == 3  # the network's default
     assert main([*argv, "--method", "rf", "--json", str(tmp_path / "c.json")]) == 0
     assert seen["config"].z_context == 0  # the forest's default: single slices
     monkeypatch.undo()

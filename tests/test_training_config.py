@@ -164,9 +164,9 @@ def test_architecture_names_match_the_networks_models_builds() -> None:
         TrainingConfig(arch="resnet")
 
 
-def test_z_context_defaults_to_five_slices_and_round_trips() -> None:
-    assert TrainingConfig().z_context == DEFAULT_Z_CONTEXT == 2
-    assert DEFAULT_TRAINING.input_channels == 5 and EMAN2_RECIPE.input_channels == 1
+def test_z_context_defaults_to_seven_slices_and_round_trips() -> None:
+    assert TrainingConfig().z_context == DEFAULT_Z_CONTEXT == 3
+    assert DEFAULT_TRAINING.input_channels == 7 and EMAN2_RECIPE.input_channels == 1
     config = TrainingConfig(arch="tiny", z_context=2)
     assert config.input_channels == 5
     recorded = json.loads(json.dumps(config.to_dict()))
