@@ -18,7 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from tomoseg_nb.atomic import write_json_atomic
+from tomoseg_nb.errors import BadInputError
 from tomoseg_nb.synthetic.suite import DEFAULT_SHAPE, HALVES, PhantomSpec
+from tomoseg_nb.training_config import DEFAULT_TRAINING
 
 
 def add_suite_arguments(parser: argparse.ArgumentParser) -> None:
@@ -61,6 +63,28 @@ def suite_setup(args: argparse.Namespace) -> dict[str, Any]:
     if args.only:
         setup["only"] = list(args.only)
     return setup
+
+
+def add_settings_argument(parser: argparse.ArgumentParser) -> None:
+    """``--set NAME=VALUE`` (repeatable): a ``TrainingConfig`` setting of every network."""
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="change a TrainingConfig setting of every network, e.g. epochs=40 (repeatable; "
+        "a candidate's first look)",
+    )
+
+
+def training_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``--set`` settings, refused before any phantom is built if a config would refuse them."""
+    settings = dict(parse_literal_option("--set", text) for text in args.set)
+    try:
+        DEFAULT_TRAINING.replace(**settings)
+    except BadInputError as error:
+        raise SystemExit(f"--set: {error}") from None
+    return settings
 
 
 def parse_literal_option(flag: str, text: str) -> tuple[str, Any]:

@@ -43,9 +43,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _suite_runs import add_suite_arguments, parse_literal_option, run_over_suite, suite_setup
+from _suite_runs import (
+    add_settings_argument,
+    add_suite_arguments,
+    run_over_suite,
+    suite_setup,
+    training_settings,
+)
 
-from tomoseg_nb.errors import BadInputError
 from tomoseg_nb.evaluate import evaluate, method_config
 from tomoseg_nb.synthetic.suite import PhantomSpec
 from tomoseg_nb.training_config import DEFAULT_TRAINING, EMAN2_RECIPE, TrainingConfig
@@ -218,20 +223,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--epochs", type=int, help="override every network's epochs (a quick look only)"
     )
-    parser.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="change a TrainingConfig setting of every network, e.g. epochs=40 (repeatable; "
-        "a candidate's first look)",
-    )
+    add_settings_argument(parser)
     args = parser.parse_args(argv)
-    settings = dict(parse_literal_option("--set", text) for text in args.set)
-    try:
-        DEFAULT_TRAINING.replace(**settings)  # refused before any phantom is built
-    except BadInputError as error:
-        raise SystemExit(f"--set: {error}") from None
+    settings = training_settings(args)
     setup = {**suite_setup(args), "epochs_override": args.epochs, "methods": args.methods}
     if settings:
         setup["settings"] = settings

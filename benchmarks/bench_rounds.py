@@ -39,7 +39,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _suite_runs import add_suite_arguments, run_over_suite, suite_setup
+from _suite_runs import (
+    add_settings_argument,
+    add_suite_arguments,
+    run_over_suite,
+    suite_setup,
+    training_settings,
+)
 
 from tomoseg_nb.annotations import Project
 from tomoseg_nb.evaluate import PROJECT_NAME, ROUND_SELECTIONS, correction_round, evaluate
@@ -110,7 +116,13 @@ def run_phantom(
                         {
                             name: {
                                 key: r[key]
-                                for key in ("iou", "round_seconds", "added_positive", "tiles")
+                                for key in (
+                                    "iou",
+                                    "threshold",
+                                    "round_seconds",
+                                    "added_positive",
+                                    "tiles",
+                                )
                             }
                             for name, r in result.items()
                         }
@@ -125,10 +137,13 @@ def run_phantom(
     return {
         "spec": spec.to_dict(),
         "shape": list(phantom.labels.shape),
-        "first": {name: {"iou": s["iou"], "train_seconds": s["train_seconds"]} for name, s in scores.items()},
+        "first": {
+            name: {key: s[key] for key in ("iou", "threshold", "train_seconds")}
+            for name, s in scores.items()
+        },
         "rounds": selections,
         "skipped": first["skipped"],
-    }  # fmt: skip
+    }
 
 
 def parse_branch(label: str) -> tuple[str, float]:
@@ -230,10 +245,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="branches from the shared start: random, suggested, suggested:POWER (suggest_tiles' "
         f"power of the tile score; suggested alone uses {TILE_SCORE_POWER})",
     )
+    add_settings_argument(parser)
     args = parser.parse_args(argv)
+    settings = training_settings(args)
     if len(set(args.branches)) < len(args.branches):  # one label, one branch in the JSON
         parser.error(f"--branches {' '.join(args.branches)}: a branch is named twice")
-    config = DEFAULT_TRAINING
+    config = DEFAULT_TRAINING.replace(**settings)
     if args.arch is not None:
         config = config.replace(arch=args.arch)
     if args.epochs is not None:
