@@ -209,7 +209,7 @@ def test_a_training_in_the_app_reaches_the_tile_picker_and_retrain_fine_tunes(tr
         (expected,) = segment_array(
             [FeatureNetwork(model, info)], volume.read(), voxel_size=volume.voxel_size
         )
-    assert info.z_context == 2  # the slab's end slices see their real neighbours beyond it
+    assert info.z_context > 0  # the slab's end slices see their real neighbours beyond it
     np.testing.assert_allclose(prediction.probability, expected[start:stop], atol=1e-4)
     probability, threshold, z_start = picker.predictions["ribosome"]
     assert probability is prediction.probability and (threshold, z_start) == (info.threshold, start)
