@@ -120,6 +120,7 @@ def run_phantom(
                                     "iou",
                                     "threshold",
                                     "round_seconds",
+                                    "added",
                                     "added_positive",
                                     "tiles",
                                 )
@@ -130,7 +131,8 @@ def run_phantom(
                     # the next round suggests on these networks' maps, at their own thresholds
                     thresholds = {name: r["threshold"] for name, r in result.items()}
                     ious = {name: r["iou"] for name, r in result.items()}
-                    print(f"  {label:12s}{number} " + _ious(ious), flush=True)
+                    added = " ".join(f"{r['added']}" for r in result.values())
+                    print(f"  {label:12s}{number} " + _ious(ious) + f" (tiles {added})", flush=True)
             finally:
                 project.close()
             selections[label] = done
@@ -173,13 +175,14 @@ def _ious(ious: dict[str, float]) -> str:
 
 
 def summarise(phantoms: list[dict[str, Any]], rounds: int) -> dict[str, Any]:
-    """Per branch and round (0 = the shared first training): mean IoU per feature and seconds."""
+    """Per branch and round (0 = the shared first training): mean IoU per feature, seconds, and
+    how many tiles a round really added per feature (fewer than asked when no more fit)."""
     summary: dict[str, Any] = {}
     for branch in phantoms[0]["rounds"] if phantoms else ():
         rows = []
         for number in range(rounds + 1):
             per_feature: dict[str, float] = {}
-            seconds = []
+            seconds, added = [], []
             for feature in FEATURES:
                 ious = []
                 for p in phantoms:
@@ -191,6 +194,7 @@ def summarise(phantoms: list[dict[str, Any]], rounds: int) -> dict[str, Any]:
                         entry = p["rounds"][branch][number - 1][feature]
                         ious.append(entry["iou"])
                         seconds.append(entry["round_seconds"])
+                        added.append(len(entry["tiles"]))
                 if ious:
                     per_feature[feature] = float(np.mean(ious))
             rows.append(
@@ -199,6 +203,7 @@ def summarise(phantoms: list[dict[str, Any]], rounds: int) -> dict[str, Any]:
                     "mean_iou": per_feature,
                     "worst_feature_iou": min(per_feature.values()) if per_feature else None,
                     "seconds_per_feature": float(np.mean(seconds)) if seconds else None,
+                    "tiles_per_feature": float(np.mean(added)) if added else None,
                 }
             )
         summary[branch] = rows
@@ -206,9 +211,10 @@ def summarise(phantoms: list[dict[str, Any]], rounds: int) -> dict[str, Any]:
 
 
 def format_table(summary: dict[str, Any]) -> str:
-    """One row per branch and round: mean IoU per feature, worst feature, round seconds."""
+    """One row per branch and round: mean IoU per feature, worst feature, round seconds, tiles
+    added per feature."""
     header = f"{'branch':12s}{'round':>6s}" + "".join(f"{f:>13s}" for f in FEATURES)
-    lines = [header + f"{'worst':>8s}{'s/round/feature':>17s}"]
+    lines = [header + f"{'worst':>8s}{'s/round/feature':>17s}{'tiles/feature':>15s}"]
     for branch, rows in summary.items():
         for row in rows:
             cells = [
@@ -217,10 +223,12 @@ def format_table(summary: dict[str, Any]) -> str:
             ]
             worst = row["worst_feature_iou"]
             seconds = row["seconds_per_feature"]
+            tiles = row.get("tiles_per_feature")
             lines.append(
                 f"{branch:12s}{row['round']:6d}" + "".join(cells)
                 + (f"{worst:8.3f}" if worst is not None else f"{'-':>8s}")
                 + (f"{seconds:17.1f}" if seconds is not None else f"{'-':>17s}")
+                + (f"{tiles:15.1f}" if tiles is not None else f"{'-':>15s}")
             )  # fmt: skip
     return "\n".join(lines)
 

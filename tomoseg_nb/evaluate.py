@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import tempfile
 import time
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -595,8 +596,9 @@ def correction_round(
     -------
     dict of str to dict
         Per feature: the scores of ``evaluate_feature``, the tiles added (``[z, y, x, score,
-        reason, positive]``), how many were positive, ``suggest_seconds`` (choosing and painting)
-        and ``round_seconds`` (that plus training and segmenting).
+        reason, positive]``), how many (``added``: fewer than ``tiles`` when no more fit beside
+        the annotated ones, with a warning) and how many were positive, ``suggest_seconds``
+        (choosing and painting) and ``round_seconds`` (that plus training and segmenting).
     """
 
     if selection not in ROUND_SELECTIONS:
@@ -626,6 +628,13 @@ def correction_round(
         else:
             chosen = random_tiles(
                 tomogram.shape, k=tiles, tile_size=size, exclude=exclude, seed=seed
+            )
+        if len(chosen) < tiles:  # the round is smaller than asked: say so, do not hide it
+            warnings.warn(
+                f"correction round: only {len(chosen)} of {tiles} new tiles fit for {name!r} "
+                "beside the tiles already annotated",
+                UserWarning,
+                stacklevel=2,
             )
         painted = annotate_tiles_from_truth(
             project, name, labels, feature_id, [(s.z, s.y, s.x) for s in chosen]
@@ -659,6 +668,7 @@ def correction_round(
             **scores,
             "selection": selection,
             "tiles": added[name],
+            "added": len(added[name]),
             "added_positive": sum(1 for tile in added[name] if tile[-1]),
             "suggest_seconds": suggest_seconds[name],
             "round_seconds": suggest_seconds[name]
