@@ -276,7 +276,8 @@ def _spread(
             break
         if available[index]:
             chosen.append(int(index))
-            block(*(int(v) for v in centres[index]), most_shared=0.0)
+            z, y, x = (int(v) for v in centres[index])
+            block(z, y, x, most_shared=0.0)
     return chosen
 
 
