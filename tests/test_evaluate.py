@@ -313,6 +313,35 @@ def test_random_rounds_are_the_control_and_bad_round_settings_are_refused(
             )
 
 
+def test_a_round_with_more_tiles_than_fit_says_so_and_records_what_it_added(
+    phantom_files, tmp_path
+):
+    """A round that cannot place every tile asked for (the tomogram is full of annotated or
+    already chosen tiles) warns and records how many it added, instead of quietly measuring a
+    smaller round as if it were the asked one."""
+    from tomoseg_nb.evaluate import evaluate
+
+    asked = 500  # far more 32 px tiles than a 24 x 160 x 160 tomogram holds apart
+    with pytest.warns(UserWarning, match=rf"only \d+ of {asked} new tiles fit for 'ribosome'"):
+        report = evaluate(
+            phantom_files["tomogram"],
+            phantom_files["labels"],
+            {"ribosome": 3},
+            keep=tmp_path,
+            n_positive=3,
+            n_negative=6,
+            tile_size=32,
+            config=TrainingConfig(arch="tiny", epochs=1, engine="keras"),
+            rounds=1,
+            round_tiles=asked,
+            round_selection="random",
+            round_epochs=1,
+        )
+    entry = report["features"]["ribosome"]["rounds"][0]
+    assert 0 < entry["added"] == len(entry["tiles"]) < asked
+    assert entry["added_positive"] == sum(1 for tile in entry["tiles"] if tile[-1])
+
+
 def test_cli_z_context_reaches_the_config_and_the_forest_refuses_it(tmp_path, monkeypatch, capsys):
     import tomoseg_nb.evaluate as evaluate_module
     from tomoseg_nb.training_config import DEFAULT_Z_CONTEXT
