@@ -11,9 +11,13 @@ over the phantoms, the worst feature's mean, and the mean seconds of a round per
 
 Choose settings on ``--half development`` only; ``--half held-back`` reports, never tunes.
 ``--branches`` names the branches grown from the shared start: ``random``, ``suggested`` (the
-tile score's default power, ``suggest.TILE_SCORE_POWER``) or ``suggested:P`` (power ``P`` of
+tile score's default power, ``suggest.TILE_SCORE_POWER``), ``suggested:P`` (power ``P`` of
 ``suggest_tiles``: a larger power favours tiles where a few pixels - a thin feature - are unsure
-over tiles of faint haze). Comparing two powers side by side, without the random control::
+over tiles of faint haze) or ``unchanged`` (the same fine-tuning with no tile added: what a
+round's own retraining moves, the floor a difference between branches must clear). Every round
+also records the IoU at each threshold of ``evaluate.THRESHOLD_SWEEP`` (``iou_by_threshold``), so
+a change that comes from the chosen threshold can be told from one in the map.
+Comparing two powers side by side, without the random control::
 
     .venv/bin/python benchmarks/bench_rounds.py --branches suggested:1 suggested:4 --json p.json
 
@@ -55,6 +59,10 @@ from tomoseg_nb.training_config import DEFAULT_TRAINING, TrainingConfig
 from tomoseg_nb.volume import open_volume, write_volume
 
 FEATURES = {"membrane": 1, "microtubule": 2, "ribosome": 3}
+UNCHANGED = "unchanged"
+"""The branch that fine-tunes every round on the tiles it already has (none added)."""
+RECORDED = ("iou", "threshold", "iou_by_threshold")
+"""What the JSON keeps of each training's scores (rounds add their seconds and tiles)."""
 
 
 def run_phantom(
@@ -106,7 +114,7 @@ def run_phantom(
                         {name: FEATURES[name] for name in scores},
                         branch,
                         thresholds=thresholds,
-                        tiles=round_tiles,
+                        tiles=0 if label == UNCHANGED else round_tiles,
                         selection=selection,
                         config=round_config,
                         seed=config.seed + number,
@@ -117,8 +125,7 @@ def run_phantom(
                             name: {
                                 key: r[key]
                                 for key in (
-                                    "iou",
-                                    "threshold",
+                                    *RECORDED,
                                     "round_seconds",
                                     "added",
                                     "added_positive",
@@ -140,7 +147,7 @@ def run_phantom(
         "spec": spec.to_dict(),
         "shape": list(phantom.labels.shape),
         "first": {
-            name: {key: s[key] for key in ("iou", "threshold", "train_seconds")}
+            name: {key: s[key] for key in (*RECORDED, "train_seconds")}
             for name, s in scores.items()
         },
         "rounds": selections,
@@ -149,11 +156,14 @@ def run_phantom(
 
 
 def parse_branch(label: str) -> tuple[str, float]:
-    """``"random"``, ``"suggested"`` or ``"suggested:P"`` -> (selection, tile-score power)."""
+    """``"random"``, ``"suggested"``, ``"suggested:P"`` or ``"unchanged"`` -> (selection,
+    tile-score power); ``unchanged`` chooses no tile, so its selection does not matter."""
+    if label == UNCHANGED:
+        return "random", TILE_SCORE_POWER
     selection, _, power = label.partition(":")
     if selection not in ROUND_SELECTIONS or (power and selection != "suggested"):
         raise argparse.ArgumentTypeError(
-            f"unknown branch {label!r}: give random, suggested or suggested:POWER"
+            f"unknown branch {label!r}: give random, suggested, suggested:POWER or {UNCHANGED}"
         )
     try:
         value = float(power) if power else TILE_SCORE_POWER
@@ -251,7 +261,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         nargs="+",
         default=list(ROUND_SELECTIONS),
         help="branches from the shared start: random, suggested, suggested:POWER (suggest_tiles' "
-        f"power of the tile score; suggested alone uses {TILE_SCORE_POWER})",
+        f"power of the tile score; suggested alone uses {TILE_SCORE_POWER}), {UNCHANGED} "
+        "(fine-tuning with no tile added: the control for the retraining itself)",
     )
     add_settings_argument(parser)
     args = parser.parse_args(argv)
