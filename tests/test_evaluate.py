@@ -195,6 +195,8 @@ def test_all_features_share_one_project_and_absent_ones_can_be_skipped(phantom_f
 
 
 ROUND_FEATURES = {"ribosome": 3, "microtubule": 2}
+SMALL_PROTOCOL = {"n_positive": 3, "n_negative": 6, "tile_size": 32}
+"""A few small tiles per feature: enough to train a tiny network and run rounds on the phantom."""
 
 
 def test_correction_rounds_add_suggested_tiles_retrain_and_score_each_round(
@@ -223,9 +225,7 @@ def test_correction_rounds_add_suggested_tiles_retrain_and_score_each_round(
         phantom_files["labels"],
         ROUND_FEATURES,
         keep=tmp_path,
-        n_positive=3,
-        n_negative=6,
-        tile_size=32,
+        **SMALL_PROTOCOL,
         config=TrainingConfig(arch="tiny", epochs=2, engine="keras"),
         rounds=2,
         round_tiles=3,
@@ -328,9 +328,7 @@ def test_a_round_with_more_tiles_than_fit_says_so_and_records_what_it_added(
             phantom_files["labels"],
             {"ribosome": 3},
             keep=tmp_path,
-            n_positive=3,
-            n_negative=6,
-            tile_size=32,
+            **SMALL_PROTOCOL,
             config=TrainingConfig(arch="tiny", epochs=1, engine="keras"),
             rounds=1,
             round_tiles=asked,
