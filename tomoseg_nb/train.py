@@ -48,6 +48,10 @@ What happens, and why:
   everything; the given network itself is left unchanged. A fine-tuned network
   that collapses still restarts from random weights, and then it is no longer fine-tuned:
   ``TrainingResult.fine_tuned`` (and the sidecar's ``training["fine_tuned"]``) say which it was.
+  A fine-tune also counts as collapsed when it keeps less than ``FINE_TUNE_KEPT_FRACTION`` of the
+  painted pixels the network found before it (measured on the same training tiles): 5 epochs once
+  took a ribosome network from 66 % of them to 0.7 % and its tomogram IoU from 0.62 to 0, which
+  the "none at all" check let through.
 """
 
 from __future__ import annotations
@@ -89,6 +93,9 @@ from .volume import Volume
 MAX_RESTARTS = 2
 """Times training starts again from new random weights when it collapsed (``_painted_recall``)."""
 RESTART_SEED_STEP = 1000
+FINE_TUNE_KEPT_FRACTION = 0.5
+"""A fine-tune that finds less than this fraction of the painted pixels its starting network
+found on the same tiles has wrecked the network, not corrected it: it restarts as a collapse."""
 
 
 @dataclass
@@ -343,6 +350,11 @@ def train_on_tiles(
     if initial_model is not None:
         _copy_initial_weights(initial_model, model, arch)
     stride = output_stride(model)
+    starting_recall = (
+        None
+        if initial_model is None
+        else _painted_recall(model, images[train_idx], masks[train_idx], stride)
+    )
     seeds = rng.integers(0, 2**31, size=2)
     data = build_training_set(
         images[train_idx],
@@ -401,12 +413,22 @@ def train_on_tiles(
                 callbacks=[_BatchProgress(advance), *extra, *callbacks],
             )
         painted_recall = _painted_recall(model, images[train_idx], masks[train_idx], stride)
-        if restarts == MAX_RESTARTS or painted_recall != 0.0:
+        wrecked = restarts == 0 and _fine_tune_wrecked(starting_recall, painted_recall)
+        if restarts == MAX_RESTARTS or (painted_recall != 0.0 and not wrecked):
             break
         restarts += 1
+        if painted_recall == 0.0:
+            what = (
+                "finds none of the pixels painted on its own training tiles "
+                "(it answers 'no' everywhere)"
+            )
+        else:
+            what = (
+                f"lost what it found in fine-tuning: {starting_recall:.1%} of the pixels painted "
+                f"on its training tiles before, {painted_recall:.1%} after"
+            )
         warnings.warn(
-            f"training collapsed: the {network} finds none of the pixels painted on its "
-            "own training tiles (it answers 'no' everywhere); restarting from new random "
+            f"training collapsed: the {network} {what}; restarting from new random "
             f"weights ({restarts} of {MAX_RESTARTS})",
             TrainingCollapsedWarning,
             stacklevel=2,
@@ -469,6 +491,13 @@ def _copy_initial_weights(initial: keras.Model, model: keras.Model, arch: str) -
             "z context"
         )
     model.set_weights(weights)
+
+
+def _fine_tune_wrecked(starting_recall: float | None, painted_recall: float | None) -> bool:
+    """Whether a fine-tune kept less than ``FINE_TUNE_KEPT_FRACTION`` of its start's recall."""
+    if not starting_recall or painted_recall is None:
+        return False
+    return painted_recall < FINE_TUNE_KEPT_FRACTION * starting_recall
 
 
 def _painted_recall(
