@@ -10,7 +10,7 @@ import pytest
 from tomoseg_nb.cli import main
 from tomoseg_nb.coords import read_picks
 from tomoseg_nb.demo import run_demo
-from tomoseg_nb.errors import OutputExistsError
+from tomoseg_nb.errors import BadInputError, OutputExistsError
 from tomoseg_nb.training_config import TrainingConfig
 
 
@@ -107,3 +107,14 @@ def test_demo_refuses_to_overwrite_a_report(demo_folder, capsys):
         run_demo(out, shape=(24, 160, 160))
     assert main(["demo", "--out", str(out), "--shape", "24", "160", "160"]) == 2
     assert "--overwrite" in capsys.readouterr().err
+
+
+def test_a_phantom_too_small_for_the_protocol_says_why_for_each_feature(tmp_path):
+    """The protocol's 10 + 100 tiles of 64 px do not fit a tiny phantom: the error names each
+    feature's reason (a ribosome may well be there, just too few tiles of it), not only "none"."""
+    with pytest.raises(BadInputError) as caught:
+        run_demo(tmp_path / "demo", shape=(24, 128, 128))
+    message = str(caught.value)
+    assert "use a larger --shape" in message
+    for name in ("membrane", "microtubule", "ribosome"):
+        assert f"{name}: " in message

@@ -99,7 +99,10 @@ def run_demo(
     for _ in skipped:
         step()
     if not scores:
-        raise BadInputError(f"the phantom has none of {', '.join(FEATURES)}; use a larger --shape")
+        reasons = "; ".join(f"{name}: {reason}" for name, reason in skipped.items())
+        raise BadInputError(
+            f"no feature of the phantom could be annotated ({reasons}); use a larger --shape"
+        )
     baseline = _random_forest_baseline(
         files["tomogram"], phantom.labels, models_dir, scores, config
     )
