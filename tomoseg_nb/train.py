@@ -340,7 +340,8 @@ def train_on_tiles(
                 f"{channels}; cut both with the same z context"
             )
     arch, batch_size, seed = config.arch, config.batch_size, config.seed
-    epochs = config.epochs_for(fine_tuning=initial_model is not None)
+    fine_tuning = initial_model is not None
+    epochs = config.epochs_for(fine_tuning=fine_tuning)
     architecture = get_architecture(arch)
     start = time.perf_counter()
     keras.utils.set_random_seed(seed)
@@ -409,7 +410,9 @@ def train_on_tiles(
                 validation,
                 epochs=epochs,
                 batch_size=batch_size,
-                learning_rate=config.learning_rate or architecture.learning_rate,
+                learning_rate=config.learning_rate_for(
+                    architecture.learning_rate, fine_tuning=fine_tuning
+                ),
                 callbacks=[_BatchProgress(advance), *extra, *callbacks],
             )
         painted_recall = _painted_recall(model, images[train_idx], masks[train_idx], stride)
@@ -434,7 +437,8 @@ def train_on_tiles(
             stacklevel=2,
         )
         keras.utils.set_random_seed(seed + RESTART_SEED_STEP * restarts)
-        epochs = config.epochs  # new random weights learn everything again
+        fine_tuning = False  # new random weights learn everything again, at the full rate
+        epochs = config.epochs
         model = build_model(arch, seed=seed + RESTART_SEED_STEP * restarts, channels=channels)
     # One prediction of every tile serves both thresholds (the held-out tiles are among them).
     tile_probabilities = predict_tiles(model, images)

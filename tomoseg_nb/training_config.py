@@ -49,6 +49,11 @@ on a development phantom, 43-46 s on the held-back half under load (``benchmarks
 correction rounds)."""
 
 
+DEFAULT_FINE_TUNE_LEARNING_RATE_SCALE = 1.0
+"""The fine-tune's learning rate as a fraction of the training's: 1, the rate every correction
+round was measured with so far (``benchmarks/README.md``, correction rounds)."""
+
+
 ARCHITECTURE_NAMES = ("eman2", "fast", "tiny")
 """The networks ``models.ARCHITECTURES`` builds (a test keeps the two in step), known here without
 Keras so a misspelt ``--arch`` is refused at once."""
@@ -93,6 +98,11 @@ class TrainingConfig:
         weights for the full ``epochs``.
     learning_rate : float or None
         Adam's learning rate; None uses the architecture's own (eman2: 1e-4).
+    fine_tune_learning_rate_scale : float
+        The learning rate of a fine-tune is the training's times this (in (0, 1]): a fine-tune
+        starts a fresh Adam on a network that already works, and at the full rate its first
+        steps can throw away what it knew (``DEFAULT_FINE_TUNE_LEARNING_RATE_SCALE``). A restart
+        after a collapse trains new weights at the full rate.
     validation_fraction : float
         Fraction of the tiles of each class held out for the validation loss; 0 trains on all.
     patience : int or None
@@ -140,6 +150,7 @@ class TrainingConfig:
     batch_size: int = 20
     fine_tune_epochs: int = DEFAULT_FINE_TUNE_EPOCHS
     learning_rate: float | None = None
+    fine_tune_learning_rate_scale: float = DEFAULT_FINE_TUNE_LEARNING_RATE_SCALE
     validation_fraction: float = 0.2
     patience: int | None = None
     copies: int = 10
@@ -169,6 +180,15 @@ class TrainingConfig:
         ):
             raise BadInputError(
                 f"learning_rate must be a positive number, got {self.learning_rate}"
+            )
+        if not (
+            isinstance(self.fine_tune_learning_rate_scale, (int, float))
+            and not isinstance(self.fine_tune_learning_rate_scale, bool)
+            and 0 < self.fine_tune_learning_rate_scale <= 1
+        ):
+            raise BadInputError(
+                "fine_tune_learning_rate_scale must be a number in (0, 1] (1 = the training's "
+                f"own learning rate), got {self.fine_tune_learning_rate_scale!r}"
             )
         if self.arch not in ARCHITECTURE_NAMES:
             raise BadInputError(
@@ -232,6 +252,11 @@ class TrainingConfig:
         if "recipe" in values:
             values["recipe"] = Recipe.from_dict(values["recipe"])
         return cls().replace(**values)
+
+    def learning_rate_for(self, architecture_rate: float, *, fine_tuning: bool) -> float:
+        """Adam's rate: ``learning_rate`` or the architecture's, scaled down for a fine-tune."""
+        rate = self.learning_rate or architecture_rate
+        return rate * self.fine_tune_learning_rate_scale if fine_tuning else rate
 
     def epochs_for(self, *, fine_tuning: bool) -> int:
         """Epochs of a training: ``fine_tune_epochs`` from a network's weights, else ``epochs``."""
