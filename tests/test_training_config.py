@@ -44,6 +44,18 @@ def test_a_fine_tune_has_its_own_epochs_recorded_and_read_back() -> None:
     assert TrainingConfig.from_dict(older).fine_tune_epochs == 5
 
 
+def test_a_fine_tune_learns_at_a_fraction_of_the_training_rate() -> None:
+    """The fine-tune's rate is the training's (its own or the architecture's) times the scale; a
+    config recorded before the scale existed fine-tuned at the full rate, as the default does."""
+    config = TrainingConfig(fine_tune_learning_rate_scale=0.25)
+    assert config.learning_rate_for(1e-3, fine_tuning=True) == pytest.approx(2.5e-4)
+    assert config.learning_rate_for(1e-3, fine_tuning=False) == 1e-3
+    own = config.replace(learning_rate=4e-4)
+    assert own.learning_rate_for(1e-3, fine_tuning=True) == pytest.approx(1e-4)
+    older = {k: v for k, v in config.to_dict().items() if k != "fine_tune_learning_rate_scale"}
+    assert TrainingConfig.from_dict(older).fine_tune_learning_rate_scale == 1.0
+
+
 def test_round_trips_through_json_with_its_recipe() -> None:
     config = TrainingConfig(arch="eman2", epochs=7, patience=3, recipe=Recipe(binning=2))
     again = TrainingConfig.from_dict(json.loads(json.dumps(config.to_dict())))
@@ -70,6 +82,12 @@ def test_replace_checks_like_a_new_config() -> None:
         ({"learning_rate": float("nan")}, "learning_rate must be a positive number"),
         ({"recipe": {"binning": 2}}, "recipe must be a preprocess.Recipe"),
         ({"fine_tune_epochs": 0}, "fine_tune_epochs must be a whole number >= 1"),
+        (
+            {"fine_tune_learning_rate_scale": 0},
+            r"fine_tune_learning_rate_scale must be .* \(0, 1\]",
+        ),
+        ({"fine_tune_learning_rate_scale": 1.5}, "fine_tune_learning_rate_scale must be"),
+        ({"fine_tune_learning_rate_scale": True}, "fine_tune_learning_rate_scale must be"),
     ],
 )
 def test_bad_settings_are_refused_with_their_name(changes: dict, message: str) -> None:
