@@ -630,7 +630,6 @@ def test_cli_threshold_beta_chooses_on_the_tiles_and_is_recorded(scene, tmp_path
 def test_a_fine_tuning_runs_its_own_epochs_and_a_collapsed_one_restarts_not_fine_tuned(monkeypatch):
     """A correction round fine-tunes the last network; if that training collapses, it restarts
     from new random weights, and the result (and so the sidecar) must not claim it was fine-tuned."""
-    import tomoseg_nb.train as train_module
 
     images, masks, positive = _disk_tiles(seed=2, n_disks=6, n_empty=6)
     # at tiny's own 3e-3 two epochs of fine-tuning this toy keep 14 % of the 99 % of painted
@@ -653,6 +652,17 @@ def test_a_fine_tuning_runs_its_own_epochs_and_a_collapsed_one_restarts_not_fine
     assert tuned.fine_tuned and tuned.restarts == 0
     assert len(tuned.history["loss"]) == 2  # a fine-tune's epochs
 
+    _collapse_the_fine_tune(monkeypatch)
+    with pytest.warns(TrainingCollapsedWarning, match="restarting from new random weights"):
+        restarted = train_on_tiles(images, masks, positive, config, initial_model=first.model)
+    assert restarted.restarts == 1 and not restarted.fine_tuned
+    assert len(restarted.history["loss"]) == 3  # new weights get a whole training's epochs
+
+
+def _collapse_the_fine_tune(monkeypatch) -> None:
+    """Make the next fine-tune look collapsed: its network finds none of the painted pixels."""
+    import tomoseg_nb.train as train_module
+
     real_recall = train_module._painted_recall
     calls = []
 
@@ -661,10 +671,6 @@ def test_a_fine_tuning_runs_its_own_epochs_and_a_collapsed_one_restarts_not_fine
         return 0.0 if len(calls) == 2 else real_recall(*args, **kwargs)
 
     monkeypatch.setattr(train_module, "_painted_recall", fine_tune_collapsed)
-    with pytest.warns(TrainingCollapsedWarning, match="restarting from new random weights"):
-        restarted = train_on_tiles(images, masks, positive, config, initial_model=first.model)
-    assert restarted.restarts == 1 and not restarted.fine_tuned
-    assert len(restarted.history["loss"]) == 3  # new weights get a whole training's epochs
 
 
 @pytest.mark.parametrize(("kept", "restarts"), [(0.4, 1), (0.6, 0)])
@@ -742,14 +748,7 @@ def test_a_fine_tune_learns_at_the_scaled_rate_and_a_restart_at_the_full_one(mon
     assert tuned.fine_tuned and tuned.restarts == 0
     assert tuned.painted_recall >= train_module.FINE_TUNE_KEPT_FRACTION * first.painted_recall
 
-    real_recall = train_module._painted_recall
-    calls = []
-
-    def fine_tune_collapsed(*args, **kwargs):  # 1st call: the start, 2nd: after fine-tuning
-        calls.append(1)
-        return 0.0 if len(calls) == 2 else real_recall(*args, **kwargs)
-
-    monkeypatch.setattr(train_module, "_painted_recall", fine_tune_collapsed)
+    _collapse_the_fine_tune(monkeypatch)
     rates.clear()
     with pytest.warns(TrainingCollapsedWarning, match="restarting from new random weights"):
         train_on_tiles(images, masks, positive, config, initial_model=first.model)
