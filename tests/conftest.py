@@ -1,5 +1,6 @@
-"""Test-wide settings: quiet progress bars, a headless matplotlib, and reproducible property tests.
-TensorFlow's log lines are kept quiet by ``import tomoseg_nb`` (``tomoseg_nb._quiet``), as for users.
+"""Test-wide settings (quiet progress bars, a headless matplotlib, reproducible property tests) and
+fixtures that several test files share. TensorFlow's log lines are kept quiet by ``import tomoseg_nb``
+(``tomoseg_nb._quiet``), as for users.
 
 Hypothesis draws the same examples on every run by default, so a suite that passed here passes in
 CI. To hunt for new failures, draw fresh ones: ``HYPOTHESIS_PROFILE=explore pytest ...`` (that is
@@ -7,6 +8,8 @@ how a damaged-MRC crash was found; a failure found so is pinned as a plain test)
 """
 
 import os
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -73,3 +76,34 @@ def ribosome_project_folder(tmp_path_factory) -> Path:
         )
         project.close()
     return folder / "project"
+
+
+@pytest.fixture
+def read_only_folder(tmp_path):
+    """A folder this process cannot write into, also as root (chmod when possible, else chattr +i)."""
+    folder = tmp_path / "locked"
+    folder.mkdir()
+    (folder / "keep.txt").write_text("earlier result\n")
+    folder.chmod(0o555)
+    immutable = False
+    probe = folder / ".probe"
+    try:
+        probe.touch()
+    except PermissionError:
+        pass
+    else:  # root ignores permission bits: make the folder immutable instead
+        probe.unlink()
+        if shutil.which("chattr") is None:
+            folder.chmod(0o755)
+            pytest.skip("running as root without chattr: no way to make a read-only folder")
+        result = subprocess.run(["chattr", "+i", str(folder)], capture_output=True)
+        if result.returncode != 0:
+            folder.chmod(0o755)
+            pytest.skip(f"running as root and chattr +i failed: {result.stderr!r}")
+        immutable = True
+    try:
+        yield folder
+    finally:
+        if immutable:
+            subprocess.run(["chattr", "-i", str(folder)], check=True)
+        folder.chmod(0o755)

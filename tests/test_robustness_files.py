@@ -19,7 +19,6 @@ import os
 import resource
 import shutil
 import signal
-import subprocess
 import warnings
 from pathlib import Path
 
@@ -365,37 +364,6 @@ def test_a_refused_rename_keeps_the_earlier_file(name, inputs, tmp_path, monkeyp
         WRITERS[name](out, True, inputs)
     monkeypatch.undo()
     assert _snapshot(tmp_path) == before
-
-
-@pytest.fixture
-def read_only_folder(tmp_path):
-    """A folder this process cannot write into, also as root (chmod when possible, else chattr +i)."""
-    folder = tmp_path / "locked"
-    folder.mkdir()
-    (folder / "keep.txt").write_text("earlier result\n")
-    folder.chmod(0o555)
-    immutable = False
-    probe = folder / ".probe"
-    try:
-        probe.touch()
-    except PermissionError:
-        pass
-    else:  # root ignores permission bits: make the folder immutable instead
-        probe.unlink()
-        if shutil.which("chattr") is None:
-            folder.chmod(0o755)
-            pytest.skip("running as root without chattr: no way to make a read-only folder")
-        result = subprocess.run(["chattr", "+i", str(folder)], capture_output=True)
-        if result.returncode != 0:
-            folder.chmod(0o755)
-            pytest.skip(f"running as root and chattr +i failed: {result.stderr!r}")
-        immutable = True
-    try:
-        yield folder
-    finally:
-        if immutable:
-            subprocess.run(["chattr", "-i", str(folder)], check=True)
-        folder.chmod(0o755)
 
 
 @pytest.mark.parametrize("name", ["map.mrc", "map.zarr", "labels.mrc", "picks.csv", "net.keras"])
