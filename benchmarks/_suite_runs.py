@@ -19,8 +19,9 @@ from typing import Any
 
 from tomoseg_nb.atomic import write_json_atomic
 from tomoseg_nb.errors import BadInputError
+from tomoseg_nb.preprocess import Recipe
 from tomoseg_nb.synthetic.suite import DEFAULT_SHAPE, HALVES, PhantomSpec
-from tomoseg_nb.training_config import DEFAULT_TRAINING
+from tomoseg_nb.training_config import DEFAULT_TRAINING, TrainingConfig
 
 
 def add_suite_arguments(parser: argparse.ArgumentParser) -> None:
@@ -65,6 +66,10 @@ def suite_setup(args: argparse.Namespace) -> dict[str, Any]:
     return setup
 
 
+RECIPE_PREFIX = "recipe."
+"""``--set recipe.NAME=VALUE`` changes a setting of the config's preprocessing ``Recipe``."""
+
+
 def add_settings_argument(parser: argparse.ArgumentParser) -> None:
     """``--set NAME=VALUE`` (repeatable): a ``TrainingConfig`` setting of every network."""
     parser.add_argument(
@@ -72,25 +77,40 @@ def add_settings_argument(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="NAME=VALUE",
-        help="change a TrainingConfig setting of every network, e.g. epochs=40 (repeatable; "
-        "a candidate's first look)",
+        help="change a TrainingConfig setting of every network, e.g. epochs=40, or of its "
+        "preprocessing recipe, e.g. recipe.lowpass=0 (repeatable; a candidate's first look)",
     )
 
 
 def training_settings(args: argparse.Namespace) -> dict[str, Any]:
-    """The ``--set`` settings, refused before any phantom is built if a config would refuse them."""
+    """The ``--set`` settings, refused before any phantom is built if a config would refuse them.
+
+    Returned as given (``{"recipe.lowpass": 0.0}``), so they are recorded in a run's JSON as typed;
+    ``apply_settings`` makes them a config."""
     settings = dict(parse_literal_option("--set", text) for text in args.set)
     try:
-        DEFAULT_TRAINING.replace(**settings)
+        apply_settings(DEFAULT_TRAINING, settings)
     except BadInputError as error:
         raise SystemExit(f"--set: {error}") from None
     return settings
 
 
+def apply_settings(config: TrainingConfig, settings: dict[str, Any]) -> TrainingConfig:
+    """``config`` with the ``--set`` settings; ``recipe.NAME`` ones change its recipe."""
+    plain = {k: v for k, v in settings.items() if not k.startswith(RECIPE_PREFIX)}
+    recipe = {
+        k[len(RECIPE_PREFIX) :]: v for k, v in settings.items() if k.startswith(RECIPE_PREFIX)
+    }
+    if recipe:
+        plain["recipe"] = Recipe.from_dict({**config.recipe.to_dict(), **recipe})
+    return config.replace(**plain)
+
+
 def parse_literal_option(flag: str, text: str) -> tuple[str, Any]:
-    """``"name=value"`` -> ``(name, value)``, the value read as a Python literal (1000, 0.1, ...)."""
+    """``"name=value"`` -> ``(name, value)``, the value read as a Python literal (1000, 0.1, ...);
+    a name may be dotted (``recipe.lowpass``)."""
     name, sep, value = text.partition("=")
-    if not sep or not name.isidentifier():
+    if not sep or not all(part.isidentifier() for part in name.split(".")):
         raise SystemExit(f"{flag} {text!r}: expected NAME=VALUE, e.g. epochs=40")
     try:
         return name, ast.literal_eval(value)

@@ -46,6 +46,7 @@ import numpy as np
 from _suite_runs import (
     add_settings_argument,
     add_suite_arguments,
+    apply_settings,
     run_over_suite,
     suite_setup,
     training_settings,
@@ -92,7 +93,7 @@ def run_phantom(
             if epochs is not None:
                 config = config.replace(epochs=epochs)
             if settings and method == "cnn":
-                config = config.replace(**settings)
+                config = apply_settings(config, settings)
             report = evaluate(
                 path,
                 phantom.labels,

@@ -46,6 +46,7 @@ import numpy as np
 from _suite_runs import (
     add_settings_argument,
     add_suite_arguments,
+    apply_settings,
     run_over_suite,
     suite_setup,
     training_settings,
@@ -269,7 +270,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = training_settings(args)
     if len(set(args.branches)) < len(args.branches):  # one label, one branch in the JSON
         parser.error(f"--branches {' '.join(args.branches)}: a branch is named twice")
-    config = DEFAULT_TRAINING.replace(**settings)
+    config = apply_settings(DEFAULT_TRAINING, settings)
     if args.arch is not None:
         config = config.replace(arch=args.arch)
     if args.epochs is not None:
