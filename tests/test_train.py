@@ -3,12 +3,14 @@
 import logging
 import threading
 import warnings
+from dataclasses import replace
 
 import keras
 import numpy as np
 import pytest
 from matplotlib.figure import Figure
 
+from tomoseg_nb import training_config
 from tomoseg_nb.annotations import Project
 from tomoseg_nb.cli import main
 from tomoseg_nb.engine import choose_engine
@@ -32,7 +34,7 @@ from tomoseg_nb.train import (
     train_feature,
     train_on_tiles,
 )
-from tomoseg_nb.training_config import TrainingConfig
+from tomoseg_nb.training_config import DEFAULT_TRAINING, TrainingConfig
 from tomoseg_nb.volume import write_volume
 
 TINY = TrainingConfig(arch="tiny", z_context=0)
@@ -378,6 +380,19 @@ def test_cli_trains_and_refuses_to_overwrite(scene, tmp_path, capsys):
     assert "exists" in capsys.readouterr().err
     assert main([*argv, "--overwrite", "--feature", "nothing"]) == 2
     assert "no feature 'nothing'" in capsys.readouterr().err
+
+
+def test_cli_takes_its_recipe_from_the_default_training(scene, tmp_path, monkeypatch):
+    # One home for the settings: `train --binning` changes only the binning of the default recipe.
+    folder, _, _, _ = scene
+    changed = DEFAULT_TRAINING.replace(recipe=replace(DEFAULT_TRAINING.recipe, lowpass=0.1))
+    monkeypatch.setattr(training_config, "DEFAULT_TRAINING", changed)
+    out = tmp_path / "binned.keras"
+    argv = ["train", "--project", str(folder / "project"), "--feature", "membrane"]
+    argv += ["--out", str(out), "--arch", "tiny", "--epochs", "1", "--binning", "2"]
+    assert main(argv) == 0
+    _, info = load_model(out)
+    assert info.recipe == replace(changed.recipe, binning=2).to_dict()
 
 
 def test_training_plots(trained, scene):

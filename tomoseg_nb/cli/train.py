@@ -56,12 +56,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
     from ..annotations import Project
     from ..atomic import check_output_path
     from ..errors import BadInputError
     from ..model_files import sidecar_path
-    from ..preprocess import Recipe
-    from ..training_config import TrainingConfig
+    from ..training_config import DEFAULT_TRAINING, TrainingConfig
 
     if not args.out.endswith(".keras"):
         raise BadInputError(f"--out {args.out}: a model file must end in .keras")
@@ -71,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         engine=args.engine,
         other_features_as_negatives=not args.ignore_other_features,
-        recipe=Recipe(binning=args.binning),
+        recipe=replace(DEFAULT_TRAINING.recipe, binning=args.binning),
     )
     config = with_given_options(config, args)
     check_output_path(args.out, args.overwrite)  # fail before training, not after
