@@ -338,6 +338,28 @@ def test_z_context_channels_are_the_preprocessed_neighbours(project, scene):
     assert known.shape == (0, 16, 16, 3) and masks.shape == (0, 16, 16)
 
 
+def test_extra_lowpass_tiles_stack_each_slices_channels_together(project, scene):
+    """With z context 1 and one extra lowpass, a tile is 6 channels: per neighbouring slice its
+    two filterings, in ``stack_z_context``'s order, as ``segment`` feeds the network."""
+    path, _ = scene
+    recipe = Recipe(extra_lowpass=(0.0,))
+    tiles = collect_tiles(project, "square", recipe=recipe, z_context=1)
+    assert tiles.images.shape == (4, 16, 16, 6)
+    single = collect_tiles(project, "square", recipe=recipe)
+    assert single.images.shape == (4, 16, 16, 2)
+    with open_volume(path) as volume:
+        prepared = [preprocess_slice(volume.slice(z), recipe) for z in range(SHAPE[0])]
+    for image, flat, tile in zip(tiles.images, single.images, tiles.tiles, strict=True):
+        neighbours = {0: [1, 0, 1], 3: [2, 3, 2]}.get(tile.z, [tile.z - 1, tile.z, tile.z + 1])
+        for j, z in enumerate(neighbours):
+            for i in range(2):
+                expected = extract_tile(prepared[z][..., i], tile.y, tile.x, 16)
+                np.testing.assert_array_equal(image[..., 2 * j + i], expected)
+        np.testing.assert_array_equal(flat, image[..., 2:4])
+    known, masks = collect_known_negatives(project, "square", recipe=recipe, z_context=1)
+    assert known.shape == (0, 16, 16, 6) and masks.shape == (0, 16, 16)
+
+
 @pytest.mark.parametrize("augmentation", ["symmetries", "random-rotations"])
 def test_augmentation_turns_every_z_channel_alike(augmentation):
     """Channels 2 and 3 are 2x and -1x channel 1: any in-plane transform applied to all channels

@@ -16,7 +16,7 @@ from tomoseg_nb.engine.network import describe_network
 from tomoseg_nb.engine.tiling import plan_axis
 from tomoseg_nb.errors import BadInputError
 from tomoseg_nb.models import build_model
-from tomoseg_nb.preprocess import stack_z_context, z_window
+from tomoseg_nb.preprocess import Recipe, preprocess_slab, stack_z_context, z_window
 
 TOLERANCE = 1e-4  # relative to the output's largest magnitude, float32
 
@@ -298,25 +298,38 @@ def test_twin_trains_and_copies_back_to_conv2d(eman2):
         copy_weights(build_model("tiny", seed=0), model)
 
 
-def _context_stack(volume: np.ndarray, z_context: int) -> np.ndarray:
-    """Each slice of ``volume`` with its mirrored neighbours as channels, as ``segment`` does."""
+def _context_stack(volume: np.ndarray, z_context: int, recipe: Recipe) -> np.ndarray:
+    """Each slice of ``volume``, preprocessed, with its mirrored neighbours as channels, as
+    ``segment`` does."""
     window = volume[z_window(0, len(volume), z_context, len(volume))]
-    return stack_z_context(window, z_context)
+    return stack_z_context(preprocess_slab(window, recipe), z_context)
 
 
-@pytest.mark.parametrize(("arch", "z_context"), [("eman2", 1), ("fast", 2), ("tiny", 1)])
-def test_fft_engine_equals_keras_for_z_context_networks(arch, z_context):
-    """A network with z context has a multi-channel first layer; FFT and tiles must still equal
-    Keras's whole-slice predict on the same (n, y, x, 2k + 1) stacks of a random volume."""
-    model = _randomise(build_model(arch, seed=0, channels=2 * z_context + 1), seed=4)
+@pytest.mark.parametrize(
+    ("arch", "z_context", "extra_lowpass"),
+    [
+        ("eman2", 1, ()),
+        ("fast", 2, ()),
+        ("tiny", 1, ()),
+        ("fast", 1, (0.0,)),
+        ("tiny", 0, (0.0, 0.4)),
+    ],
+)
+def test_fft_engine_equals_keras_for_z_context_networks(arch, z_context, extra_lowpass):
+    """A network with z context or extra lowpass channels has a multi-channel first layer; FFT
+    and tiles must still equal Keras's whole-slice predict on the same (n, y, x, c) stacks of a
+    random volume, preprocessed as ``segment`` does."""
+    recipe = Recipe(extra_lowpass=extra_lowpass)
+    channels = (2 * z_context + 1) * recipe.channels_per_slice
+    model = _randomise(build_model(arch, seed=0, channels=channels), seed=4)
     volume = np.random.default_rng(5).normal(size=(3, 131, 120)).astype(np.float32)
-    stacks = _context_stack(volume, z_context)
-    assert stacks.shape == (3, 131, 120, 2 * z_context + 1)
-    padded = np.zeros((3, 132, 120, 2 * z_context + 1), np.float32)
+    stacks = _context_stack(volume, z_context, recipe)
+    assert stacks.shape == (3, 131, 120, channels)
+    padded = np.zeros((3, 132, 120, channels), np.float32)
     padded[:, :131] = stacks
     reference = model.predict(padded, verbose=0)[..., 0]
     network = describe_network(model)
-    assert network.in_channels == 2 * z_context + 1
+    assert network.in_channels == channels
     tile_px = 3 * network.margin_px  # smaller than the slice: several overlapping tiles
     for engine in ("fft", "keras"):
         (whole,) = predict_slices(model, stacks, engine=engine)

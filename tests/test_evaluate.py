@@ -377,6 +377,17 @@ def test_forest_refuses_z_context_tiles():
         )
 
 
+def test_forest_refuses_a_recipe_of_several_channels_per_slice():
+    from tomoseg_nb.evaluate import method_config
+    from tomoseg_nb.preprocess import Recipe
+    from tomoseg_nb.training_config import DEFAULT_TRAINING
+
+    config = DEFAULT_TRAINING.replace(z_context=0, recipe=Recipe(extra_lowpass=(0.0,)))
+    with pytest.raises(BadInputError, match=r"extra_lowpass.*one channel per slice"):
+        method_config("rf", config)
+    assert method_config("cnn", config) == config
+
+
 def test_each_method_has_its_own_default_config():
     from tomoseg_nb.evaluate import method_config
     from tomoseg_nb.training_config import DEFAULT_TRAINING

@@ -10,6 +10,7 @@ from tomoseg_nb.preprocess import (
     bin_slices,
     preprocess_slab,
     preprocess_slice,
+    stack_z_context,
     upsample_to,
 )
 
@@ -103,3 +104,48 @@ def test_upsample_keeps_pixel_areas_and_pads_dropped_rows():
     assert up[0, 0, 0] == pytest.approx(0.0)
     assert up[0, 4, 6] == pytest.approx(5.0)
     np.testing.assert_array_equal(upsample_to(maps, 1, (2, 3)), maps)
+
+
+def test_extra_lowpass_channels_are_the_slice_under_each_recipe():
+    """Each extra channel is the slice preprocessed with that lowpass and the rest unchanged."""
+    import dataclasses
+    import json
+
+    slab = np.random.default_rng(7).normal(size=(3, 60, 52)).astype(np.float32)
+    recipe = Recipe(binning=2, extra_lowpass=(0.0, 0.4))
+    assert recipe.channels_per_slice == 3 and Recipe().channels_per_slice == 1
+    out = preprocess_slab(slab, recipe)
+    assert out.shape == (3, 30, 26, 3) and out.dtype == np.float32
+    for channel, lowpass in enumerate((0.25, 0.0, 0.4)):
+        alone = dataclasses.replace(recipe, lowpass=lowpass, extra_lowpass=())
+        np.testing.assert_array_equal(out[..., channel], preprocess_slab(slab, alone))
+    np.testing.assert_array_equal(preprocess_slice(slab[1], recipe), out[1])
+    assert not np.allclose(out[..., 0], out[..., 1])  # the channels differ
+    recorded = json.loads(json.dumps(recipe.to_dict()))
+    assert recorded["extra_lowpass"] == [0.0, 0.4]
+    assert Recipe.from_dict(recorded) == recipe
+    assert Recipe().to_dict()["extra_lowpass"] == []
+    older = {k: v for k, v in Recipe().to_dict().items() if k != "extra_lowpass"}
+    assert Recipe.from_dict(older) == Recipe()  # a sidecar from before the option
+
+
+@pytest.mark.parametrize("bad", [(0.7,), (-0.1,), ("0.2",), 0.2, None])
+def test_bad_extra_lowpass_is_refused(bad):
+    with pytest.raises(BadInputError, match="lowpass"):
+        Recipe(extra_lowpass=bad)
+
+
+def test_z_context_stacks_channels_slice_by_slice():
+    """Channel ``j c + i`` is channel ``i`` of slice ``z - k + j``."""
+    slab = np.zeros((4, 2, 2, 2), np.float32)
+    for z in range(4):
+        slab[z, ..., 0], slab[z, ..., 1] = 10 * z, 10 * z + 1
+    stacked = stack_z_context(slab, 1)
+    assert stacked.shape == (2, 2, 2, 6)
+    assert stacked[0, 0, 0].tolist() == [0, 1, 10, 11, 20, 21]
+    assert stacked[1, 1, 1].tolist() == [10, 11, 20, 21, 30, 31]
+    np.testing.assert_array_equal(stack_z_context(slab, 0), slab)
+    plain = stack_z_context(slab[..., 0], 1)
+    np.testing.assert_array_equal(plain, stacked[..., ::2])
+    with pytest.raises(BadInputError, match="at least 5 slices"):
+        stack_z_context(slab, 2)

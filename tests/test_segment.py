@@ -10,7 +10,7 @@ import pytest
 from tomoseg_nb.errors import BadInputError, CancelledError, OutputExistsError
 from tomoseg_nb.maps import map_path
 from tomoseg_nb.models import ModelInfo, build_model
-from tomoseg_nb.preprocess import Recipe
+from tomoseg_nb.preprocess import DEFAULT_RECIPE, Recipe
 from tomoseg_nb.segment import (
     FeatureNetwork,
     input_binning,
@@ -131,20 +131,22 @@ def test_binned_network_output_comes_back_at_full_size(tomogram_path):
     assert np.isfinite(result).all()
 
 
-def _z_network(feature: str, z_context: int, seed: int = 3) -> FeatureNetwork:
+def _z_network(
+    feature: str, z_context: int, seed: int = 3, recipe: Recipe = DEFAULT_RECIPE
+) -> FeatureNetwork:
     """A tiny network with z context, its sidecar recording the config as training does."""
     from tomoseg_nb.training_config import TrainingConfig
 
-    model = build_model("tiny", seed=seed, channels=2 * z_context + 1)
+    config = TrainingConfig(arch="tiny", z_context=z_context, recipe=recipe)
+    model = build_model("tiny", seed=seed, channels=config.input_channels)
     rng = np.random.default_rng(seed)
     for weight in model.weights:  # the initial weights give near-constant maps
         weight.assign(rng.normal(0.0, 0.2, weight.shape).astype("float32"))
-    config = TrainingConfig(arch="tiny", z_context=z_context)
     info = ModelInfo(
         feature=feature,
         arch="tiny",
         voxel_size=VOXEL_SIZE,
-        recipe=Recipe().to_dict(),
+        recipe=recipe.to_dict(),
         training={"config": config.to_dict()},
     )
     return FeatureNetwork(model, info)
@@ -203,6 +205,40 @@ def test_saved_z_context_model_segments_with_its_neighbouring_slices(tomogram_pa
     np.testing.assert_allclose(in_memory[0], np.stack(expected), atol=2e-4)
     (single,) = segment_array([network], data[2], voxel_size=VOXEL_SIZE, engine="keras")
     assert single.shape == data.shape[1:] and np.isfinite(single).all()
+
+
+def test_extra_lowpass_channels_travel_with_the_saved_model(tomogram_path, tmp_path):
+    """A network of two filterings per slice and z context 1 (6 channels): saved and loaded, fed
+    by ``segment`` with the stacks its tiles had; Keras and the FFT engine agree; a sidecar that
+    forgets the extra lowpass no longer fits the network and is refused."""
+    import json
+
+    from tomoseg_nb.model_files import sidecar_path
+    from tomoseg_nb.models import load_model, save_model
+    from tomoseg_nb.preprocess import preprocess_slab, stack_z_context, upsample_to, z_window
+
+    recipe = Recipe(extra_lowpass=(0.0,))
+    network = _z_network("membrane", 1, recipe=recipe)
+    path = save_model(network.model, network.info, tmp_path / "membrane.keras")
+    loaded = FeatureNetwork.load(path)
+    assert Recipe.from_dict(loaded.info.recipe) == recipe and loaded.model.input_shape[-1] == 6
+    (keras_map,) = segment_volume(
+        [path], tomogram_path, tmp_path / "k", slab_size=2, engine="keras"
+    )
+    (fft_map,) = segment_volume([path], tomogram_path, tmp_path / "f", slab_size=3, engine="fft")
+    with open_volume(tomogram_path) as volume:
+        data = volume.read()
+    stacks = stack_z_context(preprocess_slab(data[z_window(0, len(data), 1, len(data))], recipe), 1)
+    raw = network.model.predict(stacks, verbose=0)[..., 0]
+    expected = upsample_to(np.clip(raw, 0, 1), 2, data.shape[1:])
+    with open_volume(keras_map) as k, open_volume(fft_map) as f:
+        np.testing.assert_allclose(k.read(), expected, atol=2e-5)
+        np.testing.assert_allclose(f.read(), k.read(), atol=2e-4)
+    data_json = json.loads(sidecar_path(path).read_text())
+    data_json["recipe"]["extra_lowpass"] = []
+    sidecar_path(path).write_text(json.dumps(data_json))
+    with pytest.raises(BadInputError, match=r"6 input channel.*1 channel\(s\) per slice"):
+        load_model(path)
 
 
 def test_slices_without_the_neighbours_a_network_needs_are_refused(tomogram_path):

@@ -22,7 +22,13 @@ from tomoseg_nb.plots.training import (
     plot_tile_gallery,
     plot_tile_thresholds,
 )
-from tomoseg_nb.preprocess import preprocess_slab, preprocess_slice, stack_z_context, z_window
+from tomoseg_nb.preprocess import (
+    Recipe,
+    preprocess_slab,
+    preprocess_slice,
+    stack_z_context,
+    z_window,
+)
 from tomoseg_nb.synthetic import simulate_tomogram
 from tomoseg_nb.thresholds import ThresholdCounts
 from tomoseg_nb.train import (
@@ -569,19 +575,22 @@ def test_predicting_with_many_networks_does_not_retrace():
     assert not [message for message in logged if "retracing" in message]
 
 
-def test_z_context_network_trains_and_segments_unseen_slices(scene, tmp_path):
-    """z context 1: tiles of 3 slices, a 3-channel network, the value in the sidecar, and
-    ``segment`` (not told) feeding each slice with its neighbours; it finds the membranes."""
+@pytest.mark.parametrize("extra_lowpass", [(), (0.0,)])
+def test_z_context_network_trains_and_segments_unseen_slices(scene, tmp_path, extra_lowpass):
+    """z context 1: tiles of 3 slices (each one or two filterings), a 3- or 6-channel network,
+    both in the sidecar, and ``segment`` (not told) feeding each slice with its neighbours; it
+    finds the membranes."""
     from tomoseg_nb.models import save_model
     from tomoseg_nb.segment import segment_volume
     from tomoseg_nb.volume import open_volume
 
     folder, path, _, truth = scene
     project = Project.open(folder / "project", read_only=True)
-    config = TrainingConfig(arch="tiny", epochs=15, copies=4, seed=0, z_context=1)
+    recipe = Recipe(extra_lowpass=extra_lowpass)
+    config = TrainingConfig(arch="tiny", epochs=15, copies=4, seed=0, z_context=1, recipe=recipe)
     model, info = train_feature(project, "membrane", config)
-    assert model.input_shape[-1] == 3 and info.z_context == 1
-    assert info.training["config"]["z_context"] == 1
+    assert model.input_shape[-1] == config.input_channels and info.z_context == 1
+    assert info.training["config"]["z_context"] == 1 and Recipe.from_dict(info.recipe) == recipe
     saved = save_model(model, info, tmp_path / "membrane.keras")
     (map_path,) = segment_volume([saved], path, tmp_path / "maps", engine="keras")
     with open_volume(map_path) as volume:
@@ -590,17 +599,22 @@ def test_z_context_network_trains_and_segments_unseen_slices(scene, tmp_path):
     unseen = slice(TRAIN_SLICES + 2, SHAPE[0])
     chance = truth[unseen].mean()
     iou = _iou(probability[unseen] >= info.threshold, truth[unseen])
-    print(f"z context 1: membrane IoU on unseen slices {iou:.2f} (chance {chance:.2f})")
+    print(
+        f"z context 1, extra lowpass {extra_lowpass}: membrane IoU on unseen slices {iou:.2f} (chance {chance:.2f})"
+    )
     assert iou > max(0.5, 4 * chance)
 
 
 def test_z_context_tiles_need_a_network_of_as_many_channels():
     images, masks, positive = _small_tiles()
     stacked = np.stack([images] * 3, axis=-1)
-    with pytest.raises(BadInputError, match=r"3 channel.*z context 0 needs 1"):
+    with pytest.raises(BadInputError, match=r"3 channel.*z context 0 with 1 .* needs 1"):
         train_on_tiles(stacked, masks, positive, TINY.replace(epochs=1))
-    with pytest.raises(BadInputError, match=r"1 channel.*z context 1 needs 3"):
+    with pytest.raises(BadInputError, match=r"1 channel.*z context 1 with 1 .* needs 3"):
         train_on_tiles(images, masks, positive, TINY.replace(epochs=1, z_context=1))
+    two_filters = TINY.replace(epochs=1, z_context=1, recipe=Recipe(extra_lowpass=(0.0,)))
+    with pytest.raises(BadInputError, match=r"3 channel.*z context 1 with 2 .* needs 6"):
+        train_on_tiles(stacked, masks, positive, two_filters)
     result = train_on_tiles(
         stacked, masks, positive, TINY.replace(epochs=1, z_context=1, validation_fraction=0)
     )

@@ -187,6 +187,7 @@ def test_z_context_defaults_to_seven_slices_and_round_trips() -> None:
     assert DEFAULT_TRAINING.input_channels == 7 and EMAN2_RECIPE.input_channels == 1
     config = TrainingConfig(arch="tiny", z_context=2)
     assert config.input_channels == 5
+    assert config.replace(recipe=Recipe(extra_lowpass=(0.0,))).input_channels == 10
     recorded = json.loads(json.dumps(config.to_dict()))
     assert recorded["z_context"] == 2
     assert TrainingConfig.from_dict(recorded) == config

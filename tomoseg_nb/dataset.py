@@ -18,8 +18,9 @@ bilinear, the corners that the rotation brings in filled with 0 (the normalised 
 With z context (``TrainingConfig.z_context = k``, "2.5D") a tile's image is the stack of slices
 ``z - k .. z + k`` (mirrored at the tomogram's ends, ``preprocess.context_indices``), each
 preprocessed whole as a slice on its own, cut at the same place and kept as ``2 k + 1`` channels
-(channels last); the mask stays the painted slice's. Every in-plane transform above is applied to
-all channels alike.
+(channels last, ``preprocess.stack_z_context``'s order); the mask stays the painted slice's. A
+recipe with ``extra_lowpass`` makes each slice ``recipe.channels_per_slice`` channels. Every
+in-plane transform above is applied to all channels alike.
 
 Pixels painted for *other* features are known not to be this one (a voxel holds one feature):
 ``collect_known_negatives`` cuts them and ``build_known_negative_set`` labels them 0 and every
@@ -37,7 +38,14 @@ from scipy import ndimage
 
 from .annotations import Project, Tile, tile_bounds
 from .errors import BadInputError, MissingInputError
-from .preprocess import DEFAULT_RECIPE, Recipe, bin_slices, context_indices, preprocess_slice
+from .preprocess import (
+    DEFAULT_RECIPE,
+    Recipe,
+    bin_slices,
+    context_indices,
+    preprocess_slice,
+    stack_z_context,
+)
 from .training_config import AUGMENTATIONS
 from .volume import Volume, open_volume
 
@@ -207,7 +215,8 @@ def collect_known_negatives(
                 frames.append(_reframe(tile, painted, size, shape))
     if not frames:
         empty = (0, size // recipe.binning, size // recipe.binning)
-        channels = (2 * z_context + 1,) if z_context else ()
+        per_slice = recipe.channels_per_slice
+        channels = ((2 * z_context + 1) * per_slice,) if z_context or per_slice > 1 else ()
         return np.zeros(empty + channels, np.float32), np.zeros(empty, bool)
     return _cut_tiles(project, frames, volume, recipe, z_context)
 
@@ -252,8 +261,9 @@ def _cut_tiles(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Images and masks of ``(tile, mask)`` frames, each slice read and preprocessed once.
 
-    With ``z_context`` each image is ``(s, s, 2k + 1)``: the tile cut from every slice of
-    ``preprocess.context_indices``, each slice preprocessed on its own, as in ``segment``.
+    With ``z_context`` each image is ``(s, s, (2k + 1) c)``: the tile cut from every slice of
+    ``preprocess.context_indices``, each slice preprocessed on its own into ``c =
+    recipe.channels_per_slice`` channels, stacked as ``segment`` stacks them.
     """
     if isinstance(z_context, bool) or not isinstance(z_context, int) or z_context < 0:
         raise BadInputError(f"z context must be a whole number >= 0, got {z_context!r}")
@@ -287,7 +297,9 @@ def _cut_tiles(
             image = (
                 prepared[z]
                 if not z_context
-                else np.stack([prepared[needed] for needed in wanted], axis=-1)
+                else stack_z_context(np.stack([prepared[needed] for needed in wanted]), z_context)[
+                    0
+                ]
             )
             for index in indices:
                 tile, mask = frames[index]

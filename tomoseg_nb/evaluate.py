@@ -367,6 +367,11 @@ def method_config(method: str, config: TrainingConfig | None = None) -> Training
             f"z context {config.z_context} is a network option: the random-forest baseline "
             "classifies single slices; use --method cnn, or z context 0 for the forest"
         )
+    if method == "rf" and config.recipe.extra_lowpass:
+        raise BadInputError(
+            f"extra_lowpass {config.recipe.extra_lowpass} is a network option: the random-forest "
+            "baseline takes one channel per slice; use --method cnn, or a recipe without it"
+        )
     return config
 
 

@@ -32,6 +32,7 @@ from .atomic import atomic_output, check_output_path
 from .errors import BadInputError, first_line
 from .maps import validate_feature_name
 from .model_files import check_model_file, sidecar_path
+from .preprocess import Recipe
 from .training_config import DEFAULT_ARCH
 
 FORMAT = "tomoseg_nb.model"
@@ -391,10 +392,12 @@ def load_model(path: str | os.PathLike) -> tuple[keras.Model, ModelInfo]:
             f"{path}: the network has output stride {output_stride(model)} but its sidecar says "
             f"{info.output_stride}; the two files do not belong together"
         )
-    if input_channels(model) != 2 * info.z_context + 1:
+    per_slice = Recipe.from_dict(info.recipe).channels_per_slice
+    expected = (2 * info.z_context + 1) * per_slice
+    if input_channels(model) != expected:
         raise BadInputError(
             f"{path}: the network takes {input_channels(model)} input channel(s) but its sidecar "
-            f"says z context {info.z_context} ({2 * info.z_context + 1} channels); the two files "
-            "do not belong together"
+            f"says z context {info.z_context} with {per_slice} channel(s) per slice ({expected} "
+            "channels); the two files do not belong together"
         )
     return model, info

@@ -89,7 +89,8 @@ def train_pixel_classifier(
     if images.ndim != 3:
         raise BadInputError(
             f"the random forest takes single-slice (n, size, size) tiles, got shape "
-            f"{images.shape}; it has no z context (cut the tiles with z_context=0)"
+            f"{images.shape}; it has no z context and one channel per slice (cut the tiles with "
+            "z_context=0 and a recipe without extra_lowpass)"
         )
     labels = np.asarray(masks, bool) & np.asarray(positive, bool)[:, None, None]
     if not labels.any():

@@ -17,6 +17,13 @@ Every z slice is treated on its own, in this order (EMAN2 ``e2tomoseg_preproc`` 
 5. clamp at +-``clamp_sigma`` (3 sigma);
 6. multiply by ``scale`` (1/3), so the network input lies in about [-1, 1].
 
+``extra_lowpass`` adds input channels: each of its cutoffs makes one more copy of the slice with
+that lowpass instead of ``lowpass`` (0: none) and every other step the same, so a network can
+take the filtering its feature needs. One lowpass cannot serve every feature: on coarse data a
+2-3 px membrane bilayer is blurred away by the lowpass that keeps ribosomes on the noisiest data
+(measured in ``benchmarks/README.md``). A slice then becomes ``(y, x, 1 + len(extra_lowpass))``,
+the recipe's own lowpass first.
+
 The filters are applied by FFT, periodic at the slice edges, as EMAN2 does. A recipe is recorded in
 each model's sidecar, and applying a model re-creates exactly the preprocessing it was trained on.
 """
@@ -53,6 +60,8 @@ class Recipe:
         Final multiplier.
     binning : int
         Average-pooling factor in y and x applied first.
+    extra_lowpass : tuple of float
+        Lowpass cutoffs of further input channels per slice (0: unfiltered); empty for one channel.
     """
 
     name: str = "eman2"
@@ -61,21 +70,36 @@ class Recipe:
     clamp_sigma: float = 3.0
     scale: float = 1 / 3
     binning: int = 1
+    extra_lowpass: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
+        if isinstance(self.extra_lowpass, (list, tuple)):  # JSON gives a list
+            object.__setattr__(self, "extra_lowpass", tuple(self.extra_lowpass))
+        else:
+            raise BadInputError(
+                f"extra_lowpass must be a tuple of cutoffs, got {self.extra_lowpass!r}"
+            )
+        for cutoff in (self.lowpass, *self.extra_lowpass):
+            if not isinstance(cutoff, (int, float, np.floating)) or not 0 <= cutoff <= 0.5:
+                raise BadInputError(f"a lowpass must be in [0, 0.5] cycles/pixel, got {cutoff!r}")
         if not isinstance(self.binning, (int, np.integer)) or self.binning < 1:
             raise BadInputError(f"binning must be a positive integer, got {self.binning!r}")
-        if not 0 <= self.lowpass <= 0.5:
-            raise BadInputError(f"lowpass must be in [0, 0.5] cycles/pixel, got {self.lowpass}")
         if self.highpass_px < 0 or self.clamp_sigma < 0 or not self.scale > 0:
             raise BadInputError(
                 "highpass_px and clamp_sigma must be >= 0 and scale > 0, got "
                 f"{self.highpass_px}, {self.clamp_sigma}, {self.scale}"
             )
 
+    @property
+    def channels_per_slice(self) -> int:
+        """Input channels one slice becomes: the recipe's lowpass and each ``extra_lowpass``."""
+        return 1 + len(self.extra_lowpass)
+
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready dict (stored in model sidecars)."""
-        return asdict(self)
+        values = asdict(self)
+        values["extra_lowpass"] = list(self.extra_lowpass)
+        return values
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Recipe:
@@ -149,8 +173,10 @@ def _fourier_gain(shape: tuple[int, int], lowpass: float, highpass_px: float) ->
 def preprocess_slab(slab: np.ndarray, recipe: Recipe = DEFAULT_RECIPE) -> np.ndarray:
     """Preprocess each z slice of a ``(n, y, x)`` slab independently (see the module docstring).
 
-    Returns float32 ``(n, y // binning, x // binning)``. The result for a slice does not depend on
-    the other slices of the slab, so slabs of any size give identical output.
+    Returns float32 ``(n, y // binning, x // binning)``, or ``(n, y // binning, x // binning, c)``
+    for a recipe with ``extra_lowpass`` (``c = recipe.channels_per_slice``, the recipe's own lowpass
+    first). The result for a slice does not depend on the other slices of the slab, so slabs of
+    any size give identical output.
 
     Raises
     ------
@@ -163,11 +189,22 @@ def preprocess_slab(slab: np.ndarray, recipe: Recipe = DEFAULT_RECIPE) -> np.nda
     if not np.isfinite(slab).all():
         raise BadInputError("the slices contain NaN/Inf values; replace them (e.g. with the mean)")
     slab = bin_slices(slab, recipe.binning).astype(np.float32, copy=False)
-    if recipe.lowpass > 0 or recipe.highpass_px > 0:
-        gain = _fourier_gain(slab.shape[-2:], recipe.lowpass, recipe.highpass_px)
-        spectrum = scipy.fft.rfft2(slab, axes=(-2, -1))
-        spectrum *= gain
-        slab = scipy.fft.irfft2(spectrum, s=slab.shape[-2:], axes=(-2, -1)).astype(np.float32)
+    spectrum = scipy.fft.rfft2(slab, axes=(-2, -1)) if slab.size else None
+    channels = [
+        _filtered(slab, spectrum, lowpass, recipe)
+        for lowpass in (recipe.lowpass, *recipe.extra_lowpass)
+    ]
+    return channels[0] if len(channels) == 1 else np.stack(channels, axis=-1)
+
+
+def _filtered(
+    slab: np.ndarray, spectrum: np.ndarray | None, lowpass: float, recipe: Recipe
+) -> np.ndarray:
+    """Steps 2-6 of the module docstring on binned slices, with this ``lowpass``."""
+    if spectrum is not None and (lowpass > 0 or recipe.highpass_px > 0):
+        gain = _fourier_gain(slab.shape[-2:], lowpass, recipe.highpass_px)
+        slab = scipy.fft.irfft2(spectrum * gain, s=slab.shape[-2:], axes=(-2, -1))
+        slab = slab.astype(np.float32)
     mean = slab.mean(axis=(-2, -1), keepdims=True, dtype=np.float64)
     std = slab.std(axis=(-2, -1), keepdims=True, dtype=np.float64)
     std[std == 0] = 1.0  # a flat slice becomes all zeros rather than NaN
@@ -179,7 +216,8 @@ def preprocess_slab(slab: np.ndarray, recipe: Recipe = DEFAULT_RECIPE) -> np.nda
 
 
 def preprocess_slice(image: np.ndarray, recipe: Recipe = DEFAULT_RECIPE) -> np.ndarray:
-    """Preprocess one ``(y, x)`` slice; float32, shape divided by ``recipe.binning``.
+    """Preprocess one ``(y, x)`` slice; float32, shape divided by ``recipe.binning`` (and a last
+    axis of ``recipe.channels_per_slice`` with ``extra_lowpass``).
 
     >>> out = preprocess_slice(np.random.default_rng(0).normal(size=(64, 64)))
     >>> out.dtype, out.shape, bool(abs(out).max() <= 1.0)
@@ -229,17 +267,22 @@ def z_window(start: int, stop: int, z_context: int, depth: int) -> np.ndarray:
 
 
 def stack_z_context(slab: np.ndarray, z_context: int) -> np.ndarray:
-    """``(n + 2k, y, x)`` consecutive slices -> ``(n, y, x, 2k + 1)``: slices with their neighbours.
+    """``(n + 2k, y, x[, c])`` consecutive slices -> ``(n, y, x, (2k + 1) c)``: slices with their
+    neighbours.
 
-    Channel ``j`` of output slice ``i`` is input slice ``i + j``, so channels run from ``z - k`` to
-    ``z + k`` and the slice itself is the middle channel. ``z_context == 0`` gives ``(n, y, x, 1)``.
+    Channel ``j c + i`` of output slice ``s`` is channel ``i`` of input slice ``s + j``, so the
+    slices run from ``z - k`` to ``z + k`` and the slice itself is the middle group of ``c``
+    (``c`` = 1 for ``(n + 2k, y, x)`` input). ``z_context == 0`` gives ``(n, y, x, c)``.
     """
     slab = np.asarray(slab, dtype=np.float32)
     width = 2 * z_context + 1
-    if slab.ndim != 3 or slab.shape[0] < width:
+    if slab.ndim not in (3, 4) or slab.shape[0] < width:
         raise BadInputError(
-            f"z context {z_context} needs a (n + {2 * z_context}, y, x) stack of at least "
-            f"{width} slices, got shape {slab.shape}"
+            f"z context {z_context} needs a (n + {2 * z_context}, y, x) stack (or (.., c) with "
+            f"channels) of at least {width} slices, got shape {slab.shape}"
         )
-    windows = np.lib.stride_tricks.sliding_window_view(slab, width, axis=0)
-    return np.ascontiguousarray(windows)
+    if slab.ndim == 3:
+        slab = slab[..., None]
+    windows = np.lib.stride_tricks.sliding_window_view(slab, width, axis=0)  # (n, y, x, c, w)
+    windows = np.moveaxis(windows, -1, -2)  # slice-major: (n, y, x, w, c)
+    return np.ascontiguousarray(windows).reshape(*windows.shape[:3], -1)

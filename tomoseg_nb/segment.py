@@ -16,6 +16,7 @@ option: it travels with the model.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 import warnings
@@ -150,13 +151,11 @@ def probability_slices(
     for index, network in enumerate(networks):
         recipe = Recipe.from_dict(network.info.recipe)
         extra = input_binning(network.info, voxel_size * recipe.binning)
-        key = (tuple(sorted(recipe.to_dict().items())), extra, network.z_context)
-        groups.setdefault(key, []).append(index)
+        groups.setdefault((recipe, extra, network.z_context), []).append(index)
     results: list[np.ndarray | None] = [None] * len(networks)
-    for (recipe_items, extra, z_context), members in groups.items():
-        recipe = Recipe.from_dict(dict(recipe_items))
+    for (recipe, extra, z_context), members in groups.items():
         if extra > 1:
-            recipe = Recipe.from_dict({**recipe.to_dict(), "binning": recipe.binning * extra})
+            recipe = dataclasses.replace(recipe, binning=recipe.binning * extra)
         window = slices[context - z_context : context + count + z_context]
         prepared = preprocess_slab(window, recipe)
         if z_context:

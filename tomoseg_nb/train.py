@@ -319,7 +319,7 @@ def train_on_tiles(
     BadInputError
         No positive tile, an empty mask on a positive tile, too few tiles to hold some out, a tile
         size the network's stride does not divide, an unknown architecture or engine, tiles whose
-        channels do not match ``config.z_context``, or an ``initial_model`` of another
+        channels do not match ``config.input_channels``, or an ``initial_model`` of another
         architecture.
     CancelledError
         ``cancel`` was set.
@@ -328,8 +328,9 @@ def train_on_tiles(
     channels = 1 if images.ndim == 3 else images.shape[-1]
     if channels != config.input_channels:
         raise BadInputError(
-            f"the tiles have {channels} channel(s) but z context {config.z_context} needs "
-            f"{config.input_channels}; cut them with dataset.collect_tiles(..., "
+            f"the tiles have {channels} channel(s) but z context {config.z_context} with "
+            f"{config.recipe.channels_per_slice} channel(s) per slice needs "
+            f"{config.input_channels}; cut them with dataset.collect_tiles(..., config.recipe, "
             f"z_context={config.z_context})"
         )
     if known_negatives is not None and len(known_negatives[0]):

@@ -270,8 +270,9 @@ class TrainingConfig:
 
     @property
     def input_channels(self) -> int:
-        """Channels of the network input: the slice and ``z_context`` neighbours on each side."""
-        return 2 * self.z_context + 1
+        """Channels of the network input: the slice and ``z_context`` neighbours on each side, each
+        as ``recipe.channels_per_slice`` channels."""
+        return (2 * self.z_context + 1) * self.recipe.channels_per_slice
 
 
 def _check_whole(name: str, value: Any, minimum: int) -> None:
