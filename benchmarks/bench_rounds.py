@@ -13,7 +13,8 @@ Choose settings on ``--half development`` only; ``--half held-back`` reports, ne
 ``--branches`` names the branches grown from the shared start: ``random``, ``suggested`` (the
 tile score's default power, ``suggest.TILE_SCORE_POWER``), ``suggested:P`` (power ``P`` of
 ``suggest_tiles``: a larger power favours tiles where a few pixels - a thin feature - are unsure
-over tiles of faint haze) or ``unchanged`` (the same fine-tuning with no tile added: what a
+over tiles of faint haze), ``mixed`` (``k - k // 2`` suggested, the rest random) or
+``unchanged`` (the same fine-tuning with no tile added: what a
 round's own retraining moves, the floor a difference between branches must clear). Every round
 also records the IoU at each threshold of ``evaluate.THRESHOLD_SWEEP`` (``iou_by_threshold``), so
 a change that comes from the chosen threshold can be told from one in the map.
@@ -53,8 +54,8 @@ from _suite_runs import (
 )
 
 from tomoseg_nb.annotations import Project
-from tomoseg_nb.evaluate import PROJECT_NAME, ROUND_SELECTIONS, correction_round, evaluate
-from tomoseg_nb.suggest import TILE_SCORE_POWER
+from tomoseg_nb.evaluate import PROJECT_NAME, correction_round, evaluate
+from tomoseg_nb.suggest import ROUND_SELECTIONS, TILE_SCORE_POWER
 from tomoseg_nb.synthetic.suite import PhantomSpec
 from tomoseg_nb.training_config import DEFAULT_TRAINING, TrainingConfig
 from tomoseg_nb.volume import open_volume, write_volume
@@ -157,14 +158,16 @@ def run_phantom(
 
 
 def parse_branch(label: str) -> tuple[str, float]:
-    """``"random"``, ``"suggested"``, ``"suggested:P"`` or ``"unchanged"`` -> (selection,
-    tile-score power); ``unchanged`` chooses no tile, so its selection does not matter."""
+    """``"random"``, ``"suggested"``, ``"suggested:P"``, ``"mixed"`` or ``"unchanged"`` ->
+    (selection, tile-score power); ``unchanged`` chooses no tile, so its selection does not
+    matter."""
     if label == UNCHANGED:
         return "random", TILE_SCORE_POWER
     selection, _, power = label.partition(":")
     if selection not in ROUND_SELECTIONS or (power and selection != "suggested"):
         raise argparse.ArgumentTypeError(
-            f"unknown branch {label!r}: give random, suggested, suggested:POWER or {UNCHANGED}"
+            f"unknown branch {label!r}: give random, suggested, suggested:POWER, mixed or "
+            f"{UNCHANGED}"
         )
     try:
         value = float(power) if power else TILE_SCORE_POWER
@@ -260,9 +263,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--branches",
         type=_branch,
         nargs="+",
-        default=list(ROUND_SELECTIONS),
+        default=["suggested", "random"],  # the issue's comparison
         help="branches from the shared start: random, suggested, suggested:POWER (suggest_tiles' "
-        f"power of the tile score; suggested alone uses {TILE_SCORE_POWER}), {UNCHANGED} "
+        f"power of the tile score; suggested alone uses {TILE_SCORE_POWER}), mixed (half "
+        f"suggested, rounded up, the rest random), {UNCHANGED} "
         "(fine-tuning with no tile added: the control for the retraining itself)",
     )
     add_settings_argument(parser)

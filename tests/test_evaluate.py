@@ -313,6 +313,33 @@ def test_random_rounds_are_the_control_and_bad_round_settings_are_refused(
             )
 
 
+def test_mixed_rounds_take_half_suggested_tiles_and_the_rest_random(phantom_files, tmp_path):
+    """``mixed``: of 3 tiles, the 2 best suggestions and 1 random tile, which shares at most half
+    of its pixels with any of them (as with every annotated tile)."""
+    from tomoseg_nb.evaluate import evaluate
+    from tomoseg_nb.suggest import MAX_SHARED_FRACTION, MIN_Z_DISTANCE
+
+    report = evaluate(
+        phantom_files["tomogram"],
+        phantom_files["labels"],
+        {"ribosome": 3},
+        keep=tmp_path,
+        **SMALL_PROTOCOL,
+        config=TrainingConfig(arch="tiny", epochs=1, engine="keras"),
+        rounds=1,
+        round_tiles=3,
+        round_selection="mixed",
+        round_epochs=1,
+    )
+    assert report["round_selection"] == "mixed"
+    tiles = report["features"]["ribosome"]["rounds"][0]["tiles"]
+    assert [tile[4] == "random" for tile in tiles] == [False, False, True]
+    (z, y, x), size = tiles[2][:3], SMALL_PROTOCOL["tile_size"]
+    for other in tiles[:2]:
+        shared = max(0, size - abs(other[1] - y)) * max(0, size - abs(other[2] - x))
+        assert abs(other[0] - z) >= MIN_Z_DISTANCE or shared <= MAX_SHARED_FRACTION * size**2
+
+
 def test_a_round_with_more_tiles_than_fit_says_so_and_records_what_it_added(
     phantom_files, tmp_path
 ):

@@ -32,7 +32,7 @@ from .maps import decode_probabilities, validate_feature_name
 from .metrics import dice, iou, precision_recall_f1
 from .pixel_classifier import classifier_maps, train_pixel_classifier
 from .segment import FeatureNetwork, segment_volume, write_probability_maps
-from .suggest import TILE_SCORE_POWER, random_tiles, suggest_tiles
+from .suggest import ROUND_SELECTIONS, TILE_SCORE_POWER, random_tiles, suggest_tiles
 from .thresholds import ThresholdCounts
 from .training_config import DEFAULT_TRAINING, TrainingConfig
 from .volume import Volume, open_volume
@@ -41,7 +41,6 @@ if TYPE_CHECKING:
     import keras
 
 METHODS = ("cnn", "rf")
-ROUND_SELECTIONS = ("suggested", "random")
 """How a correction round's tiles are chosen: ``suggest.suggest_tiles`` or its random control."""
 MIN_POSITIVE_FRACTION = 0.03  # a person picks tiles where the feature clearly shows
 CANDIDATE_STEP_PX = 8  # tile centres considered on this grid; finer gains nothing but time
@@ -590,11 +589,13 @@ def correction_round(
     """One round of corrections by the simulated annotator, after a training left maps in ``workdir``.
 
     For every feature, ``tiles`` tiles are chosen on the current maps (``workdir/<feature>.mrc``):
-    by ``suggest.suggest_tiles`` (uncertainty, and two features claiming a voxel) or, for
-    ``selection="random"``, by ``suggest.random_tiles`` (seeded with ``seed``); they are painted
-    from the truth (``annotate_tiles_from_truth``). Then every feature is retrained
-    (``evaluate_feature``; a network fine-tuned from ``workdir/<feature>.keras`` when
-    ``fine_tune``), segmented and scored; the project is saved. ``suggest_power`` is the tile
+    by ``suggest.suggest_tiles`` (uncertainty, and two features claiming a voxel); for
+    ``selection="random"``, by ``suggest.random_tiles`` (seeded with ``seed``); for ``"mixed"``,
+    ``tiles - tiles // 2`` suggested and the rest random beside them (the suggestions sit on or
+    next to the feature, so alone they never show the network a clean negative or a confident
+    false claim, which random tiles do). They are painted from the truth
+    (``annotate_tiles_from_truth``). Then every feature is retrained (``evaluate_feature``; a
+    network fine-tuned from ``workdir/<feature>.keras`` when ``fine_tune``), segmented and scored; the project is saved. ``suggest_power`` is the tile
     score's power (``suggest_tiles``' ``power``).
 
     Returns
@@ -618,11 +619,12 @@ def correction_round(
         start = time.perf_counter()
         size = project.features[name].tile_size
         exclude = [(t.z, t.y, t.x) for t in project.tiles_of(name)]
-        if selection == "suggested":
+        chosen = []
+        if selection in ("suggested", "mixed"):
             others = {other: maps[other] for other in features if other != name}
             chosen = suggest_tiles(
                 maps[name],
-                k=tiles,
+                k=tiles if selection == "suggested" else tiles - tiles // 2,
                 tile_size=size,
                 threshold=thresholds[name],
                 others=others,
@@ -630,9 +632,13 @@ def correction_round(
                 exclude=exclude,
                 power=suggest_power,
             )
-        else:
-            chosen = random_tiles(
-                tomogram.shape, k=tiles, tile_size=size, exclude=exclude, seed=seed
+        if selection in ("random", "mixed"):
+            chosen += random_tiles(
+                tomogram.shape,
+                k=tiles - len(chosen),
+                tile_size=size,
+                exclude=exclude + [(s.z, s.y, s.x) for s in chosen],
+                seed=seed,
             )
         if len(chosen) < tiles:  # the round is smaller than asked: say so, do not hide it
             warnings.warn(

@@ -47,6 +47,10 @@ MAX_SHARED_FRACTION = 0.5
 ``MIN_Z_DISTANCE`` slices is not suggested: under half of it would be new labelled pixels."""
 TILE_SCORE_POWER = 1.0
 """Default power of the tile score's power mean: the plain mean, the one the rounds measured."""
+ROUND_SELECTIONS = ("suggested", "random", "mixed")
+"""How a correction round of the simulated annotator chooses its tiles
+(``evaluate.correction_round``): ``suggest_tiles``, ``random_tiles`` (the control), or half of
+each."""
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..suggest import ROUND_SELECTIONS
 from ..training_config import DEFAULT_TRAINING
 from ._common import (
     add_network_options,
@@ -72,9 +73,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--round-selection",
-        choices=("suggested", "random"),
+        choices=ROUND_SELECTIONS,
         default="suggested",
-        help="how a round's tiles are chosen: the suggestion score, or at random (the control)",
+        help="how a round's tiles are chosen: the suggestion score, at random (the control), or "
+        "mixed (half suggested, rounded up, the rest random)",
     )
     parser.add_argument(
         "--round-epochs",
