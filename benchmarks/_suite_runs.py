@@ -187,7 +187,7 @@ def measured_before(
     if args.json is None or not args.json.exists():
         raise SystemExit("--resume needs --json FILE naming the earlier run's results")
     record = json.loads(args.json.read_text())
-    if record.get("setup") != setup:
+    if record.get("setup") != json.loads(json.dumps(setup)):  # as written: tuples are lists
         raise SystemExit(
             f"--resume: {args.json} was written with {record.get('setup')}, not {setup}; "
             "give the same options or another --json"
