@@ -313,13 +313,11 @@ def test_random_rounds_are_the_control_and_bad_round_settings_are_refused(
             )
 
 
-def test_mixed_rounds_take_half_suggested_tiles_and_the_rest_random(phantom_files, tmp_path):
-    """``mixed``: of 3 tiles, the 2 best suggestions and 1 random tile, which shares at most half
-    of its pixels with any of them (as with every annotated tile)."""
+def _one_ribosome_round(phantom_files, tmp_path, *, tiles: int, selection: str) -> dict:
+    """The small protocol's first training and one round of ``tiles`` tiles for the ribosome."""
     from tomoseg_nb.evaluate import evaluate
-    from tomoseg_nb.suggest import MAX_SHARED_FRACTION, MIN_Z_DISTANCE
 
-    report = evaluate(
+    return evaluate(
         phantom_files["tomogram"],
         phantom_files["labels"],
         {"ribosome": 3},
@@ -327,10 +325,18 @@ def test_mixed_rounds_take_half_suggested_tiles_and_the_rest_random(phantom_file
         **SMALL_PROTOCOL,
         config=TrainingConfig(arch="tiny", epochs=1, engine="keras"),
         rounds=1,
-        round_tiles=3,
-        round_selection="mixed",
+        round_tiles=tiles,
+        round_selection=selection,
         round_epochs=1,
     )
+
+
+def test_mixed_rounds_take_half_suggested_tiles_and_the_rest_random(phantom_files, tmp_path):
+    """``mixed``: of 3 tiles, the 2 best suggestions and 1 random tile, which shares at most half
+    of its pixels with any of them (as with every annotated tile)."""
+    from tomoseg_nb.suggest import MAX_SHARED_FRACTION, MIN_Z_DISTANCE
+
+    report = _one_ribosome_round(phantom_files, tmp_path, tiles=3, selection="mixed")
     assert report["round_selection"] == "mixed"
     tiles = report["features"]["ribosome"]["rounds"][0]["tiles"]
     assert [tile[4] == "random" for tile in tiles] == [False, False, True]
@@ -346,22 +352,9 @@ def test_a_round_with_more_tiles_than_fit_says_so_and_records_what_it_added(
     """A round that cannot place every tile asked for (the tomogram is full of annotated or
     already chosen tiles) warns and records how many it added, instead of quietly measuring a
     smaller round as if it were the asked one."""
-    from tomoseg_nb.evaluate import evaluate
-
     asked = 500  # far more 32 px tiles than a 24 x 160 x 160 tomogram holds apart
     with pytest.warns(UserWarning, match=rf"only \d+ of {asked} new tiles fit for 'ribosome'"):
-        report = evaluate(
-            phantom_files["tomogram"],
-            phantom_files["labels"],
-            {"ribosome": 3},
-            keep=tmp_path,
-            **SMALL_PROTOCOL,
-            config=TrainingConfig(arch="tiny", epochs=1, engine="keras"),
-            rounds=1,
-            round_tiles=asked,
-            round_selection="random",
-            round_epochs=1,
-        )
+        report = _one_ribosome_round(phantom_files, tmp_path, tiles=asked, selection="random")
     entry = report["features"]["ribosome"]["rounds"][0]
     assert 0 < entry["added"] == len(entry["tiles"]) < asked
     assert entry["added_positive"] == sum(1 for tile in entry["tiles"] if tile[-1])
