@@ -294,13 +294,10 @@ def _cut_tiles(
             for needed in wanted:
                 if needed not in prepared:
                     prepared[needed] = preprocess_slice(volume.slice(needed), recipe)
-            image = (
-                prepared[z]
-                if not z_context
-                else stack_z_context(np.stack([prepared[needed] for needed in wanted]), z_context)[
-                    0
-                ]
-            )
+            image = prepared[z]  # (y, x), or (y, x, c) with extra lowpass channels
+            if z_context:
+                neighbours = np.stack([prepared[needed] for needed in wanted])
+                image = stack_z_context(neighbours, z_context)[0]
             for index in indices:
                 tile, mask = frames[index]
                 images[index], masks[index] = _binned_tile(image, mask, tile, recipe.binning)

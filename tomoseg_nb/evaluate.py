@@ -41,7 +41,6 @@ if TYPE_CHECKING:
     import keras
 
 METHODS = ("cnn", "rf")
-"""How a correction round's tiles are chosen: ``suggest.suggest_tiles`` or its random control."""
 MIN_POSITIVE_FRACTION = 0.03  # a person picks tiles where the feature clearly shows
 CANDIDATE_STEP_PX = 8  # tile centres considered on this grid; finer gains nothing but time
 PROJECT_NAME = "annotations.project"
@@ -595,8 +594,9 @@ def correction_round(
     next to the feature, so alone they never show the network a clean negative or a confident
     false claim, which random tiles do). They are painted from the truth
     (``annotate_tiles_from_truth``). Then every feature is retrained (``evaluate_feature``; a
-    network fine-tuned from ``workdir/<feature>.keras`` when ``fine_tune``), segmented and scored; the project is saved. ``suggest_power`` is the tile
-    score's power (``suggest_tiles``' ``power``).
+    network fine-tuned from ``workdir/<feature>.keras`` when ``fine_tune``), segmented and scored;
+    the project is saved. ``suggest_power`` is the tile score's power (``suggest_tiles``'
+    ``power``).
 
     Returns
     -------

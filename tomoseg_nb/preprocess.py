@@ -189,11 +189,10 @@ def preprocess_slab(slab: np.ndarray, recipe: Recipe = DEFAULT_RECIPE) -> np.nda
     if not np.isfinite(slab).all():
         raise BadInputError("the slices contain NaN/Inf values; replace them (e.g. with the mean)")
     slab = bin_slices(slab, recipe.binning).astype(np.float32, copy=False)
-    spectrum = scipy.fft.rfft2(slab, axes=(-2, -1)) if slab.size else None
-    channels = [
-        _filtered(slab, spectrum, lowpass, recipe)
-        for lowpass in (recipe.lowpass, *recipe.extra_lowpass)
-    ]
+    lowpasses = (recipe.lowpass, *recipe.extra_lowpass)
+    filtering = recipe.highpass_px > 0 or any(lowpass > 0 for lowpass in lowpasses)
+    spectrum = scipy.fft.rfft2(slab, axes=(-2, -1)) if filtering and slab.size else None
+    channels = [_filtered(slab, spectrum, lowpass, recipe) for lowpass in lowpasses]
     return channels[0] if len(channels) == 1 else np.stack(channels, axis=-1)
 
 
