@@ -13,6 +13,11 @@ reading the runs; this script only applies it, the same way every time::
 Only phantom-features present in every file are compared (paired); the others are listed.
 Several files per seed (e.g. a run cut off and finished with ``--only``) are merged first when
 given as ``a.json+b.json``.
+
+``--candidate-beta B`` compares a ``threshold_beta`` without training again: the candidate runs'
+maps are scored at the threshold of highest F-B over their painted tiles, read off the pixel
+counts the runs recorded (``tiles_counts``, ``volume_counts``), instead of at the threshold their
+training stored. Baseline and candidate may then be the very same JSONs.
 """
 
 from __future__ import annotations
@@ -25,12 +30,15 @@ from pathlib import Path
 
 import numpy as np
 
+from tomoseg_nb.thresholds import ThresholdCounts, best_f_threshold
+
 Scores = dict[tuple[str, str], float]
 """IoU per (phantom, feature), the phantom named by its seed part (``s1101``)."""
 
 
-def read_scores(spec: str, method: str = "default") -> Scores:
-    """One seed's IoU per phantom-feature from a JSON, or from several joined with ``+``."""
+def read_scores(spec: str, method: str = "default", beta: float | None = None) -> Scores:
+    """One seed's IoU per phantom-feature from a JSON, or from several joined with ``+``; with
+    ``beta``, the IoU at the painted tiles' F-beta threshold (``rescored_iou``)."""
     scores: Scores = {}
     for path in spec.split("+"):
         for phantom in json.loads(Path(path).read_text())["phantoms"]:
@@ -40,8 +48,23 @@ def read_scores(spec: str, method: str = "default") -> Scores:
                 key = (name, feature)
                 if key in scores:
                     raise SystemExit(f"{path}: {name} {feature} is in two of the joined files")
-                scores[key] = float(result["iou"])
+                scores[key] = float(result["iou"]) if beta is None else rescored_iou(result, beta)
     return scores
+
+
+def rescored_iou(result: dict, beta: float) -> float:
+    """The map's IoU at the threshold of highest F-beta over its painted tiles."""
+    if result.get("tiles_counts") is None or result.get("volume_counts") is None:
+        raise SystemExit(
+            "--candidate-beta needs the threshold counts that bench_accuracy.py records since "
+            "2026-12-06; this JSON has none"
+        )
+    tiles = ThresholdCounts.from_dict(result["tiles_counts"])
+    volume = ThresholdCounts.from_dict(result["volume_counts"])
+    chosen = best_f_threshold(tiles, beta)
+    if chosen is None:  # nothing painted: the network kept the threshold it stored
+        return float(result["iou"])
+    return float(volume.iou()[volume.thresholds.index(chosen)])
 
 
 def seed_mean(runs: Sequence[Scores], keys: Sequence[tuple[str, str]]) -> Scores:
@@ -105,9 +128,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--candidate", nargs="+", required=True, help="one JSON per seed")
     parser.add_argument("--method", default="default", help="the bench_accuracy method to read")
     parser.add_argument("--tolerance", type=float, default=0.02, help="allowed loss of a mean")
+    parser.add_argument(
+        "--candidate-beta",
+        type=float,
+        metavar="B",
+        help="score the candidate runs at their painted tiles' F-B threshold (from the recorded "
+        "counts) instead of the threshold their training stored",
+    )
     args = parser.parse_args(argv)
     baseline_runs = [read_scores(spec, args.method) for spec in args.baseline]
-    candidate_runs = [read_scores(spec, args.method) for spec in args.candidate]
+    candidate_runs = [
+        read_scores(spec, args.method, args.candidate_beta) for spec in args.candidate
+    ]
     print(report(baseline_runs, candidate_runs, args.tolerance))
     return 0
 

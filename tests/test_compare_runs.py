@@ -61,3 +61,23 @@ def test_a_phantom_in_two_joined_files_is_refused(tmp_path: Path) -> None:
     b = _run(tmp_path / "b.json", {"s1": {"mt": 0.4}})
     with pytest.raises(SystemExit, match="in two of the joined files"):
         compare_runs.read_scores(f"{a}+{b}")
+
+
+def test_a_candidate_beta_rescores_the_maps_from_their_recorded_counts(tmp_path: Path) -> None:
+    # The tiles' F1 peaks at 0.5, their F3 at 0.1 (recall weighs 9-fold); the map's IoU is
+    # 0.40 at 0.1 and 0.25 at 0.5, so beta 3 scores the same map higher than its stored 0.25.
+    tiles = {"thresholds": [0.1, 0.5], "true_positive": [90, 80]}
+    tiles |= {"false_positive": [60, 5], "false_negative": [10, 20]}
+    volume = {"thresholds": [0.1, 0.5], "true_positive": [40, 25]}
+    volume |= {"false_positive": [50, 50], "false_negative": [10, 25]}
+    result = {"iou": 0.25, "tiles_counts": tiles, "volume_counts": volume}
+    assert compare_runs.rescored_iou(result, 1.0) == pytest.approx(0.25)
+    assert compare_runs.rescored_iou(result, 3.0) == pytest.approx(0.40)
+    path = tmp_path / "run.json"
+    phantoms = [{"spec": {"name": "s1-10A"}, "methods": {"default": {"features": {"mt": result}}}}]
+    path.write_text(json.dumps({"phantoms": phantoms}))
+    assert compare_runs.read_scores(str(path)) == {("s1", "mt"): 0.25}
+    assert compare_runs.read_scores(str(path), beta=3.0)[("s1", "mt")] == pytest.approx(0.40)
+    without_counts = _run(tmp_path / "old.json", {"s1": {"mt": 0.3}})
+    with pytest.raises(SystemExit, match="needs the threshold counts"):
+        compare_runs.read_scores(without_counts, beta=3.0)
