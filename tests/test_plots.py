@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from matplotlib.colors import to_rgb
 from matplotlib.patches import Circle
 
 from tomoseg_nb.errors import BadInputError
 from tomoseg_nb.plots.picks import MATCH_STYLES, plot_pick_matches
-from tomoseg_nb.plots.segmentation import plot_slice_overlay
+from tomoseg_nb.plots.segmentation import DEFAULT_COLOURS, plot_slice_overlay
 from tomoseg_nb.plots.training import plot_losses
 
 RADIUS = 4.0
@@ -63,3 +64,18 @@ def test_a_ground_truth_overlay_is_not_titled_as_a_probability():
     assert named.axes[1].get_title() == "ground truth"
     default = plot_slice_overlay(image, {"membrane": np.full((8, 8), 0.7)}, threshold=0.4)
     assert default.axes[1].get_title() == "probability >= 0.4"
+
+
+def test_each_feature_can_be_shown_at_its_own_threshold():
+    # Networks store their own thresholds; a figure at one shared 0.5 would not show what was scored.
+    image = np.zeros((8, 8), np.float32)
+    maps = {"membrane": np.full((8, 8), 0.3), "ribosome": np.full((8, 8), 0.3)}
+    figure = plot_slice_overlay(image, maps, threshold={"membrane": 0.2, "ribosome": 0.5})
+    axes = figure.axes[1]
+    assert axes.get_title() == "probability >= each feature's threshold"
+    labels = [text.get_text() for text in axes.get_legend().get_texts()]
+    assert labels == ["membrane (>= 0.2)", "ribosome (>= 0.5)"]
+    tinted = axes.images[-1].get_array()[..., :3]  # only membrane passes: every pixel its colour
+    np.testing.assert_allclose(tinted[0, 0], to_rgb(DEFAULT_COLOURS[0]))
+    with pytest.raises(BadInputError, match="no threshold given for ribosome"):
+        plot_slice_overlay(image, maps, threshold={"membrane": 0.2})

@@ -233,7 +233,12 @@ def _figures(
     for name in scores:
         with open_volume(models_dir / f"{name}.mrc") as volume:
             maps[name] = volume.slice(z)
-    overlay = plot_slice_overlay(phantom.tomogram[z], maps, title=f"phantom, slice {z}")
+    overlay = plot_slice_overlay(
+        phantom.tomogram[z],
+        maps,
+        threshold={name: row["threshold"] for name, row in scores.items()},
+        title=f"phantom, slice {z}",
+    )
     figures = {
         "segmentation": _save_figure(overlay, folder / "segmentation.png"),
         "scores": _save_figure(plot_evaluation({"features": scores}), folder / "scores.png"),

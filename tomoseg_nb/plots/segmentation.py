@@ -8,6 +8,7 @@ import numpy as np
 from matplotlib.colors import to_rgb
 from matplotlib.figure import Figure
 
+from ..errors import BadInputError
 from ..palette import PALETTE
 
 DEFAULT_COLOURS = PALETTE
@@ -25,7 +26,7 @@ def plot_slice_overlay(
     image: np.ndarray,
     probabilities: Mapping[str, np.ndarray] | None = None,
     *,
-    threshold: float = 0.5,
+    threshold: float | Mapping[str, float] = 0.5,
     colours: Sequence[str] = DEFAULT_COLOURS,
     alpha: float = 0.45,
     title: str = "",
@@ -40,10 +41,19 @@ def plot_slice_overlay(
     probabilities : mapping
         Feature name -> ``(y, x)`` probability map of the same slice (or a boolean mask, such as
         the ground truth: then name it with ``overlay_title``).
+    threshold : float or mapping
+        One threshold for every feature, or feature name -> threshold: each network's own
+        (``ModelInfo.threshold``), so the figure shows what segmentation and scores count. The
+        legend then gives each feature's.
     overlay_title : str, optional
-        Title of the tinted panel; default ``"probability >= <threshold>"``.
+        Title of the tinted panel; default ``"probability >= <threshold>"`` (with one threshold
+        per feature, "probability >= each feature's threshold").
     """
     probabilities = dict(probabilities or {})
+    per_feature = isinstance(threshold, Mapping)
+    if isinstance(threshold, Mapping) and set(probabilities) - set(threshold):
+        missing = ", ".join(sorted(set(probabilities) - set(threshold)))
+        raise BadInputError(f"no threshold given for {missing}; give one per feature shown")
     figure = Figure(figsize=(5.5 if not probabilities else 11, 5.5), layout="constrained")
     panels = figure.subplots(1, 2 if probabilities else 1, squeeze=False)[0]
     low, high = contrast_limits(image)
@@ -54,14 +64,20 @@ def plot_slice_overlay(
     if probabilities:
         overlay = np.zeros((*image.shape, 4), np.float32)
         for (name, probability), colour in zip(probabilities.items(), colours, strict=False):
-            shown = np.asarray(probability) >= threshold
+            cut = threshold[name] if isinstance(threshold, Mapping) else threshold
+            shown = np.asarray(probability) >= cut
             overlay[shown, :3] = to_rgb(colour)
             overlay[shown, 3] = alpha
-            panels[1].plot([], [], "s", color=colour, label=name)
+            label = f"{name} (>= {cut:g})" if per_feature else name
+            panels[1].plot([], [], "s", color=colour, label=label)
         panels[1].imshow(overlay, interpolation="nearest")
         panels[1].legend(loc="upper right", fontsize="small", framealpha=0.8)
         panels[1].set_title(
-            f"probability >= {threshold:g}" if overlay_title is None else overlay_title
+            overlay_title
+            if overlay_title is not None
+            else "probability >= each feature's threshold"
+            if isinstance(threshold, Mapping)
+            else f"probability >= {threshold:g}"
         )
     return figure
 
