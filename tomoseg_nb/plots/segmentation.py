@@ -51,8 +51,12 @@ def plot_slice_overlay(
     """
     probabilities = dict(probabilities or {})
     per_feature = isinstance(threshold, Mapping)
-    if isinstance(threshold, Mapping) and set(probabilities) - set(threshold):
-        missing = ", ".join(sorted(set(probabilities) - set(threshold)))
+    cuts = (
+        dict(threshold)
+        if isinstance(threshold, Mapping)
+        else dict.fromkeys(probabilities, threshold)
+    )
+    if missing := ", ".join(sorted(set(probabilities) - set(cuts))):
         raise BadInputError(f"no threshold given for {missing}; give one per feature shown")
     figure = Figure(figsize=(5.5 if not probabilities else 11, 5.5), layout="constrained")
     panels = figure.subplots(1, 2 if probabilities else 1, squeeze=False)[0]
@@ -64,7 +68,7 @@ def plot_slice_overlay(
     if probabilities:
         overlay = np.zeros((*image.shape, 4), np.float32)
         for (name, probability), colour in zip(probabilities.items(), colours, strict=False):
-            cut = threshold[name] if isinstance(threshold, Mapping) else threshold
+            cut = cuts[name]
             shown = np.asarray(probability) >= cut
             overlay[shown, :3] = to_rgb(colour)
             overlay[shown, 3] = alpha
@@ -76,7 +80,7 @@ def plot_slice_overlay(
             overlay_title
             if overlay_title is not None
             else "probability >= each feature's threshold"
-            if isinstance(threshold, Mapping)
+            if per_feature
             else f"probability >= {threshold:g}"
         )
     return figure
