@@ -110,11 +110,14 @@ def test_evaluate_cli_runs_the_protocol_and_keeps_outputs(phantom_files, tmp_pat
         assert (keep / "ribosome.keras").exists() and (keep / "ribosome.json").exists()
         sidecar = json.loads((keep / "ribosome.json").read_text())
         truth = open_volume(phantom_files["labels"]).read() == 3
-        for key in TILE_THRESHOLDS:  # the held-out tiles' and all tiles' choices
-            chosen = sidecar["training"][key]
-            assert scores[key] == chosen and 0.1 <= chosen <= 0.9
-            expected = score_map(keep / "ribosome.mrc", truth, chosen)["iou"]
-            assert scores[f"iou_at_{key}"] == pytest.approx(expected)
+        # By default every tile is trained on: no held-out tiles, so no threshold of theirs.
+        assert sidecar["training"]["validation_threshold"] is None
+        assert scores["validation_threshold"] is None
+        assert scores["iou_at_validation_threshold"] is None
+        chosen = sidecar["training"]["tiles_threshold"]
+        assert scores["tiles_threshold"] == chosen and 0.1 <= chosen <= 0.9
+        expected = score_map(keep / "ribosome.mrc", truth, chosen)["iou"]
+        assert scores["iou_at_tiles_threshold"] == pytest.approx(expected)
         # the network's own threshold, the score's, is the one that fits all painted tiles best
         assert scores["threshold"] == sidecar["training"]["tiles_threshold"]
         assert scores["iou"] == pytest.approx(scores["iou_at_tiles_threshold"])

@@ -263,6 +263,7 @@ def test_02_train(workdir):
     # the correction round: suggestions, the simulated annotator's corrections, IoU before / after
     assert re.search(r"correction round: 3 tiles suggested in \S+ s, .* s in all", text)
     assert re.search(r"membrane IoU \d\.\d{3} before the round, \d\.\d{3} after", text)
+    assert re.search(r"last training loss -?\d+\.\d{3} before the round, -?\d+\.\d{3} after", text)
     assert re.search(r"right on \d+% of the new positive tiles' pixels", text)
     round_tiles = [
         t

@@ -111,7 +111,8 @@ def trained(scene):
     model, info = train_feature(
         project,
         "membrane",
-        TrainingConfig(arch="tiny", epochs=15, copies=4, seed=0),
+        # a fifth of the tiles held out (not the default) so the validation record can be checked
+        TrainingConfig(arch="tiny", epochs=15, copies=4, seed=0, validation_fraction=0.2),
         progress=lambda done, total: calls.append((done, total)),
     )
     return model, info, calls
@@ -144,7 +145,9 @@ def test_training_record(trained):
     assert min(history["val_loss"]) < history["val_loss"][0]
     assert info.training["n_positive"] == 10 and info.training["n_negative"] == 30
     recorded = TrainingConfig.from_dict(info.training["config"])
-    assert recorded == TrainingConfig(arch="tiny", epochs=15, copies=4, seed=0)
+    assert recorded == TrainingConfig(
+        arch="tiny", epochs=15, copies=4, seed=0, validation_fraction=0.2
+    )
     assert len(info.training["validation_tiles"]) == 2 + 6  # 20 % of each class
     assert info.voxel_size == 10.0 and info.arch == "tiny" and info.tile_size == TILE
     assert 0.1 <= info.training["validation_threshold"] <= 0.9
@@ -207,7 +210,7 @@ def _small_tiles():
 
 def test_same_seed_same_network():
     images, masks, positive = _small_tiles()
-    config = TINY.replace(epochs=2, copies=2, seed=4, engine="keras")
+    config = TINY.replace(epochs=2, copies=2, seed=4, engine="keras", validation_fraction=0.2)
     first = train_on_tiles(images, masks, positive, config)
     again = train_on_tiles(images, masks, positive, config)
     np.testing.assert_allclose(first.history["loss"], again.history["loss"], rtol=1e-4)
@@ -344,7 +347,7 @@ def test_early_stopping_restores_the_best_epoch():
         images,
         masks,
         positive,
-        TINY.replace(epochs=12, copies=2, patience=1, learning_rate=0.5),
+        TINY.replace(epochs=12, copies=2, patience=1, learning_rate=0.5, validation_fraction=0.2),
         callbacks=[Recorder()],
     )
     assert result.stopped_early and len(result.history["loss"]) < 12
@@ -362,8 +365,15 @@ def test_bad_training_input():
     with pytest.raises(BadInputError, match="empty mask"):
         train_on_tiles(images, emptied, positive, TINY)
     one = np.flatnonzero(positive)[:1].tolist() + np.flatnonzero(~positive).tolist()
-    with pytest.raises(BadInputError, match="at least 2"):
-        train_on_tiles(images[one], masks[one], positive[one], TINY)
+    with pytest.raises(BadInputError, match="at least 2"):  # only when tiles are held out
+        train_on_tiles(
+            images[one], masks[one], positive[one], TINY.replace(validation_fraction=0.2)
+        )
+    # by default every tile trains, so a single positive tile is enough to start
+    single = train_on_tiles(
+        images[one], masks[one], positive[one], TINY.replace(epochs=1, copies=1)
+    )
+    assert single.validation_indices is not None and single.validation_indices.size == 0
     with pytest.raises(BadInputError, match="unknown engine"):
         train_on_tiles(images, masks, positive, TINY.replace(engine="gpu"))
     with pytest.raises(BadInputError, match="stride"):
@@ -438,6 +448,8 @@ def test_training_runs_every_epoch_unless_patience_is_asked(scene, tmp_path, cap
     assert main([*argv, "--out", str(tmp_path / "all.keras")]) == 0
     _, info = load_model(tmp_path / "all.keras")
     assert len(info.history["loss"]) == 3 and info.training["stopped_early"] is False
+    # every tile trains by default (as EMAN2): no tile held out, so no validation loss
+    assert info.training["validation_tiles"] == [] and "val_loss" not in info.history
 
     import tomoseg_nb.train as train_module
 
@@ -454,6 +466,18 @@ def test_training_runs_every_epoch_unless_patience_is_asked(scene, tmp_path, cap
     with pytest.raises(SystemExit) as refused:
         main([*argv, "--patience", "0", "--out", str(tmp_path / "zero.keras")])
     assert refused.value.code == 2 and "--patience" in capsys.readouterr().err
+
+    held_out = tmp_path / "held.keras"
+    assert main([*argv, "--validation-fraction", "0.2", "--out", str(held_out)]) == 0
+    assert seen["config"].validation_fraction == 0.2
+    _, info = load_model(held_out)
+    assert len(info.training["validation_tiles"]) > 0 and len(info.history["val_loss"]) == 3
+    capsys.readouterr()
+    assert (
+        main([*argv, "--validation-fraction", "1", "--out", str(tmp_path / "all_out.keras")]) == 2
+    )
+    assert "validation_fraction must be in [0, 1)" in capsys.readouterr().err
+    assert not (tmp_path / "all_out.keras").exists()
 
 
 def _disks_and_lines(rng: np.random.Generator, kind: str, count: int, size: int = 32):

@@ -150,8 +150,8 @@ def test_the_threshold_comes_from_the_painted_tiles_and_older_configs_kept_their
     assert TrainingConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
     older = {k: v for k, v in config.to_dict().items() if k != "threshold_from"}
     assert TrainingConfig.from_dict(older).threshold_from == "fixed"
-    # today's tiles' choice weighs recall (F2); one recorded before chose the IoU-best (F1)
-    assert config.threshold_beta == DEFAULT_THRESHOLD_BETA == 2.0
+    # today's tiles' choice weighs recall (F3); one recorded before chose the IoU-best (F1)
+    assert config.threshold_beta == DEFAULT_THRESHOLD_BETA == 3.0
     before_beta = {k: v for k, v in config.to_dict().items() if k != "threshold_beta"}
     assert TrainingConfig.from_dict(before_beta).threshold_beta == 1.0
 

@@ -39,6 +39,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "epochs, as EMAN2; with ~10 positive tiles the validation loss is too noisy to stop on)",
     )
     parser.add_argument(
+        "--validation-fraction",
+        type=float,
+        default=DEFAULT_TRAINING.validation_fraction,
+        metavar="F",
+        help="hold this fraction (0-1) of the tiles out of training to measure a validation loss "
+        f"(default {DEFAULT_TRAINING.validation_fraction:g}: every tile trains, as EMAN2; worth "
+        "it with many tiles, e.g. with --patience)",
+    )
+    parser.add_argument(
         "--seed",
         type=whole_number(0),
         default=DEFAULT_TRAINING.seed,
@@ -69,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
     config = TrainingConfig(
         epochs=args.epochs,
         patience=args.patience,
+        validation_fraction=args.validation_fraction,
         seed=args.seed,
         engine=args.engine,
         other_features_as_negatives=not args.ignore_other_features,
